@@ -1,0 +1,171 @@
+"""Callbacks: the events of a fit, one documented hook each, and the cancellation exceptions."""
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .learner import Learner
+
+
+class CancelBatchException(Exception):
+    """Skip the rest of this batch; `after_cancel_batch` then `after_batch` run."""
+
+
+class CancelBackwardException(Exception):
+    """Skip the backward pass of this batch; `after_cancel_backward` then `after_backward` run."""
+
+
+class CancelStepException(Exception):
+    """Skip `opt.step()` for this batch (`zero_grad` still runs)."""
+
+
+class CancelTrainException(Exception):
+    """Skip the rest of this epoch's training phase."""
+
+
+class CancelValidException(Exception):
+    """Skip the rest of this epoch's validation phase."""
+
+
+class CancelEpochException(Exception):
+    """Skip the rest of this epoch."""
+
+
+class CancelFitException(Exception):
+    """Stop the fit; `after_cancel_fit` then `after_fit` run."""
+
+
+class Callback:
+    """Base class: override any hook below; it reaches the learner as `self.learn`.
+
+    Callbacks run sorted by `order` (ascending, stable). Only hooks a subclass overrides are
+    called, so an event nobody listens to costs nothing. Set `run_dry = True` on callbacks that
+    schedule hyper-parameters, so that `Learner.dry_run` replays them without data.
+    """
+
+    order: int = 0
+    run_dry: bool = False
+    learn: Learner
+
+    @property
+    def name(self) -> str:
+        """Snake-case class name without a `Callback` suffix; the learner exposes the callback under it."""
+        n = re.sub(r"Callback$", "", type(self).__name__) or "callback"
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", n).lower()
+
+    def after_create(self) -> None:
+        """The learner was just created."""
+
+    def before_fit(self) -> None:
+        """A fit starts: the optimizer exists, `n_epoch` is set."""
+
+    def before_epoch(self) -> None:
+        """An epoch starts (`epoch` is set)."""
+
+    def before_train(self) -> None:
+        """The training phase of the epoch starts (model in train mode)."""
+
+    def before_batch(self) -> None:
+        """A batch is loaded and on the device (`xb`, `yb`); schedules set hyper-parameters here."""
+
+    def after_pred(self) -> None:
+        """The model's output is in `pred`."""
+
+    def after_loss(self) -> None:
+        """The loss is in `loss`."""
+
+    def before_backward(self) -> None:
+        """Before `loss.backward()` (training only)."""
+
+    def after_backward(self) -> None:
+        """Gradients are computed, not yet applied."""
+
+    def before_step(self) -> None:
+        """Before `opt.step()`: clip or inspect gradients here."""
+
+    def after_step(self) -> None:
+        """The optimizer stepped; gradients are zeroed right after."""
+
+    def after_batch(self) -> None:
+        """The batch is done (training or validation)."""
+
+    def after_train(self) -> None:
+        """The training phase of the epoch is done."""
+
+    def before_validate(self) -> None:
+        """The validation phase starts (model in eval mode, no grad)."""
+
+    def after_validate(self) -> None:
+        """The validation phase is done."""
+
+    def after_epoch(self) -> None:
+        """The epoch is done; its results are in the recorder."""
+
+    def after_fit(self) -> None:
+        """The fit ended, normally, cancelled or by an error."""
+
+    def after_cancel_batch(self) -> None:
+        """A `CancelBatchException` was raised."""
+
+    def after_cancel_backward(self) -> None:
+        """A `CancelBackwardException` was raised."""
+
+    def after_cancel_step(self) -> None:
+        """A `CancelStepException` was raised."""
+
+    def after_cancel_train(self) -> None:
+        """A `CancelTrainException` was raised."""
+
+    def after_cancel_validate(self) -> None:
+        """A `CancelValidException` was raised."""
+
+    def after_cancel_epoch(self) -> None:
+        """A `CancelEpochException` was raised."""
+
+    def after_cancel_fit(self) -> None:
+        """A `CancelFitException` was raised."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(order={self.order})"
+
+
+EVENTS: tuple[str, ...] = tuple(
+    n for n in vars(Callback) if n.startswith(("before_", "after_")) and callable(getattr(Callback, n))
+)
+
+
+def hooks_of(cb: Callback) -> dict[str, object]:
+    """The bound hooks a callback overrides, by event name."""
+    return {e: getattr(cb, e) for e in EVENTS if getattr(type(cb), e, None) is not getattr(Callback, e)}
+
+
+class TrainEvalCallback(Callback):
+    """Keeps `train_iter` and `pct_train`, and switches the model between train and eval mode."""
+
+    order = -10
+    run_dry = True
+
+    def before_fit(self) -> None:
+        """Start counting training batches from the start epoch."""
+        learn = self.learn
+        learn.n_iter_total = learn.n_epoch * len(learn.dls.train)
+        learn.train_iter = learn.start_epoch * len(learn.dls.train)
+        learn.pct_train = learn.train_iter / learn.n_iter_total
+
+    def before_train(self) -> None:
+        """Train mode."""
+        self.learn.model.train()
+        self.learn.training = True
+
+    def after_batch(self) -> None:
+        """Advance the schedule position (training batches only)."""
+        learn = self.learn
+        if learn.training:
+            learn.train_iter += 1
+            learn.pct_train = learn.train_iter / learn.n_iter_total
+
+    def before_validate(self) -> None:
+        """Eval mode."""
+        self.learn.model.eval()
+        self.learn.training = False

@@ -1,0 +1,200 @@
+"""Layer groups: splitters, `lr_range`, the optimizer's param groups, per-group hyper-parameters, freezing."""
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+
+NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.InstanceNorm2d,
+              nn.InstanceNorm3d, nn.LayerNorm, nn.GroupNorm, nn.SyncBatchNorm)
+
+Splitter = Callable[[nn.Module], Sequence[Sequence[nn.Parameter]]]
+LRLike = float | slice | Sequence[float]
+
+SLICE_HINT = ("a slice spreads peak learning rates across layer groups (first group = start, last = stop); "
+              "it does not shape the schedule over time, which fit_one_cycle does")
+
+
+def trainable_params(model: nn.Module) -> list[nn.Parameter]:
+    """All parameters of `model` that require grad."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def default_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
+    """One layer group holding every trainable parameter."""
+    return [trainable_params(model)]
+
+
+def check_groups(model: nn.Module, groups: Sequence[Sequence[nn.Parameter]]) -> list[list[nn.Parameter]]:
+    """Validate a splitter's output: every trainable parameter exactly once, no empty group."""
+    groups = [list(g) for g in groups]
+    if not groups:
+        raise ValueError("the splitter returned no layer groups; return a list of parameter lists")
+    names = {id(p): n for n, p in model.named_parameters()}
+    seen: dict[int, int] = {}
+    repeated, foreign = [], []
+    for gi, g in enumerate(groups):
+        if not g:
+            raise ValueError(f"layer group {gi} returned by the splitter is empty; every group needs parameters")
+        for p in g:
+            if not isinstance(p, torch.Tensor):
+                raise ValueError(f"layer group {gi} holds a {type(p).__name__}, not a parameter; "
+                                 "a splitter returns lists of parameters, e.g. [list(m.body.parameters()), ...]")
+            if id(p) not in names:
+                foreign.append(f"group {gi}")
+            elif id(p) in seen:
+                repeated.append(f"{names[id(p)]} (groups {seen[id(p)]} and {gi})")
+            seen.setdefault(id(p), gi)
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and id(p) not in seen]
+    problems = []
+    if missing:
+        problems.append(f"leaves out trainable parameters {missing}")
+    if repeated:
+        problems.append(f"repeats parameters {repeated}")
+    if foreign:
+        problems.append(f"returns parameters that are not in the model (in {sorted(set(foreign))})")
+    if problems:
+        raise ValueError("the splitter " + "; ".join(problems) + ". Every trainable parameter must be in "
+                         "exactly one layer group (fastai would silently skip them; they would never train).")
+    return groups
+
+
+def lr_range(lr: LRLike, n_groups: int) -> list[float]:
+    """One learning rate per layer group from a float, `slice(stop)`, `slice(start, stop)` or a list."""
+    if isinstance(lr, slice):
+        if lr.step is not None:
+            raise ValueError(f"slice({lr.start}, {lr.stop}, {lr.step}) has a step; {SLICE_HINT}. "
+                             "Use slice(start, stop) for per-group peaks, and fit_one_cycle's div, div_final "
+                             "and pct_start to shape the schedule over time.")
+        if lr.stop is None:
+            raise ValueError(f"slice({lr.start}, None) has no stop: the stop is the last (head) group's LR")
+        stop = _check_lr(lr.stop, "slice stop")
+        if lr.start is None:
+            res = [stop / 10] * (n_groups - 1) + [stop]
+        else:
+            start = _check_lr(lr.start, "slice start")
+            if start > stop:
+                raise ValueError(f"slice({start:g}, {stop:g}) has start > stop; the first group is nearest the "
+                                 f"input and usually gets the smallest LR: did you mean slice({stop:g}, {start:g})? "
+                                 f"({SLICE_HINT})")
+            res = [stop] if n_groups == 1 else [start * (stop / start) ** (i / (n_groups - 1))
+                                                for i in range(n_groups)]
+        return res
+    if isinstance(lr, (int, float)) or (isinstance(lr, torch.Tensor) and lr.ndim == 0):
+        return [_check_lr(lr, "learning rate")] * n_groups
+    try:
+        lrs = [float(x) for x in lr]
+    except TypeError:
+        raise TypeError(f"a learning rate must be a float, a slice or a list of floats, not {type(lr).__name__}")
+    if len(lrs) != n_groups:
+        raise ValueError(f"got {len(lrs)} learning rates for {n_groups} layer group(s); give one per group, "
+                         f"a single float, or slice(start, stop) to spread them geometrically")
+    return [_check_lr(x, f"learning rate {i}") for i, x in enumerate(lrs)]
+
+
+def _check_lr(x: Any, what: str) -> float:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"{what} must be a number, got {x!r}")
+    if not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{what} is {v}; learning rates must be positive and finite (typical values 1e-5 to 1e-1)")
+    return v
+
+
+def no_wd_params(model: nn.Module) -> set[int]:
+    """Ids of norm-layer parameters and biases (no weight decay when `wd_bn_bias=False`)."""
+    ids = set()
+    for m in model.modules():
+        for n, p in m.named_parameters(recurse=False):
+            if isinstance(m, NORM_TYPES) or n.endswith("bias"):
+                ids.add(id(p))
+    return ids
+
+
+def norm_params(model: nn.Module) -> set[int]:
+    """Ids of the parameters of norm layers (they keep training in frozen groups when `train_bn`)."""
+    return {id(p) for m in model.modules() if isinstance(m, NORM_TYPES) for p in m.parameters(recurse=False)}
+
+
+default_opt = partial(torch.optim.AdamW, betas=(0.9, 0.99), eps=1e-5)
+default_opt.__doc__ = "AdamW(betas=(0.9, 0.99), eps=1e-5): fastai's default Adam with decoupled weight decay."
+
+
+def make_param_groups(groups: list[list[nn.Parameter]], no_wd: set[int], lrs: list[float], wd: float,
+                      wd_bn_bias: bool) -> list[dict]:
+    """torch param groups, each tagged with its `layer_group` and whether weight decay applies."""
+    pgs = []
+    for gi, (g, lr) in enumerate(zip(groups, lrs)):
+        split = [(True, g)] if wd_bn_bias else [(True, [p for p in g if id(p) not in no_wd]),
+                                                (False, [p for p in g if id(p) in no_wd])]
+        for apply_wd, ps in split:
+            if ps:
+                pgs.append({"params": ps, "lr": lr, "weight_decay": wd if apply_wd else 0.0,
+                            "layer_group": gi, "apply_wd": apply_wd})
+    return pgs
+
+
+def get_hyper(pg: dict, name: str) -> float:
+    """Read `lr`, `mom` or `wd` from a torch param group (mom: betas[0] or momentum)."""
+    if name == "lr":
+        return pg["lr"]
+    if name == "mom":
+        return pg["betas"][0] if "betas" in pg else pg.get("momentum", float("nan"))
+    if name == "wd":
+        return pg.get("weight_decay", 0.0) if pg.get("apply_wd", True) else 0.0
+    return pg[name]
+
+
+def set_hyper(pg: dict, name: str, v: float) -> None:
+    """Write `lr`, `mom` or `wd` into a torch param group (mom: betas[0] or momentum)."""
+    if name == "lr":
+        pg["lr"] = v
+    elif name == "mom":
+        if "betas" in pg:
+            pg["betas"] = (v, pg["betas"][1])
+        elif "momentum" in pg:
+            pg["momentum"] = v
+    elif name == "wd":
+        if pg.get("apply_wd", True):
+            pg["weight_decay"] = v
+    else:
+        pg[name] = v
+
+
+def set_group_hypers(opt: torch.optim.Optimizer, name: str, values: Sequence[float]) -> None:
+    """Set hyper-parameter `name` of every torch param group from one value per layer group."""
+    for pg in opt.param_groups:
+        set_hyper(pg, name, values[pg["layer_group"]])
+
+
+def group_hypers(opt: torch.optim.Optimizer, name: str, n_groups: int) -> list[float]:
+    """One value of hyper-parameter `name` per layer group (from its first torch param group)."""
+    out = [float("nan")] * n_groups
+    for pg in reversed(opt.param_groups):
+        out[pg["layer_group"]] = get_hyper(pg, name)
+    return out
+
+
+def freeze_to(groups: list[list[nn.Parameter]], n: int, opt: torch.optim.Optimizer | None,
+              bn_ids: set[int], train_bn: bool) -> None:
+    """Groups `[:n]` stop training (norm layers excepted when `train_bn`), groups `[n:]` train."""
+    n_groups = len(groups)
+    if n_groups == 1 and n != 0:
+        warnings.warn("this learner has a single layer group: freeze() leaves it training, since there is "
+                      "nothing before the head to freeze. Give the Learner a splitter to get several groups.",
+                      stacklevel=3)
+    frozen = set(range(n_groups)[:n]) if n_groups > 1 else set()
+    for gi, g in enumerate(groups):
+        for p in g:
+            train = gi not in frozen or (train_bn and id(p) in bn_ids)
+            if p.requires_grad != train:
+                p.requires_grad_(train)
+                p.grad = None
+                if opt is not None:
+                    opt.state.pop(p, None)
