@@ -18,14 +18,19 @@ install: $(STAMP)
 lint: install
 	$(PY) -m ruff check minifastai tests examples bench
 
+# tests/ (unit and behaviour tests) and every notebook in examples/ (executed with nbmake), then the docs
 test: install lint
-	$(PY) -m pytest -q -n 2 --durations=10 tests
+	$(PY) -m pytest -q -n 2 --durations=10 tests $(wildcard examples/*.ipynb) $(if $(wildcard examples/*.ipynb),--nbmake)
+	$(MAKE) docs
+
+docs: install
+	@if [ -f mkdocs.yml ]; then $(PY) -m mkdocs build --strict -q -d site; else echo "no mkdocs.yml yet"; fi
 
 demo: install
 	$(PY) examples/demo.py
 
 bench: install
-	$(PY) bench/overhead.py
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) site out models

@@ -149,9 +149,18 @@ class Learner:
 
     # ---- fitting ------------------------------------------------------------------------------
     def fit(self, n_epoch: int, lr: G.LRLike | None = None, wd: float | None = None,
-            cbs: Iterable[Callback] | Callback | None = None, reset_opt: bool = False, start_epoch: int = 0) -> None:
-        """Train `n_epoch` epochs at a constant `lr` per layer group (schedules come from callbacks)."""
+            cbs: Iterable[Callback] | Callback | None = None, reset_opt: bool = False, start_epoch: int = 0,
+            resume: bool = False) -> None:
+        """Train `n_epoch` epochs at a constant `lr` per layer group (schedules come from callbacks).
+
+        `start_epoch=k` continues a fit whose first k epochs are done (after `learn.load`); `resume=True`
+        loads the latest checkpoint under `path / model_dir` and continues from it.
+        """
         lrs = self.lr_range(self.lr if lr is None else lr)
+        if resume:
+            from .checkpoint import resume_latest
+
+            start_epoch = resume_latest(self)
         if not 0 <= start_epoch < n_epoch:
             raise ValueError(f"start_epoch={start_epoch} must be in [0, n_epoch={n_epoch})")
         if not self.dry:
@@ -242,18 +251,19 @@ class Learner:
     def fit_one_cycle(self, n_epoch: int, max_lr: G.LRLike | None = None, div: float = 25.0,
                       div_final: float = 1e5, pct_start: float = 0.25, wd: float | None = None,
                       moms: tuple[float, float, float] | None = None, cbs: Any = None,
-                      lr_max: G.LRLike | None = None, start_epoch: int = 0) -> None:
+                      lr_max: G.LRLike | None = None, start_epoch: int = 0, resume: bool = False) -> None:
         """One-cycle policy; `max_lr` (alias `lr_max`) spreads peak LRs across groups, the cycle shapes time."""
         from .schedule import fit_one_cycle
 
-        fit_one_cycle(self, n_epoch, max_lr, div, div_final, pct_start, wd, moms, cbs, lr_max, start_epoch)
+        fit_one_cycle(self, n_epoch, max_lr, div, div_final, pct_start, wd, moms, cbs, lr_max, start_epoch, resume)
 
     def fit_flat_cos(self, n_epoch: int, lr: G.LRLike | None = None, div_final: float = 1e5,
-                     pct_start: float = 0.75, wd: float | None = None, cbs: Any = None, start_epoch: int = 0) -> None:
+                     pct_start: float = 0.75, wd: float | None = None, cbs: Any = None, start_epoch: int = 0,
+                     resume: bool = False) -> None:
         """Flat at `lr`, then cosine annealing to `lr / div_final`; momentum is not scheduled."""
         from .schedule import fit_flat_cos
 
-        fit_flat_cos(self, n_epoch, lr, div_final, pct_start, wd, cbs, start_epoch)
+        fit_flat_cos(self, n_epoch, lr, div_final, pct_start, wd, cbs, start_epoch, resume)
 
     def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
                   pct_start: float = 0.3, div: float = 5.0, **kwargs: Any) -> None:
@@ -267,6 +277,38 @@ class Learner:
         from .plan import DryRun
 
         return DryRun(self)
+
+    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
+                suggest_funcs: Sequence[Callable] | None = None, show_plot: bool = True) -> Any:
+        """Sweep the LR exponentially over training batches; everything is restored afterwards."""
+        from .lr_find import lr_find
+
+        return lr_find(self, start_lr, end_lr, num_it, stop_div, suggest_funcs, show_plot)
+
+    # ---- scale (implemented in mixed_precision.py and distributed.py) ------------------------
+    def to_fp16(self, **kwargs: Any) -> Learner:
+        """Mixed precision with float16 autocast and a GradScaler (overflowing steps are skipped)."""
+        from .mixed_precision import to_fp16
+
+        return to_fp16(self, **kwargs)
+
+    def to_bf16(self, **kwargs: Any) -> Learner:
+        """Mixed precision with bfloat16 autocast (no scaler needed; works on CPU too)."""
+        from .mixed_precision import to_bf16
+
+        return to_bf16(self, **kwargs)
+
+    def to_fp32(self) -> Learner:
+        """Remove mixed precision."""
+        from .mixed_precision import to_fp32
+
+        return to_fp32(self)
+
+    def distrib_ctx(self, **kwargs: Any) -> Any:
+        """Context manager: under torchrun, train with DistributedDataParallel; elsewhere it does nothing."""
+        from .distributed import distrib_ctx
+
+        return distrib_ctx(self, **kwargs)
 
     # ---- evaluation and inference -------------------------------------------------------------
     def _run_valid(self, dl: Iterable, cbs: Any = None) -> None:

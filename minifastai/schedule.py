@@ -125,20 +125,21 @@ def pick_max_lr(max_lr: Any, lr_max: Any) -> Any:
 def fit_one_cycle(learn: Learner, n_epoch: int, max_lr: LRLike | None = None, div: float = 25.0,
                   div_final: float = 1e5, pct_start: float = 0.25, wd: float | None = None,
                   moms: tuple[float, float, float] | None = None, cbs: Any = None, lr_max: LRLike | None = None,
-                  start_epoch: int = 0) -> None:
+                  start_epoch: int = 0, resume: bool = False) -> None:
     """Fit `n_epoch` epochs with the one-cycle policy (see `OneCycle`)."""
     sched = OneCycle(pick_max_lr(max_lr, lr_max), div, div_final, pct_start, moms)
     if sched.lr_max is not None:
         learn.lr_range(sched.lr_max)  # bad input fails before anything changes
-    learn.fit(n_epoch, wd=wd, cbs=[sched, *_listify(cbs)], start_epoch=start_epoch)
+    learn.fit(n_epoch, wd=wd, cbs=[sched, *_listify(cbs)], start_epoch=start_epoch, resume=resume)
 
 
 def fit_flat_cos(learn: Learner, n_epoch: int, lr: LRLike | None = None, div_final: float = 1e5,
-                 pct_start: float = 0.75, wd: float | None = None, cbs: Any = None, start_epoch: int = 0) -> None:
+                 pct_start: float = 0.75, wd: float | None = None, cbs: Any = None, start_epoch: int = 0,
+                 resume: bool = False) -> None:
     """Fit flat at `lr` for `pct_start` of training, then cosine-anneal to `lr / div_final`."""
     lrs = learn.lr_range(learn.lr if lr is None else lr)
     sched = ParamScheduler({"lr": [combined_cos(pct_start, x, x, x / div_final) for x in lrs]})
-    learn.fit(n_epoch, wd=wd, cbs=[sched, *_listify(cbs)], start_epoch=start_epoch)
+    learn.fit(n_epoch, wd=wd, cbs=[sched, *_listify(cbs)], start_epoch=start_epoch, resume=resume)
 
 
 def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
