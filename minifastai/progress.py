@@ -33,6 +33,7 @@ class ProgressCallback(Callback):
         if mode not in (None, "notebook", "terminal", "plain"):
             raise ValueError(f"mode must be 'notebook', 'terminal', 'plain' or None (auto), got {mode!r}")
         self.mode = mode
+        self.mbar = self.pbar = None  # no bars until a fit opens them (get_preds/validate before any fit)
 
     def before_fit(self) -> None:
         """Open the epoch bar and write the table header."""
