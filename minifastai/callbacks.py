@@ -1,0 +1,326 @@
+"""Training callbacks: gradient accumulation and clipping, early stopping, stopping on NaN, a CSV log.
+
+How each one meets the one-cycle schedule, freezing and layer groups is in docs/guides/training-callbacks.md.
+In short: the schedule position (`learn.train_iter`, `learn.pct_train`) advances once per training batch,
+whether or not the optimizer steps on it.
+"""
+from __future__ import annotations
+
+import csv
+import operator
+import warnings
+from collections.abc import Callable
+from numbers import Integral, Real
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from .callback import Callback, CancelBatchException, CancelFitException
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def is_main_process() -> bool:
+    """True on rank 0 of a distributed run (and outside one): only that process writes files and prints."""
+    try:
+        from .distributed import is_main_process as main
+    except ImportError:  # the distributed module is optional here; ask torch directly
+        dist = torch.distributed
+        return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    return main()
+
+
+def _first_tensor(x: Any) -> torch.Tensor | None:
+    if isinstance(x, torch.Tensor):
+        return x if x.ndim > 0 else None
+    if isinstance(x, dict):
+        x = list(x.values())
+    if isinstance(x, (list, tuple)):
+        for v in x:
+            t = _first_tensor(v)
+            if t is not None:
+                return t
+    return None
+
+
+def batch_size(learn: Any) -> int:
+    """Number of samples in the current batch: the first dimension of the first target (or input) tensor."""
+    t = _first_tensor(learn.yb) if learn.yb else None
+    t = _first_tensor(learn.xb) if t is None else t
+    if t is None:
+        raise ValueError("cannot tell the batch size: the batch has no tensor with a batch dimension")
+    return int(t.shape[0])
+
+
+def _grads(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p.grad for pg in opt.param_groups for p in pg["params"] if p.grad is not None]
+
+
+class GradientAccumulation(Callback):
+    """Step the optimizer once every `n_acc` *samples* (fastai's counting) with the gradient of one big batch.
+
+    Each batch's loss gradient is weighted by `batch_size / n_acc`, so accumulating 4 batches of 8 with
+    `n_acc=32` gives the gradient of one batch of 32 (for a loss that is a mean over the batch). When the
+    count passes `n_acc` without hitting it exactly, the gradient is rescaled to the mean over the samples
+    actually seen. Between steps the rest of the batch is skipped with `CancelBatchException` (so
+    `zero_grad` does not run); the schedule still advances per batch. A partial window left at the end of
+    a fit is discarded. Under DistributedDataParallel the batches that do not step skip the gradient
+    all-reduce (`no_sync`).
+    """
+
+    order = 6  # before MixedPrecision (10) and GradientClip (12): they only act on batches that step
+
+    def __init__(self, n_acc: int = 32) -> None:
+        if not isinstance(n_acc, Integral) or n_acc < 1:
+            raise ValueError(f"n_acc is the number of samples per optimizer step (int >= 1), got {n_acc!r}")
+        self.n_acc, self.count, self.n_steps = int(n_acc), 0, 0
+        self._no_sync: Any = None
+
+    def before_fit(self) -> None:
+        """Start a fresh window with no gradients."""
+        self.count, self.n_steps = 0, 0
+        self.learn.opt.zero_grad()
+
+    def before_batch(self) -> None:
+        """Note the batch size; under DDP, skip the all-reduce of a batch that will not step."""
+        learn = self.learn
+        if not learn.training:
+            return
+        self._bs = batch_size(learn)
+        ddp = isinstance(learn.model, torch.nn.parallel.DistributedDataParallel)
+        if ddp and self.count + self._bs < self.n_acc:
+            self._no_sync = learn.model.no_sync()
+            self._no_sync.__enter__()
+
+    def before_backward(self) -> None:
+        """Count the batch and weight its loss gradient by `batch_size / n_acc`."""
+        self.count += self._bs
+        w = self._bs / self.n_acc
+        if w != 1:
+            self.learn.loss.register_hook(lambda g: g * w)
+
+    def before_step(self) -> None:
+        """Skip the step (and `zero_grad`) until `n_acc` samples are in, then step on their mean gradient."""
+        if self.count < self.n_acc:
+            raise CancelBatchException()
+        if self.count != self.n_acc:
+            torch._foreach_mul_(_grads(self.learn.opt), self.n_acc / self.count)
+        self.count = 0
+        self.n_steps += 1
+
+    def _leave_no_sync(self) -> None:
+        if self._no_sync is not None:
+            ctx, self._no_sync = self._no_sync, None
+            ctx.__exit__(None, None, None)
+
+    def after_batch(self) -> None:
+        """Leave `no_sync` after the backward pass."""
+        self._leave_no_sync()
+
+    def after_fit(self) -> None:
+        """Discard a partial window, so the next fit starts with no gradients."""
+        self._leave_no_sync()
+        if self.learn.opt is not None:
+            self.learn.opt.zero_grad()
+        self.count = 0
+
+
+class GradientClip(Callback):
+    """Clip the total gradient norm (over every parameter that has a gradient) to `max_norm` before each step.
+
+    With float16 mixed precision the gradients are unscaled first. Frozen parameters have no gradient and
+    do not count; the norm is one norm over all layer groups. The norm before clipping is kept, as a
+    tensor (reading it is a host-device sync), in `learn.gradient_clip.last_norm`.
+    """
+
+    order = 12  # after GradientAccumulation (6) and MixedPrecision (10)
+
+    def __init__(self, max_norm: float = 1.0, norm_type: float = 2.0) -> None:
+        if not max_norm > 0:
+            raise ValueError(f"max_norm must be positive, got {max_norm}")
+        self.max_norm, self.norm_type = float(max_norm), float(norm_type)
+        self.last_norm: torch.Tensor | None = None
+
+    def before_step(self) -> None:
+        """Unscale (float16), then clip in place."""
+        from .mixed_precision import MixedPrecision
+
+        mp = getattr(self.learn, "mixed_precision", None)
+        if isinstance(mp, MixedPrecision):
+            mp.unscale_grads()
+        params = [p for pg in self.learn.opt.param_groups for p in pg["params"] if p.grad is not None]
+        if params:
+            self.last_norm = torch.nn.utils.clip_grad_norm_(params, self.max_norm, self.norm_type)
+
+
+class EarlyStoppingCallback(Callback):
+    """Stop the fit (`CancelFitException`) when `monitor` did not improve by `min_delta` in `patience` epochs.
+
+    `monitor` is a column of the recorder (`valid_loss`, `train_loss` or a metric name). `comp` defaults
+    to `np.less` for names containing 'loss' or 'error' and `np.greater` otherwise. It stops at the end
+    of an epoch, after the recorder, progress table and CSV log have that epoch's row. With
+    `fit_one_cycle` the schedule is cut short: the LR never anneals to its final value.
+    """
+
+    order = 90  # after Recorder (50), ProgressCallback (60) and anything that saves at the epoch's end
+
+    def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.0,
+                 patience: int = 1, reset_on_fit: bool = True) -> None:
+        if patience < 1:
+            raise ValueError(f"patience is a number of epochs without improvement (>= 1), got {patience}")
+        self.monitor, self.comp, self.min_delta, self.patience = monitor, comp, abs(min_delta), patience
+        self.reset_on_fit = reset_on_fit
+        self.best: float | None = None
+        self.best_epoch, self.wait, self.stopped_epoch = None, 0, None
+
+    def before_fit(self) -> None:
+        """Find the monitored column; reset the best value (unless `reset_on_fit=False`)."""
+        rec = getattr(self.learn, "recorder", None)
+        if rec is None:
+            raise ValueError("EarlyStoppingCallback reads the Recorder: create the Learner with default_cbs")
+        cols = rec.metric_names[1:-1]
+        if self.monitor not in cols:
+            raise ValueError(f"EarlyStoppingCallback monitors {self.monitor!r}, which this fit does not "
+                             f"record; choose one of {cols}")
+        self._idx = rec.metric_names.index(self.monitor)
+        m = self.monitor.lower()
+        self._comp = self.comp or (np.less if "loss" in m or "error" in m else np.greater)
+        self._lower = self._comp in (np.less, np.less_equal, operator.lt, operator.le)
+        if self.reset_on_fit or self.best is None:
+            self.best = float("inf") if self._lower else -float("inf")
+            self.best_epoch, self.wait = None, 0
+        self.stopped_epoch = None
+
+    def after_epoch(self) -> None:
+        """Compare this epoch's value with the best; stop after `patience` epochs without improvement."""
+        learn = self.learn
+        val = learn.recorder.values[-1][self._idx]
+        if val is None:
+            raise ValueError(f"EarlyStoppingCallback monitors {self.monitor!r}, but it has no value this "
+                             "epoch (no validation set?); monitor 'train_loss' or add a validation set")
+        shifted = val + self.min_delta if self._lower else val - self.min_delta
+        if self._comp(shifted, self.best):
+            self.best, self.best_epoch, self.wait = float(val), learn.epoch, 0
+            return
+        self.wait += 1
+        if self.wait >= self.patience and learn.epoch < learn.n_epoch - 1:
+            self.stopped_epoch = learn.epoch
+            if is_main_process():
+                since = "the start" if self.best_epoch is None else f"epoch {self.best_epoch}"
+                print(f"No improvement in {self.monitor} since {since}: early stopping after epoch "
+                      f"{learn.epoch}")
+            raise CancelFitException()
+
+
+class TerminateOnNaNCallback(Callback):
+    """Stop the fit (`CancelFitException`) at the first training batch whose loss is NaN or infinite.
+
+    It checks before the backward pass, so the weights are those of the last finite step. Reading the loss
+    is one host-device sync per training batch: the price of stopping at once (only this opt-in callback
+    pays it). In a distributed run the check is shared by all processes, so they stop together.
+    """
+
+    order = -9
+
+    @property
+    def name(self) -> str:
+        """Exposed as `learn.terminate_on_nan`."""
+        return "terminate_on_nan"
+
+    def __init__(self) -> None:
+        self.stopped_at: tuple[int, int] | None = None
+
+    def before_fit(self) -> None:
+        """Forget an earlier stop."""
+        self.stopped_at = None
+
+    def before_backward(self) -> None:
+        """Stop if the loss is not finite."""
+        learn = self.learn
+        bad = (~torch.isfinite(learn.loss.detach())).any().float()
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(bad)  # all ranks stop together (one stopping alone would hang the others)
+        if bool(bad):
+            self.stopped_at = (learn.epoch, learn.iter)
+            warnings.warn(f"TerminateOnNaNCallback: the training loss is {float(learn.loss)} at epoch "
+                          f"{learn.epoch}, batch {learn.iter}; the fit stops (the weights are from before "
+                          "this batch)",
+                          RuntimeWarning, stacklevel=2)
+            raise CancelFitException()
+
+
+class CSVLogger(Callback):
+    """Write the recorder's table (`epoch, train_loss, valid_loss, *metrics, time`) to `learn.path / fname`.
+
+    One line per epoch, flushed as it is written, so a crashed run keeps every finished epoch. `append=True`
+    adds to an existing file (its header must match). Only the main process writes in a distributed run.
+    """
+
+    order = 55  # after the Recorder (50) has this epoch's row
+
+    @property
+    def name(self) -> str:
+        """Exposed as `learn.csv_logger`."""
+        return "csv_logger"
+
+    def __init__(self, fname: str | Path = "history.csv", append: bool = False) -> None:
+        self.fname, self.append = Path(fname), append
+        self._file: Any = None
+
+    @property
+    def path(self) -> Path:
+        """The file written: `learn.path / fname`."""
+        return self.learn.path / self.fname
+
+    def before_fit(self) -> None:
+        """Open the file and write the header (not when appending to a file that has one)."""
+        self._file = None
+        if not is_main_process():
+            return
+        header = list(self.learn.recorder.metric_names)
+        path = self.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        has_header = self.append and path.exists() and path.stat().st_size > 0
+        if has_header:
+            with open(path, newline="") as f:
+                old = next(csv.reader(f), [])
+            if old != header:
+                raise ValueError(f"{path} has columns {old} but this fit records {header}; "
+                                 "use another fname or append=False")
+        self._file = open(path, "a" if self.append else "w", newline="")
+        self._writer = csv.writer(self._file)
+        if not has_header:
+            self._write(header)
+
+    def _write(self, row: list) -> None:
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def after_epoch(self) -> None:
+        """Write this epoch's row."""
+        if self._file is not None:
+            self._write([_cell(v) for v in self.learn.recorder.values[-1]])
+
+    def after_fit(self) -> None:
+        """Close the file (also after an error)."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def read_log(self) -> pd.DataFrame:
+        """The file as a pandas DataFrame."""
+        import pandas as pd
+
+        return pd.read_csv(self.path)
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, Real) and not isinstance(v, Integral):
+        return repr(float(v))  # repr round-trips exactly
+    return v

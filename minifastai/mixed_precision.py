@@ -1,0 +1,231 @@
+"""Mixed precision: `torch.amp` autocast (float16 with a GradScaler, or bfloat16) as a callback.
+
+`learn.to_fp16()` / `learn.to_bf16()` add a `MixedPrecision` callback and `learn.to_fp32()` removes it.
+The weights stay float32; the forward pass (and the loss) run under `torch.autocast` for the device type
+of `learn.dls.device`. With float16 the loss gradient is multiplied by the GradScaler's scale; before the
+optimizer steps the gradients are unscaled, and a step whose gradients overflowed (inf/NaN) is skipped with
+`CancelStepException` and counted in `learn.mixed_precision.skipped_steps`. The schedule position
+(`train_iter`, `pct_train`) still advances on a skipped step, as in fastai.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .callback import Callback, CancelStepException
+
+if TYPE_CHECKING:
+    from .learner import Learner
+
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def to_float(x: Any) -> Any:
+    """Cast float16/bfloat16 tensors (also inside tuples, lists, namedtuples, dicts) to float32."""
+    if isinstance(x, torch.Tensor):
+        return x.float() if x.dtype in LOW_PRECISION else x
+    if isinstance(x, dict):
+        items = {k: to_float(v) for k, v in x.items()}
+        try:
+            return type(x)(items)
+        except TypeError:  # a dict subclass with another constructor
+            return items
+    if isinstance(x, tuple) and hasattr(x, "_fields"):  # namedtuple
+        return type(x)(*(to_float(v) for v in x))
+    if isinstance(x, (list, tuple)):
+        return type(x)(to_float(v) for v in x)
+    return x
+
+
+class _StepProbe:
+    """Stands in for the optimizer in `GradScaler.step`: it records whether the scaler would step.
+
+    GradScaler unscales the real gradients through `param_groups` and calls `step()` only when they are
+    finite; the real `opt.step()` then runs in the Learner's loop unless the step is cancelled.
+    """
+
+    def __init__(self, cb: MixedPrecision) -> None:
+        self.cb, self.stepped = cb, False
+
+    @property
+    def param_groups(self) -> list[dict]:
+        """The real optimizer's param groups (what GradScaler unscales)."""
+        return self.cb.learn.opt.param_groups
+
+    def step(self, *args: Any, **kwargs: Any) -> None:
+        """Called by GradScaler when the gradients are finite."""
+        self.stepped = True
+
+
+class MixedPrecision(Callback):
+    """Autocast to `dtype` (float16 or bfloat16) for the forward pass and loss; float16 also scales the loss.
+
+    Outputs of the model (a tensor, or tensors inside tuples, lists, namedtuples and dicts) are cast to
+    float32 before the loss sees them, keeping their structure (`cast_outputs=False` keeps them as
+    autocast made them). GradScaler keyword arguments (`init_scale`, `growth_factor`, `backoff_factor`,
+    `growth_interval`) apply to float16. No host-device synchronisation is added per batch; the only sync
+    is the one GradScaler makes per optimizer step to decide whether to skip it.
+    """
+
+    order = 10
+
+    def __init__(self, dtype: torch.dtype = torch.float16, init_scale: float = 2.0**16,
+                 growth_factor: float = 2.0, backoff_factor: float = 0.5, growth_interval: int = 2000,
+                 enabled: bool = True, cast_outputs: bool = True) -> None:
+        if dtype not in LOW_PRECISION:
+            raise ValueError(f"MixedPrecision dtype must be torch.float16 or torch.bfloat16, got {dtype}")
+        self.dtype, self.enabled, self.cast_outputs = dtype, enabled, cast_outputs
+        self.scaler_kwargs = dict(init_scale=init_scale, growth_factor=growth_factor,
+                                  backoff_factor=backoff_factor, growth_interval=growth_interval)
+        self.scaler: torch.amp.GradScaler | None = None
+        self.skipped_steps, self.skipped_at = 0, []
+        self._probe = _StepProbe(self)
+        self._autocast: Any = None
+        self._unscaled, self._pending_update = False, False
+
+    # ---- setup --------------------------------------------------------------------------------
+    @property
+    def use_scaler(self) -> bool:
+        """True for float16 (a GradScaler guards against underflowing gradients)."""
+        return self.enabled and self.dtype == torch.float16
+
+    def _setup(self) -> None:
+        dev = self.learn.dls.device.type
+        if self.enabled:
+            check_autocast(dev, self.dtype)
+        self.device_type = dev
+        if self.use_scaler and (self.scaler is None or self._scaler_device != dev):
+            self.scaler = torch.amp.GradScaler(dev, **self.scaler_kwargs)
+            self._scaler_device = dev
+
+    def before_fit(self) -> None:
+        """Check that the device supports the dtype; create the GradScaler once (its scale carries over)."""
+        self._setup()
+        self.skipped_steps, self.skipped_at = 0, []
+        self._unscaled, self._pending_update = False, False
+        if self.use_scaler:  # creates the scale tensor on the device now, so a step never finds it missing
+            self.scaler.scale(torch.ones((), device=self.learn.dls.device))
+
+    def before_validate(self) -> None:
+        """`learn.validate()`/`get_preds()` run outside a fit: read the device type here too."""
+        self._setup()
+
+    # ---- forward ------------------------------------------------------------------------------
+    def before_batch(self) -> None:
+        """Enter autocast for the forward pass and the loss."""
+        if self.enabled:
+            self._autocast = torch.autocast(self.device_type, dtype=self.dtype)
+            self._autocast.__enter__()
+
+    def after_pred(self) -> None:
+        """Cast low-precision outputs to float32, keeping tuples and dicts as they are."""
+        if self.enabled and self.cast_outputs:
+            self.learn.pred = to_float(self.learn.pred)
+
+    def after_loss(self) -> None:
+        """Leave autocast: the backward pass runs outside it, as torch recommends."""
+        self._exit_autocast()
+
+    def _exit_autocast(self) -> None:
+        if self._autocast is not None:
+            ctx, self._autocast = self._autocast, None
+            ctx.__exit__(None, None, None)
+
+    # ---- backward and step --------------------------------------------------------------------
+    def before_backward(self) -> None:
+        """Scale the gradient flowing out of the loss (the recorded `learn.loss` stays unscaled)."""
+        if self.use_scaler:
+            self._unscaled = False  # new (scaled) gradients are about to be added
+            self.learn.loss.register_hook(self.scaler.scale)
+
+    def unscale_grads(self) -> None:
+        """Divide the gradients by the scale now (once per step); `GradientClip` calls it before clipping."""
+        if self.use_scaler and not self._unscaled:
+            self.scaler.unscale_(self._probe)
+            self._unscaled, self._pending_update = True, True
+
+    def before_step(self) -> None:
+        """Unscale; skip the step (and count it) when the gradients overflowed; update the scale."""
+        if not self.use_scaler:
+            return
+        probe = self._probe
+        probe.stepped = False
+        self.scaler.step(probe)  # unscales unless done; calls probe.step() only if all grads are finite
+        self.scaler.update()
+        self._unscaled, self._pending_update = True, False
+        if not probe.stepped:
+            self.skipped_steps += 1
+            self.skipped_at.append(self.learn.train_iter)
+            raise CancelStepException()
+
+    def after_batch(self) -> None:
+        """Leave autocast if a cancelled batch skipped `after_loss`."""
+        self._exit_autocast()
+        if self._pending_update:  # unscaled, then another callback cancelled the step: close the step
+            self.scaler.update()
+            self._pending_update = False
+
+    def after_fit(self) -> None:
+        """Leave autocast even when the fit ended with an error."""
+        self._exit_autocast()
+
+    # ---- inspection and state ---------------------------------------------------------------
+    @property
+    def scale(self) -> float | None:
+        """The GradScaler's current scale (reads it from the device), or None without a scaler."""
+        return self.scaler.get_scale() if self.scaler is not None else None
+
+    def state_dict(self) -> dict:
+        """The GradScaler's state and the skip counter (plain types and tensors), for checkpoints."""
+        return {"scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "skipped_steps": self.skipped_steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned (the scaler is created for the learner's device if needed)."""
+        if state.get("scaler"):
+            if self.scaler is None:
+                self._setup()
+            if self.scaler is not None:
+                self.scaler.load_state_dict(state["scaler"])
+        self.skipped_steps = state.get("skipped_steps", 0)
+
+    def __repr__(self) -> str:
+        return f"MixedPrecision(dtype={self.dtype}, enabled={self.enabled})"
+
+
+def check_autocast(device_type: str, dtype: torch.dtype) -> None:
+    """A clear error when `device_type` cannot autocast to `dtype`."""
+    if not torch.amp.is_autocast_available(device_type):
+        raise ValueError(f"torch cannot autocast on device type {device_type!r} (learn.dls.device); "
+                         "use learn.to_fp32() or move the data to 'cuda' or 'cpu'")
+    if device_type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise ValueError("this GPU does not support bfloat16; use learn.to_fp16() instead")
+
+
+def _remove_mixed_precision(learn: Learner) -> None:
+    for cb in [c for c in learn.cbs if isinstance(c, MixedPrecision)]:
+        learn.remove_cb(cb)
+
+
+def to_fp16(learn: Learner, init_scale: float = 2.0**16, growth_factor: float = 2.0,
+            backoff_factor: float = 0.5, growth_interval: int = 2000, enabled: bool = True,
+            cast_outputs: bool = True) -> Learner:
+    """Train with float16 autocast and a GradScaler (replaces any mixed precision); returns `learn`."""
+    _remove_mixed_precision(learn)
+    learn.add_cb(MixedPrecision(torch.float16, init_scale, growth_factor, backoff_factor, growth_interval,
+                                enabled, cast_outputs))
+    return learn
+
+
+def to_bf16(learn: Learner, enabled: bool = True, cast_outputs: bool = True) -> Learner:
+    """Train with bfloat16 autocast (no scaler: it has float32's range; works on CPU); returns `learn`."""
+    _remove_mixed_precision(learn)
+    learn.add_cb(MixedPrecision(torch.bfloat16, enabled=enabled, cast_outputs=cast_outputs))
+    return learn
+
+
+def to_fp32(learn: Learner) -> Learner:
+    """Remove mixed precision (a no-op when there is none); returns `learn`."""
+    _remove_mixed_precision(learn)
+    return learn
