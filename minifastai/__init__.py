@@ -21,3 +21,14 @@ __all__ = [
     "TrainEvalCallback", "accuracy", "combined_cos", "default_splitter", "error_rate", "load_learner",
     "lr_range", "mae", "rmse", "sched_cos", "sched_exp", "sched_lin",
 ]
+from .callbacks import (
+    CSVLogger,
+    EarlyStoppingCallback,
+    GradientAccumulation,
+    GradientClip,
+    TerminateOnNaNCallback,
+)
+from .mixed_precision import MixedPrecision
+
+__all__ += ["CSVLogger", "EarlyStoppingCallback", "GradientAccumulation", "GradientClip", "MixedPrecision",
+            "TerminateOnNaNCallback"]
