@@ -90,7 +90,7 @@ def lr_range(lr: LRLike, n_groups: int) -> list[float]:
     try:
         lrs = [float(x) for x in lr]
     except TypeError:
-        raise TypeError(f"a learning rate must be a float, a slice or a list of floats, not {type(lr).__name__}")
+        raise TypeError(f"a learning rate must be a float, a slice or a list of floats, not {type(lr).__name__}") from None
     if len(lrs) != n_groups:
         raise ValueError(f"got {len(lrs)} learning rates for {n_groups} layer group(s); give one per group, "
                          f"a single float, or slice(start, stop) to spread them geometrically")
@@ -101,7 +101,7 @@ def _check_lr(x: Any, what: str) -> float:
     try:
         v = float(x)
     except (TypeError, ValueError):
-        raise TypeError(f"{what} must be a number, got {x!r}")
+        raise TypeError(f"{what} must be a number, got {x!r}") from None
     if not math.isfinite(v) or v <= 0:
         raise ValueError(f"{what} is {v}; learning rates must be positive and finite (typical values 1e-5 to 1e-1)")
     return v

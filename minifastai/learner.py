@@ -10,9 +10,19 @@ import torch
 from torch import nn
 
 from . import groups as G
-from .callback import (EVENTS, Callback, CancelBackwardException, CancelBatchException, CancelEpochException,
-                       CancelFitException, CancelStepException, CancelTrainException, CancelValidException,
-                       TrainEvalCallback, hooks_of)
+from .callback import (
+    EVENTS,
+    Callback,
+    CancelBackwardException,
+    CancelBatchException,
+    CancelEpochException,
+    CancelFitException,
+    CancelStepException,
+    CancelTrainException,
+    CancelValidException,
+    TrainEvalCallback,
+    hooks_of,
+)
 from .data import DataLoaders, shapes_of, to_device
 from .metrics import to_metric
 from .progress import ProgressCallback
@@ -197,18 +207,17 @@ class Learner:
             self._with_events(self._do_epoch, "epoch", CancelEpochException)
 
     def _do_epoch(self) -> None:
-        self.dl = self.dls.train
+        self.dl, self.n_iter = self.dls.train, len(self.dls.train)
         self._with_events(self._all_batches, "train", CancelTrainException)
         if self.dls.valid is not None and not self.dry:
-            self.dl = self.dls.valid
-            self._validate()
+            self._validate(self.dls.valid)
 
-    def _validate(self) -> None:
+    def _validate(self, dl: Iterable) -> None:
+        self.dl, self.n_iter = dl, len(dl)
         with torch.no_grad():
             self._with_events(self._all_batches, "validate", CancelValidException)
 
     def _all_batches(self) -> None:
-        self.n_iter = len(self.dl)
         if self.dry:
             for self.iter in range(self.n_iter):
                 self._with_events(_noop, "batch", CancelBatchException)
@@ -313,12 +322,8 @@ class Learner:
     # ---- evaluation and inference -------------------------------------------------------------
     def _run_valid(self, dl: Iterable, cbs: Any = None) -> None:
         self.model.to(self.dls.device)
-        old_dl, self.dl = getattr(self, "dl", None), dl
-        try:
-            with self.added_cbs(cbs):
-                self._validate()
-        finally:
-            self.dl = old_dl
+        with self.added_cbs(cbs):
+            self._validate(dl)
 
     def validate(self, ds_idx: int = 1, dl: Iterable | None = None, cbs: Any = None) -> list[float]:
         """[valid_loss, *metrics] on `dl` (default: the validation set)."""
@@ -331,7 +336,7 @@ class Learner:
         gather = GatherPreds(with_input)
         self._run_valid(self.dls[ds_idx] if dl is None else dl, gather)
         preds = (act or ACTIVATIONS[self.activation_name])(_cat(gather.preds))
-        targs = _cat(gather.targs) if gather.targs and gather.targs[0] else None
+        targs = _cat(gather.targs)
         return (_cat(gather.inputs), preds, targs) if with_input else (preds, targs)
 
     def predict(self, item: Any) -> tuple[Any, Any, torch.Tensor]:

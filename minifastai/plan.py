@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .groups import norm_params
 from .recorder import Recorder, plot_hps
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ class PlanRecord:
     group_names: list[str]
     n_epoch: int
     epoch_ends: list[int] = field(default_factory=list)
-    trainable: list[bool] = field(default_factory=list)
+    trainable: list[bool] = field(default_factory=list)  # per group: do its (non-norm) weights train?
 
     @property
     def lrs(self) -> np.ndarray:
@@ -63,7 +64,9 @@ class PlanRecorder(Recorder):
     def after_fit(self) -> None:
         """Store the fit's plan."""
         learn = self.learn
-        trainable = [any(p.requires_grad for p in g) for g in learn.layer_groups]
+        bn = norm_params(learn.model)
+        trainable = [any(p.requires_grad for p in g if id(p) not in bn or all(id(q) in bn for q in g))
+                     for g in learn.layer_groups]
         self.runs.append(PlanRecord(self.hps, self.group_names, learn.n_epoch, list(self.epoch_ends), trainable))
 
 
