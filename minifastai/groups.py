@@ -90,7 +90,8 @@ def lr_range(lr: LRLike, n_groups: int) -> list[float]:
     try:
         lrs = [float(x) for x in lr]
     except TypeError:
-        raise TypeError(f"a learning rate must be a float, a slice or a list of floats, not {type(lr).__name__}") from None
+        raise TypeError("a learning rate must be a float, a slice or a list of floats, "
+                        f"not {type(lr).__name__}") from None
     if len(lrs) != n_groups:
         raise ValueError(f"got {len(lrs)} learning rates for {n_groups} layer group(s); give one per group, "
                          f"a single float, or slice(start, stop) to spread them geometrically")

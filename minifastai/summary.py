@@ -35,7 +35,8 @@ def summary(learn: Learner) -> Summary:
         total, trainable = total + n, trainable + t
         frozen_norm = any(p.requires_grad and id(p) in bn for p in g) and not all(
             p.requires_grad for p in g if id(p) not in bn)
-        state = "trains" if t == n else "frozen (norm layers train)" if frozen_norm else "frozen" if t == 0 else "partly"
+        state = ("trains" if t == n else "frozen (norm layers train)" if frozen_norm
+                 else "frozen" if t == 0 else "partly")
         rows.append((f"{i}: {name}", f"{n:,}", f"{t:,}", state, f"{hp['lr'][i]:.3g}", f"{hp['mom'][i]:.3g}",
                      f"{hp['wd'][i]:.3g}"))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]

@@ -43,8 +43,8 @@ def test_valid_loss_and_metrics_cover_whole_set_weighted_by_batch():
         out = learn.model(x)
     assert learn.recorder.values[-1][2] == pytest.approx(F.cross_entropy(out, y).item(), rel=1e-5)
     assert learn.recorder.values[-1][3] == pytest.approx((out.argmax(1) == y).float().mean().item())
-    assert learn.validate() == pytest.approx([F.cross_entropy(out, y).item(), (out.argmax(1) == y).float().mean().item()],
-                                             rel=1e-5)
+    expected = [F.cross_entropy(out, y).item(), (out.argmax(1) == y).float().mean().item()]
+    assert learn.validate() == pytest.approx(expected, rel=1e-5)
 
 
 def test_regression_metrics():
