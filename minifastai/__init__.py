@@ -32,3 +32,6 @@ from .mixed_precision import MixedPrecision
 
 __all__ += ["CSVLogger", "EarlyStoppingCallback", "GradientAccumulation", "GradientClip", "MixedPrecision",
             "TerminateOnNaNCallback"]
+from .checkpoint import SaveModelCallback
+
+__all__ += ["SaveModelCallback"]

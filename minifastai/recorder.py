@@ -103,6 +103,15 @@ class Recorder(Callback):
         """Keep what a cancelled epoch recorded."""
         self._flush()
 
+    def state_dict(self) -> dict:
+        """The training-loss smoothing state; checkpoints keep it so a resumed fit shows the same `train_loss`."""
+        self._flush()
+        return {"smooth": float(self._smooth), "count": int(self._count)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the smoothed training loss from a checkpoint (applied at the start of the next fit)."""
+        self._smooth, self._count = float(state["smooth"]), int(state["count"])
+
     # ---- data ---------------------------------------------------------------------------------
     def _flush(self) -> None:
         if not self._batch_losses:
