@@ -35,3 +35,6 @@ __all__ += ["CSVLogger", "EarlyStoppingCallback", "GradientAccumulation", "Gradi
 from .checkpoint import SaveModelCallback
 
 __all__ += ["SaveModelCallback"]
+from .lr_find import LRFinder, LRSweep, SuggestedLRs, minimum, slide, steep, valley
+
+__all__ += ["LRFinder", "LRSweep", "SuggestedLRs", "minimum", "slide", "steep", "valley"]

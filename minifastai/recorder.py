@@ -190,6 +190,15 @@ class Recorder(Callback):
         fig.tight_layout()
         return fig
 
+    def plot_lr_find(self, skip_end: int = 5) -> Any:
+        """The latest `lr_find` sweep: loss against LR (log axis), every suggestion marked; returns the figure."""
+        sweep = getattr(self, "lr_sweep", None)
+        if sweep is None:
+            raise ValueError("no LR sweep recorded yet: run learn.lr_find() first")
+        from .lr_find import plot_lr_sweep
+
+        return plot_lr_sweep(sweep, skip_end)
+
 
 def plot_hps(hps: dict[str, np.ndarray], group_names: Sequence[str], keys: Sequence[str] = ("lr", "mom"),
              log: bool = False, epoch_ends: Sequence[int] = (), figsize: tuple | None = None, title: str = "") -> Any:
