@@ -182,6 +182,12 @@ def group_hypers(opt: torch.optim.Optimizer, name: str, n_groups: int) -> list[f
     return out
 
 
+def groups_training(model: nn.Module, groups: list[list[nn.Parameter]]) -> list[bool]:
+    """Per layer group: do its weights train? (Norm layers that keep training in a frozen group don't count.)"""
+    bn = norm_params(model)
+    return [any(p.requires_grad for p in g if id(p) not in bn or all(id(q) in bn for q in g)) for g in groups]
+
+
 def freeze_to(groups: list[list[nn.Parameter]], n: int, opt: torch.optim.Optimizer | None,
               bn_ids: set[int], train_bn: bool) -> None:
     """Groups `[:n]` stop training (norm layers excepted when `train_bn`), groups `[n:]` train."""

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .groups import norm_params
 from .recorder import Recorder, plot_hps
 
 if TYPE_CHECKING:
@@ -39,8 +38,8 @@ class PlanRecord:
 
     def plot_sched(self, keys: Sequence[str] = ("lr", "mom"), log: bool = False, figsize: tuple | None = None) -> Any:
         """One subplot per hyper-parameter, one labelled line per layer group; returns the figure."""
-        names = [n if t else f"{n} (frozen)" for n, t in zip(self.group_names, self.trainable)] or self.group_names
-        return plot_hps(self.hps, names, keys, log=log, epoch_ends=self.epoch_ends, figsize=figsize, title="planned")
+        return plot_hps(self.hps, self.group_names, keys, log=log, epoch_ends=self.epoch_ends, figsize=figsize,
+                        title="planned", trainable=self.trainable)
 
     def __repr__(self) -> str:
         peaks = ", ".join(f"{n}: {p:.3g}" for n, p in zip(self.group_names, self.lrs.max(0)))
@@ -64,10 +63,8 @@ class PlanRecorder(Recorder):
     def after_fit(self) -> None:
         """Store the fit's plan."""
         learn = self.learn
-        bn = norm_params(learn.model)
-        trainable = [any(p.requires_grad for p in g if id(p) not in bn or all(id(q) in bn for q in g))
-                     for g in learn.layer_groups]
-        self.runs.append(PlanRecord(self.hps, self.group_names, learn.n_epoch, list(self.epoch_ends), trainable))
+        self.runs.append(PlanRecord(self.hps, self.group_names, learn.n_epoch, list(self.epoch_ends),
+                                    list(self.trainable)))
 
 
 class DryRun:

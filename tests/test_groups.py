@@ -199,9 +199,22 @@ def test_plot_sched_one_line_per_group(tmp_path):
         lr_ax, mom_ax = f.axes
         assert len(lr_ax.get_lines()) == 3 and len(mom_ax.get_lines()) == 3
         labels = [t.get_text() for t in lr_ax.get_legend().get_texts()]
-        assert labels[0].startswith("group 0") and labels[2].startswith("group 2 (head)")
+        assert labels[0].startswith("group 0:") and labels[2].startswith("group 2 (head):")
         assert "peak 1e-05" in labels[0] and "peak 0.001" in labels[2]
     np.testing.assert_allclose(fig2.axes[0].get_lines()[1].get_ydata(), learn.recorder.lrs[:, 1])
     assert fig2.axes[0].get_yscale() == "log"
     fig2.savefig(tmp_path / "s.png")
     assert (tmp_path / "s.png").stat().st_size > 1000
+
+
+def test_plots_label_frozen_groups():
+    learn = make_learner()
+    learn.freeze()
+    with learn.dry_run() as runs:
+        learn.fine_tune(1)
+    learn.fit_one_cycle(1, slice(1e-3))
+    for fig in (runs[0].plot_sched(), learn.recorder.plot_sched()):
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        assert "(frozen)" in labels[0] and "(frozen)" in labels[1] and "(frozen)" not in labels[2]
+    unfrozen = [t.get_text() for t in runs[1].plot_sched().axes[0].get_legend().get_texts()]
+    assert not any("(frozen)" in t for t in unfrozen)
