@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .callback import Callback
-from .groups import get_hyper
+from .groups import get_hyper, groups_training
 from .metrics import metric_name
 
 HP_LABELS = {"lr": "learning rate", "mom": "momentum", "wd": "weight decay"}
@@ -37,7 +37,7 @@ class Recorder(Callback):
         self._smooth_chunks: list[np.ndarray] = []
         self._smooth, self._count = 0.0, 0
         self.epoch_ends: list[int] = []
-        self.values, self.group_names = [], []
+        self.values, self.group_names, self.trainable = [], [], []
 
     # ---- events -------------------------------------------------------------------------------
     def before_fit(self) -> None:
@@ -45,6 +45,7 @@ class Recorder(Callback):
         learn = self.learn
         self._reset_fit()
         self.group_names = list(learn.group_names)
+        self.trainable = groups_training(learn.model, learn.layer_groups)
         self.metric_names = ["epoch", "train_loss", "valid_loss", *(metric_name(m) for m in learn.metrics), "time"]
         firsts: dict[int, dict] = {}
         for pg in learn.opt.param_groups:
@@ -94,8 +95,8 @@ class Recorder(Callback):
         """Append this epoch's row to `values`."""
         learn = self.learn
         valid = self.valid_values if learn.dls.valid is not None else []
-        n_met = len(learn.metrics)
-        row = [learn.epoch, self.train_loss, *(valid or [None] * (1 + n_met)), format_time(time.perf_counter() - self._t0)]
+        valid = valid or [None] * (1 + len(learn.metrics))
+        row = [learn.epoch, self.train_loss, *valid, format_time(time.perf_counter() - self._t0)]
         self.values.append(row)
         self.valid_values = []
 
@@ -167,7 +168,7 @@ class Recorder(Callback):
     def plot_sched(self, keys: Sequence[str] = ("lr", "mom"), log: bool = False, figsize: tuple | None = None) -> Any:
         """One subplot per hyper-parameter, one labelled line per layer group; returns the figure."""
         return plot_hps(self.hps, self.group_names, keys, log=log, epoch_ends=self.epoch_ends, figsize=figsize,
-                        title="recorded")
+                        title="recorded", trainable=self.trainable)
 
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True, log: bool = False) -> Any:
         """Training loss (raw and smoothed) per batch and validation loss per epoch; returns the figure."""
@@ -200,9 +201,16 @@ class Recorder(Callback):
         return plot_lr_sweep(sweep, skip_end)
 
 
+LINE_STYLES = ("-", "--", "-.", ":")
+
+
 def plot_hps(hps: dict[str, np.ndarray], group_names: Sequence[str], keys: Sequence[str] = ("lr", "mom"),
-             log: bool = False, epoch_ends: Sequence[int] = (), figsize: tuple | None = None, title: str = "") -> Any:
-    """Plot hyper-parameter arrays of shape (iterations, groups): one subplot per key, one line per group."""
+             log: bool = False, epoch_ends: Sequence[int] = (), figsize: tuple | None = None, title: str = "",
+             trainable: Sequence[bool] = ()) -> Any:
+    """Plot hyper-parameter arrays of shape (iterations, groups): one subplot per key, one line per group.
+
+    Lines differ in style and width, so groups with equal values stay visible; frozen groups are labelled.
+    """
     import matplotlib.pyplot as plt
 
     keys = [k for k in keys if k in hps and hps[k].size and not np.isnan(hps[k]).all()]
@@ -211,9 +219,13 @@ def plot_hps(hps: dict[str, np.ndarray], group_names: Sequence[str], keys: Seque
     fig, axs = plt.subplots(1, len(keys), figsize=figsize or (5.5 * len(keys), 3.8), squeeze=False)
     for ax, k in zip(axs[0], keys):
         arr = hps[k]
-        for g in range(arr.shape[1]):
+        n = arr.shape[1]
+        for g in range(n):
             name = group_names[g] if g < len(group_names) else f"group {g}"
-            ax.plot(arr[:, g], label=f"{name}: peak {arr[:, g].max():.3g}", lw=1.6)
+            if g < len(trainable) and not trainable[g]:
+                name += " (frozen)"
+            label = f"{name}: peak {arr[:, g].max():.3g}" if k == "lr" else name
+            ax.plot(arr[:, g], label=label, ls=LINE_STYLES[g % 4], lw=1.2 + 1.6 * (n - 1 - g) / max(n - 1, 1))
         for e in epoch_ends[:-1]:
             ax.axvline(e, color="0.85", lw=0.8, zorder=0)
         if log and k == "lr":
