@@ -246,7 +246,7 @@ class TerminateOnNaNCallback(Callback):
             dist.all_reduce(bad)  # all ranks stop together (one stopping alone would hang the others)
         if bool(bad):
             self.stopped_at = (learn.epoch, learn.iter)
-            warnings.warn(f"TerminateOnNaNCallback: the training loss is {float(learn.loss)} at epoch "
+            warnings.warn(f"TerminateOnNaNCallback: the training loss is {float(learn.loss.detach())} at epoch "
                           f"{learn.epoch}, batch {learn.iter}; the fit stops (the weights are from before "
                           "this batch)",
                           RuntimeWarning, stacklevel=2)

@@ -1,0 +1,235 @@
+"""Mixed precision: fp16 with GradScaler (skipped steps), bf16 on CPU, structured outputs, unscale before clip."""
+from collections import namedtuple
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from minifastai import Callback, CancelBatchException, DataLoaders, GradientClip, Learner, MixedPrecision, combined_cos
+
+W_TRUE = torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+
+
+def regression_dls(n: int = 64, bs: int = 8) -> DataLoaders:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 4, generator=g)
+    y = x @ W_TRUE + 0.1
+    return DataLoaders(DataLoader(TensorDataset(x, y), bs), DataLoader(TensorDataset(x[:16], y[:16]), 16),
+                       device="cpu")
+
+
+class InjectInf(Callback):
+    """Puts an inf into one gradient at training batch `at` (after backward, before the step)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def after_backward(self) -> None:
+        if self.learn.train_iter == self.at:
+            self.learn.model.weight.grad[0, 0] = float("inf")
+
+
+class WeightWatch(Callback):
+    """Records, per training batch, whether the batch changed any weight."""
+
+    order = 20
+
+    def __init__(self) -> None:
+        self.changed = []
+
+    def before_batch(self) -> None:
+        if self.learn.training:
+            self.w0 = [p.detach().clone() for p in self.learn.model.parameters()]
+
+    def after_batch(self) -> None:
+        if self.learn.training:
+            ps = list(self.learn.model.parameters())
+            self.changed.append(any(not torch.equal(a, b) for a, b in zip(self.w0, ps)))
+
+
+class DtypeProbe(Callback):
+    """Records the dtype of `pred` (or its first tensor) in after_pred, train and valid separately."""
+
+    def __init__(self, order: int) -> None:
+        self.order, self.train, self.valid = order, set(), set()
+
+    def after_pred(self) -> None:
+        p = self.learn.pred
+        t = p if isinstance(p, torch.Tensor) else (list(p.values()) if isinstance(p, dict) else list(p))[0]
+        (self.train if self.learn.training else self.valid).add(t.dtype)
+
+
+def test_fp16_overflow_skips_the_step_counts_it_and_the_schedule_moves_on():
+    watch, n_iter = WeightWatch(), 16
+    learn = Learner(regression_dls(), nn.Linear(4, 1), loss_func=nn.MSELoss(), cbs=[InjectInf(3), watch])
+    assert learn.to_fp16(init_scale=2.0**8, growth_interval=10_000) is learn
+    learn.fit_one_cycle(2, 1e-2)
+    mp = learn.mixed_precision
+    assert mp.skipped_steps == 1 and mp.skipped_at == [3]
+    assert watch.changed == [i != 3 for i in range(n_iter)]  # only the overflowing batch left the weights alone
+    assert mp.scale == 2.0**7  # the scale backed off once and never grew (growth_interval not reached)
+    assert learn.opt.state[learn.model.weight]["step"].item() == n_iter - 1  # AdamW stepped 15 times, not 16
+    # the one-cycle position advanced on the skipped batch too: LRs follow the plain schedule batch by batch
+    assert learn.train_iter == n_iter
+    sched = combined_cos(0.25, 1e-2 / 25, 1e-2, 1e-2 / 1e5)
+    np.testing.assert_allclose(learn.recorder.lrs[:, 0], [sched(i / n_iter) for i in range(n_iter)], rtol=1e-9)
+    assert np.isfinite(learn.recorder.losses).all() and torch.isfinite(learn.model.weight).all()
+    # the scaler state goes into a checkpoint as plain data and comes back
+    state = mp.state_dict()
+    other = Learner(regression_dls(), nn.Linear(4, 1), loss_func=nn.MSELoss()).to_fp16()
+    other.mixed_precision.load_state_dict(state)
+    assert other.mixed_precision.scale == 2.0**7 and other.mixed_precision.skipped_steps == 1
+
+
+def _one_batch_learner(cbs, max_norm=None):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(8, 4, generator=g) * 3
+    y = x @ W_TRUE
+    dls = DataLoaders(DataLoader(TensorDataset(x, y), 8), None, device="cpu")
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    ref = nn.Linear(4, 1)
+    ref.load_state_dict(model.state_dict())
+    nn.MSELoss()(ref(x), y).backward()
+    ref_norm = torch.cat([p.grad.flatten() for p in ref.parameters()]).norm()
+    learn = Learner(dls, model, loss_func=nn.MSELoss(), cbs=cbs, opt_func=torch.optim.SGD, lr=1e-3, wd=0)
+    return learn, ref, ref_norm
+
+
+class GradProbe(Callback):
+    """Keeps the gradients the optimizer is about to use (runs last in before_step)."""
+
+    order = 30
+
+    def before_step(self) -> None:
+        self.grads = [p.grad.detach().clone() for p in self.learn.model.parameters()]
+
+
+def test_fp16_gradients_are_unscaled_before_the_step():
+    probe = GradProbe()
+    learn, ref, _ = _one_batch_learner([probe])
+    learn.to_fp16(init_scale=2.0**10).fit(1)
+    assert learn.mixed_precision.skipped_steps == 0
+    for g, r in zip(probe.grads, (p.grad for p in ref.parameters())):
+        torch.testing.assert_close(g, r, rtol=1e-2, atol=1e-2)  # fp16 forward; not 1024 times too big
+
+
+@pytest.mark.parametrize("order", [5, 12])  # clip before or after MixedPrecision's own step check
+def test_gradient_clip_with_fp16_unscales_first(order):
+    probe, clip = GradProbe(), GradientClip(max_norm=0.5)
+    clip.order = order
+    learn, _, ref_norm = _one_batch_learner([clip, probe])
+    learn.to_fp16(init_scale=2.0**10).fit(1)
+    assert ref_norm > 5  # the batch needs clipping
+    assert clip.last_norm.item() == pytest.approx(ref_norm.item(), rel=1e-2)  # the unscaled norm
+    total = torch.cat([g.flatten() for g in probe.grads]).norm().item()
+    assert total == pytest.approx(0.5, rel=1e-4) and total <= 0.5 + 1e-6
+    assert learn.mixed_precision.skipped_steps == 0
+
+
+def test_bf16_trains_on_cpu_with_float32_weights_and_outputs():
+    raw, cast = DtypeProbe(order=5), DtypeProbe(order=20)
+    learn = Learner(regression_dls(), nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1)),
+                    loss_func=nn.MSELoss(), cbs=[raw, cast])
+    before = learn.validate()[0]
+    assert raw.valid == {torch.float32}  # no autocast yet
+    raw.valid.clear()
+    assert learn.to_bf16() is learn
+    learn.fit_one_cycle(3, 0.1)
+    after = learn.recorder.values[-1][2]
+    assert after < 0.1 * before
+    assert raw.train == {torch.bfloat16} and raw.valid == {torch.bfloat16}  # forward ran under autocast
+    assert cast.train == {torch.float32} and cast.valid == {torch.float32}  # the loss saw float32
+    assert all(p.dtype == torch.float32 for p in learn.model.parameters())
+    assert learn.mixed_precision.scaler is None and learn.mixed_precision.scale is None
+    assert not torch.is_autocast_enabled("cpu")
+    preds, _ = learn.get_preds()
+    assert preds.dtype == torch.float32 and preds.shape == (16, 1)
+
+
+Out = namedtuple("Out", ["main", "aux"])
+
+
+class StructuredNet(nn.Module):
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind, self.body, self.head = kind, nn.Linear(4, 8), nn.Linear(8, 1)
+
+    def forward(self, x):
+        h = self.body(x)
+        y = self.head(h)
+        mask = torch.ones(len(x), dtype=torch.long)
+        if self.kind == "tuple":
+            return (y, h, mask)
+        if self.kind == "namedtuple":
+            return Out(y, h)
+        return {"main": y, "aux": h, "mask": mask}
+
+
+@pytest.mark.parametrize("dtype", ["fp16", "bf16"])
+@pytest.mark.parametrize("kind", ["tuple", "namedtuple", "dict"])
+def test_tuple_and_dict_outputs_reach_the_loss_as_they_are(kind, dtype):
+    seen = []
+
+    def loss_func(pred, y):
+        seen.append((type(pred), [v.dtype for v in (pred.values() if isinstance(pred, dict) else pred)]))
+        main = pred["main"] if isinstance(pred, dict) else pred[0]
+        aux = pred["aux"] if isinstance(pred, dict) else pred[1]
+        return nn.functional.mse_loss(main, y) + 1e-3 * aux.pow(2).mean()
+
+    learn = Learner(regression_dls(n=16), StructuredNet(kind), loss_func=loss_func)
+    (learn.to_fp16(init_scale=2.0**8) if dtype == "fp16" else learn.to_bf16()).fit(1, 1e-2)
+    expected = {"tuple": tuple, "namedtuple": Out, "dict": dict}[kind]
+    n_float = 2
+    assert len(seen) == 3  # 2 training batches + 1 validation batch
+    for typ, dtypes in seen:
+        assert typ is expected
+        assert dtypes[:n_float] == [torch.float32] * n_float  # low-precision outputs cast back to float32
+        assert dtypes[n_float:] == [torch.long] * (len(dtypes) - n_float)  # other tensors left alone
+    assert np.isfinite(learn.recorder.values[-1][2])
+
+
+def test_switching_precision_keeps_one_callback_and_errors_are_clear():
+    learn = Learner(regression_dls(), nn.Linear(4, 1), loss_func=nn.MSELoss())
+    learn.to_fp16().to_bf16()
+    mps = [c for c in learn.cbs if isinstance(c, MixedPrecision)]
+    assert len(mps) == 1 and mps[0].dtype == torch.bfloat16 and learn.mixed_precision is mps[0]
+    assert learn.to_fp32() is learn and not any(isinstance(c, MixedPrecision) for c in learn.cbs)
+    assert not hasattr(learn, "mixed_precision")
+    learn.to_fp32()  # no-op without mixed precision
+    with pytest.raises(ValueError, match="float16 or torch.bfloat16"):
+        MixedPrecision(torch.float32)
+    with pytest.raises(TypeError, match="init_scale"):
+        learn.to_bf16(init_scale=2.0)  # bf16 has no scaler
+
+
+def test_autocast_is_left_when_the_fit_fails():
+    class Boom(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 1)
+
+        def forward(self, x):
+            if self.training:
+                raise RuntimeError("boom")
+            return self.lin(x)
+
+    learn = Learner(regression_dls(), Boom(), loss_func=nn.MSELoss()).to_bf16()
+    with pytest.raises(RuntimeError, match="boom"):
+        learn.fit(1)
+    assert not torch.is_autocast_enabled("cpu")
+
+
+def test_autocast_is_left_when_a_batch_is_cancelled_before_the_loss():
+    class CancelAfterPred(Callback):
+        order = 15
+
+        def after_pred(self):
+            if self.learn.training and self.learn.iter >= 1:
+                raise CancelBatchException()
+
+    learn = Learner(regression_dls(), nn.Linear(4, 1), loss_func=nn.MSELoss(), cbs=CancelAfterPred()).to_bf16()
+    learn.fit(1)
+    assert not torch.is_autocast_enabled("cpu")
