@@ -63,12 +63,12 @@ class GradientAccumulation(Callback):
     """Step the optimizer once every `n_acc` *samples* (fastai's counting) with the gradient of one big batch.
 
     Each batch's loss gradient is weighted by `batch_size / n_acc`, so accumulating 4 batches of 8 with
-    `n_acc=32` gives the gradient of one batch of 32 (for a loss that is a mean over the batch). When the
-    count passes `n_acc` without hitting it exactly, the gradient is rescaled to the mean over the samples
-    actually seen. Between steps the rest of the batch is skipped with `CancelBatchException` (so
-    `zero_grad` does not run); the schedule still advances per batch. A partial window left at the end of
-    a fit is discarded. Under DistributedDataParallel the batches that do not step skip the gradient
-    all-reduce (`no_sync`).
+    `n_acc=32` gives the gradient of one batch of 32 (for a loss that is a mean over the batch). A window
+    that ends with a count other than `n_acc` (it overshot, or the epoch ended first: the last batch of an
+    epoch always steps, so no window spans two epochs) is rescaled to the mean over the samples it saw,
+    like a smaller last batch. Between steps the rest of the batch is skipped with `CancelBatchException`
+    (so `zero_grad` does not run); the schedule still advances per batch. Under DistributedDataParallel the
+    batches that do not step skip the gradient all-reduce (`no_sync`).
     """
 
     order = 6  # before MixedPrecision (10) and GradientClip (12): they only act on batches that step
@@ -91,7 +91,7 @@ class GradientAccumulation(Callback):
             return
         self._bs = batch_size(learn)
         ddp = isinstance(learn.model, torch.nn.parallel.DistributedDataParallel)
-        if ddp and self.count + self._bs < self.n_acc:
+        if ddp and not self._steps_now(self.count + self._bs):
             self._no_sync = learn.model.no_sync()
             self._no_sync.__enter__()
 
@@ -102,9 +102,13 @@ class GradientAccumulation(Callback):
         if w != 1:
             self.learn.loss.register_hook(lambda g: g * w)
 
+    def _steps_now(self, count: int) -> bool:
+        learn = self.learn
+        return count >= self.n_acc or learn.iter == learn.n_iter - 1
+
     def before_step(self) -> None:
         """Skip the step (and `zero_grad`) until `n_acc` samples are in, then step on their mean gradient."""
-        if self.count < self.n_acc:
+        if not self._steps_now(self.count):
             raise CancelBatchException()
         if self.count != self.n_acc:
             torch._foreach_mul_(_grads(self.learn.opt), self.n_acc / self.count)
@@ -121,7 +125,7 @@ class GradientAccumulation(Callback):
         self._leave_no_sync()
 
     def after_fit(self) -> None:
-        """Discard a partial window, so the next fit starts with no gradients."""
+        """Discard what a cancelled fit left, so the next fit starts with no gradients."""
         self._leave_no_sync()
         if self.learn.opt is not None:
             self.learn.opt.zero_grad()
@@ -175,6 +179,14 @@ class EarlyStoppingCallback(Callback):
         self.reset_on_fit = reset_on_fit
         self.best: float | None = None
         self.best_epoch, self.wait, self.stopped_epoch = None, 0, None
+
+    def state_dict(self) -> dict:
+        """Best value, its epoch and the epochs waited (checkpoints restore them when a fit resumes)."""
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned."""
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
 
     def before_fit(self) -> None:
         """Find the monitored column; reset the best value (unless `reset_on_fit=False`)."""

@@ -78,19 +78,29 @@ def test_accumulation_steps_like_one_big_batch(n_big, bs, n_acc):
     assert acc.train_iter == n_batches  # the schedule position counts batches, not steps
 
 
-def test_accumulation_with_one_cycle_advances_the_schedule_per_batch_and_drops_the_tail():
-    x, y = data(80)  # 10 batches of 8; n_acc=24 -> steps after batches 3, 6, 9; batch 10 is dropped
+def test_accumulation_with_one_cycle_advances_the_schedule_per_batch_and_closes_windows_per_epoch():
+    x, y = data(80)  # 10 batches of 8; n_acc=24 -> steps after batches 3, 6, 9 and 10 (the epoch's last)
     counter = StepCounter()
     learn = Learner(dls_of(x, y, 8), nn.Linear(4, 1), loss_func=nn.MSELoss(),
                     cbs=[GradientAccumulation(24), counter])
-    learn.fit_one_cycle(1, 1e-2)
-    assert counter.steps == 3
-    assert counter.changed == [i % 3 == 2 and i < 9 for i in range(10)]
-    assert learn.opt.state[learn.model.weight]["step"].item() == 3
+    learn.fit_one_cycle(2, 1e-2)
+    assert counter.steps == 8 and learn.gradient_accumulation.n_steps == 8
+    assert counter.changed == [i % 3 == 2 or i == 9 for i in range(10)] * 2
+    assert learn.opt.state[learn.model.weight]["step"].item() == 8
     sched = combined_cos(0.25, 1e-2 / 25, 1e-2, 1e-2 / 1e5)
-    np.testing.assert_allclose(learn.recorder.lrs[:, 0], [sched(i / 10) for i in range(10)], rtol=1e-9)
-    assert len(learn.recorder.losses) == 10  # every batch is recorded
-    assert all(p.grad is None or not p.grad.any() for p in learn.model.parameters())  # the partial window is gone
+    np.testing.assert_allclose(learn.recorder.lrs[:, 0], [sched(i / 20) for i in range(20)], rtol=1e-9)
+    assert len(learn.recorder.losses) == 20  # every batch is recorded
+    assert all(p.grad is None or not p.grad.any() for p in learn.model.parameters())  # nothing left over
+
+
+def test_accumulation_partial_window_at_epoch_end_is_the_mean_of_its_samples():
+    x, y = data(40)  # n_acc=32, bs=8: steps after batch 4 (32 samples) and batch 5 (8 samples, the epoch's end)
+    acc = sgd_learner(dls_of(x, y, 8, valid=False), lr=0.1, cbs=GradientAccumulation(32))
+    acc.fit(1)
+    big = sgd_learner(DataLoaders(DataLoader(TensorDataset(x, y), 32), None, device="cpu"), lr=0.1)
+    big.fit(1)  # batches of 32 and 8, no accumulation
+    for a, b in zip(acc.model.parameters(), big.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
     with pytest.raises(ValueError, match="number of samples"):
         GradientAccumulation(0)
 
@@ -146,6 +156,7 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(capsys):
     assert es.stopped_epoch == 2 and es.best_epoch == 0 and es.wait == 2
     assert es.best == pytest.approx(learn.recorder.values[0][2])
     assert "early stopping after epoch 2" in capsys.readouterr().out
+    assert es.state_dict() == {"best": es.best, "best_epoch": 0, "wait": 2}
     es.min_delta = 0.0  # every tiny improvement counts: no stop
     learn.fit(4)
     assert len(learn.recorder.values) == 4 and es.stopped_epoch is None and es.best_epoch == 3
