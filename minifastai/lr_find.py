@@ -272,7 +272,7 @@ class _LearnerState:
 
     def __init__(self, learn: Learner) -> None:
         self.learn = learn
-        model = learn.model
+        self.model = model = learn.model
         self.weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         self.params = list(model.parameters())
         self.requires_grad = [p.requires_grad for p in self.params]
@@ -291,9 +291,14 @@ class _LearnerState:
         rec = getattr(learn, "recorder", None)
         self.recorder = rec
         self.recorder_state = None if rec is None else {k: _shallow(v) for k, v in vars(rec).items()}
+        # other callbacks with checkpointable state (e.g. a GradScaler's scale, which a diverging sweep lowers)
+        self.cb_states = [(cb, copy.deepcopy(cb.state_dict())) for cb in learn.cbs
+                          if cb is not rec and callable(getattr(cb, "state_dict", None))
+                          and callable(getattr(cb, "load_state_dict", None))]
 
     def restore(self) -> None:
-        learn, model = self.learn, self.learn.model
+        learn, model = self.learn, self.model
+        learn.model = model  # a fit may have wrapped it (DistributedDataParallel)
         model.load_state_dict(self.weights)
         for p, rg, g in zip(self.params, self.requires_grad, self.grads):
             p.requires_grad_(rg)
@@ -324,6 +329,8 @@ class _LearnerState:
         if self.recorder is not None:
             vars(self.recorder).clear()
             vars(self.recorder).update(self.recorder_state)
+        for cb, state in self.cb_states:
+            cb.load_state_dict(state)
 
 
 def _loader_generators(dl: Any) -> list[torch.Generator]:
@@ -447,8 +454,8 @@ def _make_sweep(learn: Learner, finder: LRFinder, funcs: list[tuple[str, Suggest
         if drop < 0.05:
             notes.append(f"no clear valley: the smoothed loss never fell more than 5% below where the sweep "
                          f"starts ({t_losses[0]:.4g} at lr {t_lrs[0]:.2g}, lowest {t_losses.min():.4g}), so "
-                         "the suggestions are unreliable. The model may already be trained, start_lr may be "
-                         "too high, or the loss may not depend on these parameters; read the plot")
+                         "the suggestions are unreliable. The model may already be trained, there may be "
+                         "nothing to learn (check the labels), or start_lr may be too high; read the plot")
         elif int(np.argmin(t_losses)) == len(t_losses) - 1:
             notes.append(f"the loss was still falling at the end of the sweep (lr {t_lrs[-1]:.2g}); raise "
                          "end_lr or num_it to see where it turns")
@@ -486,16 +493,19 @@ def plot_lr_sweep(sweep: LRSweep, skip_end: int = 5) -> Any:
         ax.plot([lr], [y], _MARKERS[i % len(_MARKERS)], color=f"C{i + 1}", ms=9, mec="k", zorder=5,
                 label=f"{name}: {lr:.2e}")
         ax.axvline(lr, color=f"C{i + 1}", lw=0.8, ls=":", zorder=1)
-    finite = smooth[np.isfinite(smooth)]
-    if len(finite):
-        lo, hi = finite.min(), finite.max()
+    finite, raw_ok = smooth[np.isfinite(smooth)], raw[np.isfinite(raw)]
+    if len(finite):  # the smoothed curve sets the top (raw spikes are cut), either curve the bottom
+        lo, hi = min(finite.min(), raw_ok.min() if len(raw_ok) else np.inf), finite.max()
         pad = 0.08 * (hi - lo) if hi > lo else 0.1 * abs(hi) + 1e-3
         ax.set_ylim(lo - pad, hi + pad)
     ax.set_xscale("log")
     n_groups = sweep.lrs.shape[1]
     same = bool(np.all(sweep.lrs == sweep.lrs[:, -1:]))
     groups = "" if n_groups == 1 else f" (all {n_groups} layer groups)" if same else " (last layer group)"
-    ax.set(xlabel=f"learning rate{groups}", ylabel="loss", title=f"LR finder: {sweep.stop_reason}")
+    title = f"LR finder: {sweep.stop_reason}"
+    if sweep.note and "no clear valley" in sweep.note:
+        title += "\nno clear valley: the suggestions are unreliable"
+    ax.set(xlabel=f"learning rate{groups}", ylabel="loss", title=title)
     ax.title.set_fontsize(9)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()

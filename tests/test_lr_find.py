@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from minifastai import DataLoaders, Learner, LRSweep, SuggestedLRs, accuracy, minimum, slide, steep, valley
+from minifastai import Callback, DataLoaders, Learner, LRSweep, SuggestedLRs, accuracy, minimum, slide, steep, valley
 
 # short sweeps on a tiny model often end before the loss falls: the messages are tested on their own below
 pytestmark = pytest.mark.filterwarnings("ignore:lr_find. ")
@@ -363,3 +363,26 @@ def test_argument_errors():
 
 def test_lr_sweep_is_exported():
     assert LRSweep.__module__ == "minifastai.lr_find"
+
+
+def test_callback_states_are_restored():
+    class Counter(Callback):  # a callback with checkpointable state, like a GradScaler's scale
+        def __init__(self):
+            self.seen = 0
+
+        def after_batch(self):
+            self.seen += 1
+
+        def state_dict(self):
+            return {"seen": self.seen}
+
+        def load_state_dict(self, state):
+            self.seen = state["seen"]
+
+    learn = _learner()
+    counter = Counter()
+    learn.add_cb(counter)
+    learn.fit(1)
+    assert counter.seen == 8 + 1  # 8 training batches, 1 validation batch
+    learn.lr_find(num_it=20, show_plot=False)
+    assert counter.seen == 9
