@@ -308,6 +308,7 @@ class SaveModelCallback(Callback):
         self.best: float | None = None
         self.best_epoch: int | None = None
         self.saved_epochs: list[int] = []
+        self._started = self._saved = False
 
     def _improved(self, val: float) -> bool:
         if self.best is None:
@@ -320,6 +321,9 @@ class SaveModelCallback(Callback):
 
     def before_fit(self) -> None:
         """Start tracking afresh (a resumed fit gets its saved state back right after this)."""
+        if getattr(self.learn, "recorder", None) is None:
+            raise ValueError("SaveModelCallback reads the Recorder's values; create the Learner with "
+                             "default_cbs=True or add a Recorder()")
         names = self.learn.recorder.metric_names
         if self.monitor not in names[1:-1]:
             raise ValueError(f"SaveModelCallback monitors {self.monitor!r}, which the recorder does not "
@@ -327,6 +331,7 @@ class SaveModelCallback(Callback):
         if not self.every_epoch and self.monitor.startswith("valid") and self.learn.dls.valid is None:
             raise ValueError(f"SaveModelCallback monitors {self.monitor!r} but there is no validation set; "
                              "monitor='train_loss', or use every_epoch=True")
+        self._started = True
         self.best, self.best_epoch, self.saved_epochs, self._saved = None, None, [], False
 
     def after_epoch(self) -> None:
@@ -368,7 +373,8 @@ class SaveModelCallback(Callback):
     def after_fit(self) -> None:
         """Save the final model (`at_end`), or load the best one back (best-model mode)."""
         learn = self.learn
-        if self.at_end:
+        started, self._started = self._started, False
+        if self.at_end and started:
             save_checkpoint(learn, learn.checkpoint_path(self.fname), self.with_opt)
         elif not self.every_epoch and self._saved:
             load_checkpoint(learn, learn.checkpoint_path(self.fname), self.with_opt, with_rng=False,

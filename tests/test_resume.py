@@ -1,0 +1,137 @@
+"""Resuming a fit: SIGKILL in mid-epoch then `resume=True` in a new process, `load` + `start_epoch`,
+and the errors and warnings of `resume_latest`."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _train_script import BS, KILL_BATCH, KILL_EPOCH, LR, N_EPOCH, make_learner, run
+from helpers import make_learner as make_3group_learner
+
+from minifastai import Callback, CancelFitException, SaveModelCallback
+
+SCRIPT = Path(__file__).with_name("_train_script.py")
+N_ITER = 64 // BS
+
+
+def _same_weights(a: dict, b: dict, atol: float = 1e-6) -> bool:
+    return a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=0) for k in a)
+
+
+def _script(out: Path, mode: str, **kw) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(SCRIPT.parent.parent)}
+    return subprocess.Popen([sys.executable, str(SCRIPT), str(out), mode], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_sigkill_in_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    proc = _script(out, "kill")
+    full = run(tmp_path / "full", "full")  # the uninterrupted run, in this process while the other one starts
+    ready, t0 = out / "ready", time.monotonic()
+    while not ready.exists():
+        assert proc.poll() is None, f"training script died early:\n{proc.stdout.read()}"
+        assert time.monotonic() - t0 < 120, "training script never reached the kill point"
+        time.sleep(0.05)
+    # epoch KILL_EPOCH is half done: its checkpoint does not exist, the previous one does
+    assert int(ready.read_text()) == KILL_EPOCH * N_ITER + KILL_BATCH + 1
+    assert sorted(p.name for p in (out / "models").glob("*.pth")) == [f"model_{e}.pth" for e in range(KILL_EPOCH)]
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    resumed = _script(out, "resume")
+    log, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, log
+    assert f"resuming from {out / 'models' / f'model_{KILL_EPOCH - 1}.pth'}: {KILL_EPOCH} epoch(s) done" in log
+
+    res = torch.load(out / "result_resume.pt", weights_only=True)
+    assert res["epochs"] == list(range(KILL_EPOCH, N_EPOCH))
+    assert _same_weights(res["model"], full["model"])
+    assert len(res["lrs"]) == (N_EPOCH - KILL_EPOCH) * N_ITER
+    assert torch.equal(res["lrs"], full["lrs"][KILL_EPOCH * N_ITER:])
+    assert torch.equal(res["moms"], full["moms"][KILL_EPOCH * N_ITER:])
+    assert res["valid_loss"] == pytest.approx(full["valid_loss"][KILL_EPOCH:], abs=1e-6)
+
+
+class Interrupt(Callback):
+    """Stops the fit in the middle of an epoch (in-process stand-in for a crash)."""
+
+    order = 100
+
+    def after_batch(self) -> None:
+        if self.learn.training and self.learn.epoch == KILL_EPOCH and self.learn.iter == KILL_BATCH:
+            raise CancelFitException()
+
+
+def test_load_then_start_epoch_continues_the_same_schedule():
+    full = make_learner("full")
+    full.fit_one_cycle(N_EPOCH, LR)
+    crashed = make_learner("crashed")
+    crashed.fit_one_cycle(N_EPOCH, LR, cbs=[SaveModelCallback(every_epoch=True), Interrupt()])
+    assert len(crashed.recorder.lrs) == KILL_EPOCH * N_ITER + KILL_BATCH + 1
+    again = make_learner("crashed", seed=7)  # other initial weights: they come from the checkpoint
+    again.load(f"model_{KILL_EPOCH - 1}")
+    again.fit_one_cycle(N_EPOCH, LR, start_epoch=KILL_EPOCH)
+    assert _same_weights(again.model.state_dict(), full.model.state_dict())
+    assert np.array_equal(again.recorder.lrs, full.recorder.lrs[KILL_EPOCH * N_ITER:])
+    assert again.recorder.values[-1][1] == pytest.approx(full.recorder.values[-1][1])  # smoothed train loss
+
+
+def test_resume_without_a_checkpoint_says_what_to_do():
+    learn = make_learner(".")
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint \(\*\.pth\) in models.*SaveModelCallback\("
+                                                r"every_epoch=True\)"):
+        learn.fit_one_cycle(2, LR, resume=True)
+
+
+def test_resume_of_a_finished_fit_is_an_error():
+    learn = make_learner(".")
+    learn.fit_one_cycle(2, LR, cbs=SaveModelCallback(every_epoch=True))
+    with pytest.raises(ValueError, match=r"start_epoch=2 must be in \[0, n_epoch=2\)"):
+        learn.fit_one_cycle(2, LR, resume=True)
+
+
+class BestProbe(Callback):
+    """Reads SaveModelCallback's best value once the fit has started (after saved states are restored)."""
+
+    order = 20_000
+
+    def before_fit(self) -> None:
+        self.best = self.learn.save_model.best
+
+
+def test_resume_restores_save_model_tracking():
+    learn = make_3group_learner()
+    learn.fit(2, 1e-2, cbs=SaveModelCallback())
+    best = min(row[2] for row in learn.recorder.values)
+    again = make_3group_learner()
+    probe = BestProbe()
+    again.fit(4, 1e-2, cbs=[SaveModelCallback(), probe], resume=True)
+    assert probe.best == pytest.approx(best)
+    assert [row[0] for row in again.recorder.values] == [2, 3]
+
+
+def test_resume_warns_about_mid_epoch_checkpoints_and_other_batch_counts():
+    learn = make_learner(".")
+    learn.fit_one_cycle(2, LR, cbs=Interrupt())  # KILL_EPOCH=2 is never reached: fit ends normally
+    learn.train_iter = N_ITER + 3  # as if saved three batches into epoch 1
+    learn.save("mid")
+    again = make_learner(".")
+    with pytest.warns(UserWarning, match=r"middle of epoch 1: that epoch restarts from its beginning"):
+        again.fit_one_cycle(2, LR, resume=True)
+    assert [row[0] for row in again.recorder.values] == [1]
+    make_learner("b").fit_one_cycle(2, LR, cbs=SaveModelCallback(every_epoch=True, keep=1))
+    small = make_learner("b")
+    small.dls.train = list(small.dls.train)[:5]
+    with pytest.warns(UserWarning, match=rf"written with {N_ITER} training batches per epoch, but dls\.train "
+                                         r"has 5"):
+        small.fit_one_cycle(3, LR, resume=True)
