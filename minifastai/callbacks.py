@@ -268,8 +268,10 @@ class TerminateOnNaNCallback(Callback):
 class CSVLogger(Callback):
     """Write the recorder's table (`epoch, train_loss, valid_loss, *metrics, time`) to `learn.path / fname`.
 
-    One line per epoch, flushed as it is written, so a crashed run keeps every finished epoch. `append=True`
-    adds to an existing file (its header must match). Only the main process writes in a distributed run.
+    One line per epoch, flushed as it is written, so a crashed run keeps every finished epoch. The file is
+    opened (and, unless `append=True`, emptied) when the first epoch ends, so `lr_find` and fits cancelled
+    before an epoch ends leave it alone. `append=True` adds to an existing file (its header must match).
+    Only the main process writes in a distributed run.
     """
 
     order = 55  # after the Recorder (50) has this epoch's row
@@ -289,33 +291,35 @@ class CSVLogger(Callback):
         return self.learn.path / self.fname
 
     def before_fit(self) -> None:
-        """Open the file and write the header (not when appending to a file that has one)."""
+        """Check an existing file's header when appending; the file is opened at the first epoch's end."""
         self._file = None
-        if not is_main_process():
-            return
-        header = list(self.learn.recorder.metric_names)
+        self._header = list(self.learn.recorder.metric_names)
+        self._has_header = False
         path = self.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        has_header = self.append and path.exists() and path.stat().st_size > 0
-        if has_header:
+        if self.append and is_main_process() and path.exists() and path.stat().st_size > 0:
             with open(path, newline="") as f:
                 old = next(csv.reader(f), [])
-            if old != header:
-                raise ValueError(f"{path} has columns {old} but this fit records {header}; "
+            if old != self._header:
+                raise ValueError(f"{path} has columns {old} but this fit records {self._header}; "
                                  "use another fname or append=False")
-        self._file = open(path, "a" if self.append else "w", newline="")
-        self._writer = csv.writer(self._file)
-        if not has_header:
-            self._write(header)
+            self._has_header = True
 
     def _write(self, row: list) -> None:
         self._writer.writerow(row)
         self._file.flush()
 
     def after_epoch(self) -> None:
-        """Write this epoch's row."""
-        if self._file is not None:
-            self._write([_cell(v) for v in self.learn.recorder.values[-1]])
+        """Write this epoch's row (opening the file first: a fit that ends no epoch, e.g. `lr_find`, leaves
+        it alone)."""
+        if not is_main_process():
+            return
+        if self._file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "a" if self.append else "w", newline="")
+            self._writer = csv.writer(self._file)
+            if not self._has_header:
+                self._write(self._header)
+        self._write([_cell(v) for v in self.learn.recorder.values[-1]])
 
     def after_fit(self) -> None:
         """Close the file (also after an error)."""

@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from minifastai import (
     Callback,
+    CancelFitException,
     CSVLogger,
     DataLoaders,
     EarlyStoppingCallback,
@@ -247,6 +248,21 @@ def test_csv_logger_writes_the_recorder_table(tmp_path):
     learn.metrics = []
     with pytest.raises(ValueError, match="has columns"):
         learn.fit(1, 1e-2)
+
+
+def test_csv_logger_leaves_the_file_alone_in_a_fit_that_ends_no_epoch(tmp_path):
+    class StopEarly(Callback):  # what lr_find does: cancel the fit after some batches
+        def after_batch(self):
+            if self.learn.iter == 1:
+                raise CancelFitException()
+
+    x, y = data(32)
+    learn = sgd_learner(dls_of(x, y, 8), lr=1e-3, path=tmp_path, cbs=CSVLogger())
+    learn.fit(2)
+    before = (tmp_path / "history.csv").read_text()
+    assert len(before.splitlines()) == 3
+    learn.fit(1, cbs=StopEarly())
+    assert (tmp_path / "history.csv").read_text() == before
 
 
 def test_csv_logger_without_validation_leaves_cells_empty(tmp_path):
