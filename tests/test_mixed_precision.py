@@ -10,14 +10,17 @@ from torch.utils.data import DataLoader, TensorDataset
 from minifastai import Callback, CancelBatchException, DataLoaders, GradientClip, Learner, MixedPrecision, combined_cos
 
 W_TRUE = torch.tensor([[1.0], [-2.0], [0.5], [3.0]])
+# every test runs on the CPU; on a machine with a GPU the CUDA paths run too
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+DEVICES = ["cpu", pytest.param("cuda", marks=CUDA)]
 
 
-def regression_dls(n: int = 64, bs: int = 8) -> DataLoaders:
+def regression_dls(n: int = 64, bs: int = 8, device: str = "cpu") -> DataLoaders:
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, 4, generator=g)
     y = x @ W_TRUE + 0.1
     return DataLoaders(DataLoader(TensorDataset(x, y), bs), DataLoader(TensorDataset(x[:16], y[:16]), 16),
-                       device="cpu")
+                       device=device)
 
 
 class InjectInf(Callback):
@@ -61,9 +64,11 @@ class DtypeProbe(Callback):
         (self.train if self.learn.training else self.valid).add(t.dtype)
 
 
-def test_fp16_overflow_skips_the_step_counts_it_and_the_schedule_moves_on():
+@pytest.mark.parametrize("device", DEVICES)
+def test_fp16_overflow_skips_the_step_counts_it_and_the_schedule_moves_on(device):
     watch, n_iter = WeightWatch(), 16
-    learn = Learner(regression_dls(), nn.Linear(4, 1), loss_func=nn.MSELoss(), cbs=[InjectInf(3), watch])
+    learn = Learner(regression_dls(device=device), nn.Linear(4, 1), loss_func=nn.MSELoss(),
+                    cbs=[InjectInf(3), watch])
     assert learn.to_fp16(init_scale=2.0**8, growth_interval=10_000) is learn
     learn.fit_one_cycle(2, 1e-2)
     mp = learn.mixed_precision
@@ -78,16 +83,16 @@ def test_fp16_overflow_skips_the_step_counts_it_and_the_schedule_moves_on():
     assert np.isfinite(learn.recorder.losses).all() and torch.isfinite(learn.model.weight).all()
     # the scaler state goes into a checkpoint as plain data and comes back
     state = mp.state_dict()
-    other = Learner(regression_dls(), nn.Linear(4, 1), loss_func=nn.MSELoss()).to_fp16()
+    other = Learner(regression_dls(device=device), nn.Linear(4, 1), loss_func=nn.MSELoss()).to_fp16()
     other.mixed_precision.load_state_dict(state)
     assert other.mixed_precision.scale == 2.0**7 and other.mixed_precision.skipped_steps == 1
 
 
-def _one_batch_learner(cbs, max_norm=None):
+def _one_batch_learner(cbs, device="cpu"):
     g = torch.Generator().manual_seed(1)
     x = torch.randn(8, 4, generator=g) * 3
     y = x @ W_TRUE
-    dls = DataLoaders(DataLoader(TensorDataset(x, y), 8), None, device="cpu")
+    dls = DataLoaders(DataLoader(TensorDataset(x, y), 8), None, device=device)
     torch.manual_seed(0)
     model = nn.Linear(4, 1)
     ref = nn.Linear(4, 1)
@@ -104,23 +109,25 @@ class GradProbe(Callback):
     order = 30
 
     def before_step(self) -> None:
-        self.grads = [p.grad.detach().clone() for p in self.learn.model.parameters()]
+        self.grads = [p.grad.detach().cpu().clone() for p in self.learn.model.parameters()]
 
 
-def test_fp16_gradients_are_unscaled_before_the_step():
+@pytest.mark.parametrize("device", DEVICES)
+def test_fp16_gradients_are_unscaled_before_the_step(device):
     probe = GradProbe()
-    learn, ref, _ = _one_batch_learner([probe])
+    learn, ref, _ = _one_batch_learner([probe], device)
     learn.to_fp16(init_scale=2.0**10).fit(1)
     assert learn.mixed_precision.skipped_steps == 0
     for g, r in zip(probe.grads, (p.grad for p in ref.parameters())):
         torch.testing.assert_close(g, r, rtol=1e-2, atol=1e-2)  # fp16 forward; not 1024 times too big
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("order", [5, 12])  # clip before or after MixedPrecision's own step check
-def test_gradient_clip_with_fp16_unscales_first(order):
+def test_gradient_clip_with_fp16_unscales_first(order, device):
     probe, clip = GradProbe(), GradientClip(max_norm=0.5)
     clip.order = order
-    learn, _, ref_norm = _one_batch_learner([clip, probe])
+    learn, _, ref_norm = _one_batch_learner([clip, probe], device)
     learn.to_fp16(init_scale=2.0**10).fit(1)
     assert ref_norm > 5  # the batch needs clipping
     assert clip.last_norm.item() == pytest.approx(ref_norm.item(), rel=1e-2)  # the unscaled norm
@@ -129,9 +136,10 @@ def test_gradient_clip_with_fp16_unscales_first(order):
     assert learn.mixed_precision.skipped_steps == 0
 
 
-def test_bf16_trains_on_cpu_with_float32_weights_and_outputs():
+@pytest.mark.parametrize("device", DEVICES)
+def test_bf16_trains_with_float32_weights_and_outputs(device):
     raw, cast = DtypeProbe(order=5), DtypeProbe(order=20)
-    learn = Learner(regression_dls(), nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1)),
+    learn = Learner(regression_dls(device=device), nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1)),
                     loss_func=nn.MSELoss(), cbs=[raw, cast])
     before = learn.validate()[0]
     assert raw.valid == {torch.float32}  # no autocast yet
@@ -144,7 +152,7 @@ def test_bf16_trains_on_cpu_with_float32_weights_and_outputs():
     assert cast.train == {torch.float32} and cast.valid == {torch.float32}  # the loss saw float32
     assert all(p.dtype == torch.float32 for p in learn.model.parameters())
     assert learn.mixed_precision.scaler is None and learn.mixed_precision.scale is None
-    assert not torch.is_autocast_enabled("cpu")
+    assert not torch.is_autocast_enabled(device)
     preds, _ = learn.get_preds()
     assert preds.dtype == torch.float32 and preds.shape == (16, 1)
 
@@ -160,7 +168,7 @@ class StructuredNet(nn.Module):
     def forward(self, x):
         h = self.body(x)
         y = self.head(h)
-        mask = torch.ones(len(x), dtype=torch.long)
+        mask = torch.ones(len(x), dtype=torch.long, device=x.device)
         if self.kind == "tuple":
             return (y, h, mask)
         if self.kind == "namedtuple":
@@ -168,9 +176,10 @@ class StructuredNet(nn.Module):
         return {"main": y, "aux": h, "mask": mask}
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", ["fp16", "bf16"])
 @pytest.mark.parametrize("kind", ["tuple", "namedtuple", "dict"])
-def test_tuple_and_dict_outputs_reach_the_loss_as_they_are(kind, dtype):
+def test_tuple_and_dict_outputs_reach_the_loss_as_they_are(kind, dtype, device):
     seen = []
 
     def loss_func(pred, y):
@@ -179,7 +188,7 @@ def test_tuple_and_dict_outputs_reach_the_loss_as_they_are(kind, dtype):
         aux = pred["aux"] if isinstance(pred, dict) else pred[1]
         return nn.functional.mse_loss(main, y) + 1e-3 * aux.pow(2).mean()
 
-    learn = Learner(regression_dls(n=16), StructuredNet(kind), loss_func=loss_func)
+    learn = Learner(regression_dls(n=16, device=device), StructuredNet(kind), loss_func=loss_func)
     (learn.to_fp16(init_scale=2.0**8) if dtype == "fp16" else learn.to_bf16()).fit(1, 1e-2)
     expected = {"tuple": tuple, "namedtuple": Out, "dict": dict}[kind]
     n_float = 2
@@ -233,3 +242,28 @@ def test_autocast_is_left_when_a_batch_is_cancelled_before_the_loss():
     learn = Learner(regression_dls(), nn.Linear(4, 1), loss_func=nn.MSELoss(), cbs=CancelAfterPred()).to_bf16()
     learn.fit(1)
     assert not torch.is_autocast_enabled("cpu")
+
+
+@CUDA
+def test_cuda_no_host_device_sync_per_batch_beyond_gradscaler():
+    """bf16 adds no synchronising CUDA call; fp16 adds at most one per optimizer step (GradScaler's check)."""
+    import warnings
+
+    def count_syncs(setup) -> int:
+        learn = Learner(regression_dls(device="cuda"), nn.Linear(4, 1), loss_func=nn.MSELoss())
+        learn.remove_cb(learn.progress)  # it reads the loss on a timer
+        setup(learn)
+        learn.fit(1)  # warm-up: one-off syncs (scale creation, optimizer state)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                learn.fit(2)
+            finally:
+                torch.cuda.set_sync_debug_mode(0)
+        return sum("synchroniz" in str(w.message) for w in caught)
+
+    base = count_syncs(lambda learn: learn)
+    assert count_syncs(lambda learn: learn.to_bf16()) == base
+    extra = count_syncs(lambda learn: learn.to_fp16()) - base
+    assert 0 < extra <= 2 * 8  # 2 epochs of 8 training batches: one check per step at most
