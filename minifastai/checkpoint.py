@@ -153,6 +153,16 @@ def _barrier() -> None:
     barrier()
 
 
+def loader_generators(dl: Any) -> list[torch.Generator]:
+    """The `torch.Generator`s a training loader shuffles with, when it was given its own (else it uses the
+    global torch RNG, which `get_rng_state` covers)."""
+    out: list[torch.Generator] = []
+    for g in (getattr(dl, "generator", None), getattr(getattr(dl, "sampler", None), "generator", None)):
+        if isinstance(g, torch.Generator) and all(g is not o for o in out):
+            out.append(g)
+    return out
+
+
 def save_checkpoint(learn: Learner, path: Path, with_opt: bool = True, next_epoch: int | None = None) -> Path:
     """Model, optimizer, training position, RNG states and callback states, written atomically.
 
@@ -166,7 +176,7 @@ def save_checkpoint(learn: Learner, path: Path, with_opt: bool = True, next_epoc
     state = {"model": _unwrap(learn.model).state_dict(),
              "opt": learn.opt.state_dict() if with_opt and learn.opt is not None else None,
              "position": training_position(learn, next_epoch),
-             "rng": get_rng_state(),
+             "rng": {**get_rng_state(), "loaders": [g.get_state() for g in loader_generators(learn.dls.train)]},
              "callbacks": callback_states(learn),
              "manifest": manifest()}
     atomic_save(state, path)
@@ -208,6 +218,8 @@ def load_checkpoint(learn: Learner, path: Path, with_opt: bool = True, strict: b
                              ) from e
     if with_rng and state.get("rng"):
         set_rng_state(state["rng"])
+        for g, s in zip(loader_generators(learn.dls.train), state["rng"].get("loaders", [])):
+            g.set_state(s)
     if with_cbs:
         for cb in [c for c in learn.cbs if isinstance(c, RestoreCallbackStates)]:
             learn.remove_cb(cb)

@@ -184,7 +184,8 @@ class DistributedTrainer(Callback):
     def before_fit(self) -> None:
         """Wrap the model (frozen parameters are left out by DDP, so wrapping per fit follows `freeze`)."""
         learn = self.learn
-        if isinstance(learn.model, DDP):
+        self._wrapped = not isinstance(learn.model, DDP)
+        if not self._wrapped:
             return
         dev_ids = [self.device.index] if self.device.type == "cuda" else None
         learn.model = DDP(learn.model, device_ids=dev_ids, **self.ddp_kwargs)
@@ -228,11 +229,12 @@ class DistributedTrainer(Callback):
             m.total, m.count = t, c
 
     def after_fit(self) -> None:
-        """Leave every rank with rank 0's buffers, and unwrap the model."""
+        """Leave every rank with rank 0's buffers, and unwrap the model if this callback wrapped it."""
         learn = self.learn
         _broadcast_buffers(learn.model)
-        if isinstance(learn.model, DDP):
+        if getattr(self, "_wrapped", False) and isinstance(learn.model, DDP):
             learn.model = learn.model.module
+        self._wrapped = False
 
 
 def _broadcast_buffers(model: nn.Module) -> None:
@@ -298,8 +300,6 @@ def distrib_ctx(learn: Learner, sync_bn: bool = True, backend: str | None = None
         finally:
             learn.remove_cb(cb)
     finally:
-        if isinstance(learn.model, DDP):
-            learn.model = learn.model.module
         for parent, name, child in swaps:
             setattr(parent, name, child)
         for c in progress:

@@ -51,6 +51,16 @@ def test_save_returns_the_path_and_load_restores_weights_optimizer_and_rng():
     assert torch.equal(torch.rand(3), draws[0]) and np.array_equal(np.random.rand(3), draws[1])
 
 
+def test_a_loader_with_its_own_generator_gets_its_state_back():
+    learn = make_learner()
+    gen = torch.Generator().manual_seed(3)
+    learn.dls.train = torch.utils.data.DataLoader(learn.dls.train.dataset, 32, shuffle=True, generator=gen)
+    learn.save("ck")
+    order = [b[1].tolist() for b in learn.dls.train]
+    learn.load("ck")
+    assert [b[1].tolist() for b in learn.dls.train] == order
+
+
 def test_checkpoint_holds_position_rng_callback_state_and_loads_with_weights_only():
     learn = make_learner(cbs=Counter())
     learn.fit(2, 1e-2)
@@ -59,7 +69,7 @@ def test_checkpoint_holds_position_rng_callback_state_and_loads_with_weights_onl
     n_iter = len(learn.dls.train)
     assert st["position"] == {"epoch": 1, "iter": learn.iter, "train_iter": 2 * n_iter, "n_iter": n_iter,
                               "n_epoch": 2, "pct_train": 1.0, "next_epoch": 2, "epoch_boundary": True}
-    assert set(st["rng"]) == {"torch", "cuda", "numpy", "random"}
+    assert set(st["rng"]) == {"torch", "cuda", "numpy", "random", "loaders"}
     assert st["callbacks"]["counter"] == {"n": 2}
     assert st["callbacks"]["recorder"]["count"] == 2 * n_iter
     assert st["manifest"]["torch"] == torch.__version__.split("+")[0]
