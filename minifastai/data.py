@@ -61,7 +61,11 @@ class DataLoaders:
         device: torch.device | str | None = None,
         **kwargs: Any,
     ) -> DataLoaders:
-        """Wrap two datasets in `torch.utils.data.DataLoader`s (valid: twice the batch size, unshuffled)."""
+        """Wrap two datasets in `torch.utils.data.DataLoader`s (valid: twice the batch size, unshuffled).
+
+        `vocab` defaults to the training dataset's `classes` (torchvision datasets have one).
+        """
+        kwargs.setdefault("vocab", getattr(train_ds, "classes", None))
         dev = torch.device(device) if device is not None else default_device()
         pin = dev.type == "cuda"
         train = DataLoader(train_ds, bs, shuffle=shuffle, num_workers=num_workers, pin_memory=pin)

@@ -146,3 +146,11 @@ def test_summary_shows_groups_state_and_hypers():
     assert learn.opt is None  # summary does not create the optimizer
     learn.fit_one_cycle(1, slice(1e-4, 1e-2))
     assert "current optimizer values" in learn.summary()
+
+
+def test_from_dsets_takes_vocab_from_dataset_classes():
+    ds = torch.utils.data.TensorDataset(torch.randn(10, 8), torch.randint(0, 2, (10,)))
+    ds.classes = ["cat", "dog"]
+    dls = DataLoaders.from_dsets(ds, ds, bs=4, device="cpu")
+    assert dls.vocab == ["cat", "dog"] and len(dls.train) == 3 and dls.valid.batch_size == 8
+    assert DataLoaders.from_dsets(ds, ds, vocab=["a", "b"]).vocab == ["a", "b"]
