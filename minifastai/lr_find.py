@@ -367,7 +367,7 @@ def lr_find(learn: Learner, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, nu
             raise ValueError("lr_find needs training batches, but dls.train is empty or missing")
     finder = LRFinder(starts, ends, num_it, stop_div)
     saved = _LearnerState(learn)
-    hidden = [cb for cb in learn.cbs if _is_progress(cb)]
+    hidden = [cb for cb in learn.cbs if _is_logger(cb)]
     try:
         for cb in hidden:
             learn.remove_cb(cb)
@@ -388,10 +388,12 @@ def lr_find(learn: Learner, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, nu
     return make_suggested_lrs(sweep.suggestions)
 
 
-def _is_progress(cb: Callback) -> bool:
+def _is_logger(cb: Callback) -> bool:
+    """Callbacks that only report a fit (progress display, CSV log): a sweep is not a fit to report."""
+    from .callbacks import CSVLogger
     from .progress import ProgressCallback
 
-    return isinstance(cb, ProgressCallback)
+    return isinstance(cb, (ProgressCallback, CSVLogger))
 
 
 def _suggest_funcs(suggest_funcs: Any) -> list[tuple[str, SuggestFunc]]:

@@ -9,7 +9,19 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from minifastai import Callback, DataLoaders, Learner, LRSweep, SuggestedLRs, accuracy, minimum, slide, steep, valley
+from minifastai import (
+    Callback,
+    CSVLogger,
+    DataLoaders,
+    Learner,
+    LRSweep,
+    SuggestedLRs,
+    accuracy,
+    minimum,
+    slide,
+    steep,
+    valley,
+)
 
 # short sweeps on a tiny model often end before the loss falls: the messages are tested on their own below
 pytestmark = pytest.mark.filterwarnings("ignore:lr_find. ")
@@ -386,3 +398,13 @@ def test_callback_states_are_restored():
     assert counter.seen == 8 + 1  # 8 training batches, 1 validation batch
     learn.lr_find(num_it=20, show_plot=False)
     assert counter.seen == 9
+
+
+def test_the_csv_log_of_the_previous_fit_is_kept():
+    learn = _learner()
+    learn.add_cb(CSVLogger("history.csv"))
+    learn.fit(2)
+    log = (learn.path / "history.csv").read_text()
+    assert len(log.splitlines()) == 3
+    learn.lr_find(num_it=20, show_plot=False)
+    assert (learn.path / "history.csv").read_text() == log and learn.csv_logger in learn.cbs

@@ -1,0 +1,12 @@
+learn = make_learner()
+learn.freeze()  # only the head trains, but the body's BatchNorm keeps training (train_bn=True)
+print(learn.summary())
+body_w, bn_w = learn.model[0].weight.clone(), learn.model[1].weight.clone()
+running_mean = learn.model[1].running_mean.clone()
+learn.fit_one_cycle(1, 1e-2)
+print("body Linear weight changed:   ", not torch.equal(body_w, learn.model[0].weight))
+print("body BatchNorm weight changed:", not torch.equal(bn_w, learn.model[1].weight))
+print("BatchNorm running mean changed:", not torch.equal(running_mean, learn.model[1].running_mean))
+learn.unfreeze()
+print([f"{name}: {sum(p.requires_grad for p in g)}/{len(g)} tensors train"
+       for name, g in zip(learn.group_names, learn.layer_groups)])

@@ -1,0 +1,6 @@
+learn = make_learner(train_bn=False)
+learn.freeze()
+bn_w, running_mean = learn.model[1].weight.clone(), learn.model[1].running_mean.clone()
+learn.fit_one_cycle(1, 1e-2)
+print("body BatchNorm weight changed:", not torch.equal(bn_w, learn.model[1].weight))
+print("BatchNorm running mean changed:", not torch.equal(running_mean, learn.model[1].running_mean))
