@@ -84,7 +84,7 @@ class ProgressCallback(Callback):
             return
         if self.learn.training and time.perf_counter() - self._t_comment > 1.0:
             self._t_comment = time.perf_counter()
-            self.pbar.comment = f"{float(self.learn.loss):.4f}"
+            self.pbar.comment = f"{float(self.learn.loss.detach()):.4f}"
         self.pbar.update(self.learn.iter + 1)
 
     def after_epoch(self) -> None:
