@@ -111,7 +111,8 @@ class GradientAccumulation(Callback):
         if not self._steps_now(self.count):
             raise CancelBatchException()
         if self.count != self.n_acc:
-            torch._foreach_mul_(_grads(self.learn.opt), self.n_acc / self.count)
+            for g in _grads(self.learn.opt):
+                g.mul_(self.n_acc / self.count)
         self.count = 0
         self.n_steps += 1
 
