@@ -92,7 +92,7 @@ class MixedPrecision(Callback):
 
     def _setup(self) -> None:
         dev = self.learn.dls.device.type
-        if self.enabled:
+        if self.enabled and getattr(self, "device_type", None) != dev:  # checked once per device type
             check_autocast(dev, self.dtype)
         self.device_type = dev
         if self.use_scaler and (self.scaler is None or self._scaler_device != dev):
