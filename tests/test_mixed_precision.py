@@ -212,6 +212,9 @@ def test_switching_precision_keeps_one_callback_and_errors_are_clear():
         MixedPrecision(torch.float32)
     with pytest.raises(TypeError, match="init_scale"):
         learn.to_bf16(init_scale=2.0)  # bf16 has no scaler
+    meta = Learner(regression_dls(device="meta"), nn.Linear(4, 1), loss_func=nn.MSELoss()).to_bf16()
+    with pytest.raises(ValueError, match="cannot autocast on device type 'meta'.*to_fp32"):
+        meta.fit(1)
 
 
 def test_autocast_is_left_when_the_fit_fails():
