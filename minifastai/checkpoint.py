@@ -238,6 +238,10 @@ class RestoreCallbackStates(Callback):
 
     def before_fit(self) -> None:
         """Load each saved state into the callback of the same name, then remove this callback."""
+        from .lr_find import LRFinder
+
+        if any(isinstance(cb, LRFinder) for cb in self.learn.cbs):
+            return  # an lr_find sweep is not the fit the states are meant for
         for cb in self.learn.cbs:
             if cb.name in self.states and callable(getattr(cb, "load_state_dict", None)):
                 cb.load_state_dict(self.states[cb.name])
@@ -273,7 +277,8 @@ def resume_latest(learn: Learner) -> int:
             "afresh.")
     latest = files[-1]
     try:
-        state = load_checkpoint(learn, latest)
+        # inside dry_run only the position is read: the plan starts there, nothing is loaded
+        state = safe_load(latest) if learn.dry else load_checkpoint(learn, latest)
     except (RuntimeError, ValueError) as e:
         prev = f" to resume from {files[-2].name}" if len(files) > 1 else ""
         raise RuntimeError(f"cannot resume from the latest checkpoint {latest}: {e}. "
@@ -291,7 +296,7 @@ def resume_latest(learn: Learner) -> int:
         warnings.warn(f"{latest} was written in the middle of epoch {pos['next_epoch']}: that epoch restarts "
                       "from its beginning, so the result will differ slightly from an uninterrupted run "
                       "(SaveModelCallback writes at epoch ends)", stacklevel=2)
-    if is_main_process():
+    if is_main_process() and not learn.dry:
         print(f"resuming from {latest}: {pos['next_epoch']} epoch(s) done")
     return int(pos["next_epoch"])
 

@@ -135,3 +135,27 @@ def test_resume_warns_about_mid_epoch_checkpoints_and_other_batch_counts():
     with pytest.warns(UserWarning, match=rf"written with {N_ITER} training batches per epoch, but dls\.train "
                                          r"has 5"):
         small.fit_one_cycle(3, LR, resume=True)
+
+
+def test_dry_run_with_resume_plans_the_rest_without_loading_anything():
+    learn = make_learner(".")
+    learn.fit_one_cycle(N_EPOCH, LR, cbs=[SaveModelCallback(every_epoch=True), Interrupt()])
+    weights = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    with learn.dry_run() as runs:
+        learn.fit_one_cycle(N_EPOCH, LR, resume=True)
+    assert _same_weights(weights, learn.model.state_dict(), atol=0)
+    full = make_learner("full")
+    full.fit_one_cycle(N_EPOCH, LR)
+    assert np.array_equal(runs[0].lrs, full.recorder.lrs[KILL_EPOCH * N_ITER:])
+
+
+def test_lr_find_between_load_and_fit_leaves_the_callback_states_for_the_fit():
+    learn = make_3group_learner()
+    learn.fit(2, 1e-2, cbs=SaveModelCallback())
+    best = min(row[2] for row in learn.recorder.values)
+    again = make_3group_learner()
+    again.load("model")
+    again.lr_find(num_it=10, show_plot=False)
+    probe = BestProbe()
+    again.fit(1, 1e-2, cbs=[SaveModelCallback(), probe])
+    assert probe.best == pytest.approx(best)
