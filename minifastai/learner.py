@@ -226,6 +226,7 @@ class Learner:
         for self.iter, b in enumerate(self.dl):
             self.batch = b if on_cpu else to_device(b, self.dls.device)
             self.xb, self.yb = self.dls.split_batch(self.batch)
+            self.pred = self.loss = None
             self._with_events(self._one_batch, "batch", CancelBatchException)
 
     def _one_batch(self) -> None:

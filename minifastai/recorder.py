@@ -63,12 +63,14 @@ class Recorder(Callback):
             m.reset()
 
     def after_batch(self) -> None:
-        """Keep the batch loss (a tensor) and the hyper-parameters the step used."""
+        """Keep the batch loss (a tensor) and the hyper-parameters the step used (batches with a loss only)."""
         learn = self.learn
+        if learn.loss is None:  # cancelled before the loss existed: nothing was learnt from this batch
+            return
         if learn.training:
             self._batch_losses.append(learn.loss.detach())
             self.record_hps()
-        elif learn.loss is not None:
+        else:
             bs = len(learn.yb[0]) if learn.yb else len(learn.pred)
             self._vloss = self._vloss + learn.loss.detach() * bs
             self._vcount += bs

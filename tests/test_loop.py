@@ -217,3 +217,10 @@ def test_no_loss_func_is_a_clear_error():
     with pytest.raises(ValueError, match="no loss_func"):
         learn.fit(1)
     assert same_state(before, state_copy(learn.model))
+
+
+def test_batches_cancelled_before_the_loss_are_not_recorded():
+    learn = make_learner()
+    learn.fit(1, cbs=raiser("after_pred", mf.CancelBatchException, lambda L: L.training and L.iter % 2 == 0))
+    assert len(learn.recorder.losses) == 4 and learn.recorder.lrs.shape == (4, 3)
+    assert learn.train_iter == 8  # the schedule position still counts every training batch
