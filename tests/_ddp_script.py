@@ -64,20 +64,29 @@ class Probe(Callback):
             self.seen["valid_items"] += len(self.learn.yb[0])
 
 
+def _weights(learn: Learner) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in learn.model.state_dict().items()}
+
+
 def main(out: Path) -> None:
-    """Train 2 epochs with one-cycle under DDP, run lr_find, validate and export."""
+    """lr_find, 2 epochs of one-cycle, validate and export under DDP; then resume the fit from epoch 1."""
     torch.set_num_threads(1)
-    torch.manual_seed(int(os.environ.get("RANK", 0)))  # different seeds: DDP must still agree
+    torch.manual_seed(0)  # the same seed on every rank, as a script run by torchrun has
     r = int(os.environ.get("RANK", 0))
     probe = Probe()
     learn = make_learner(out / f"rank{r}", cbs=[probe])
     with learn.distrib_ctx():
         sugg = learn.lr_find(num_it=10, show_plot=False)
         learn.fit_one_cycle(2, 2e-2, cbs=SaveModelCallback(every_epoch=True))
+        weights, values = _weights(learn), learn.recorder.values
         validated = learn.validate()
         learn.export()
-    res = {"model": {k: v.clone() for k, v in learn.model.state_dict().items()},
-           "values": [[float(v) for v in row[1:-1]] for row in learn.recorder.values],
+        learn.load(out / "rank0" / "models" / "model_0.pth")  # every rank loads what rank 0 wrote
+        learn.fit_one_cycle(2, 2e-2, start_epoch=1)
+        resumed = _weights(learn)
+    res = {"model": weights, "resumed": resumed,
+           "values": [[float(v) for v in row[1:-1]] for row in values],
+           "resumed_values": [[float(v) for v in row[1:-1]] for row in learn.recorder.values],
            "validated": [float(v) for v in validated], "lr_find": float(sugg.valley),
            "seen": probe.seen, "after_model": type(learn.model).__name__,
            "after_train_batches": len(learn.dls.train)}

@@ -88,12 +88,18 @@ def test_torchrun_two_processes_agree_and_cover_the_whole_validation_set(tmp_pat
     # during the fits: DDP, sharded data (70 rows -> 35 per rank -> 5 batches of 8), progress on rank 0 only
     # (lr_find hides it on every rank); validation partitioned with no padding; all undone afterwards
     for res in (r0, r1):
-        assert res["seen"]["model"] == ["DistributedDataParallel"] * 2
-        assert res["seen"]["train_batches"] == [5, 5]
+        assert res["seen"]["model"] == ["DistributedDataParallel"] * 3
+        assert res["seen"]["train_batches"] == [5, 5, 5]
         assert res["after_model"] == "Sequential" and res["after_train_batches"] == -(-N_TRAIN // 8)
-    assert r0["seen"]["progress"] == [False, True] and r1["seen"]["progress"] == [False, False]
+    assert r0["seen"]["progress"] == [False, True, True] and r1["seen"]["progress"] == [False] * 3
     assert r0["seen"]["valid_items"] + r1["seen"]["valid_items"] == N_VALID
-    assert "epoch" in proc.stdout and proc.stdout.count("train_loss") == 1
+    assert proc.stdout.count("train_loss") == 2  # one table per fit, from rank 0
+
+    # resuming from rank 0's epoch-0 checkpoint on every rank ends where the uninterrupted fit ended
+    for res in (r0, r1):
+        assert all(torch.allclose(res["resumed"][k], r0["model"][k], atol=1e-6, rtol=0) for k in r0["model"])
+        assert res["resumed_values"][0] == pytest.approx(r0["values"][1], abs=1e-6)
+        assert len(res["resumed_values"]) == 1
 
     # the reported validation loss and metric equal a single process's on the whole validation set
     single = make_learner(tmp_path / "single")
