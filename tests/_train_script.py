@@ -41,7 +41,9 @@ class StallMidEpoch(Callback):
         """At batch KILL_BATCH of epoch KILL_EPOCH: write the file and sleep."""
         learn = self.learn
         if learn.training and learn.epoch == KILL_EPOCH and learn.iter == KILL_BATCH:
-            self.ready.write_text(str(learn.train_iter))
+            tmp = self.ready.with_suffix(".tmp")
+            tmp.write_text(str(learn.train_iter))
+            tmp.replace(self.ready)  # the test never sees a half-written file
             time.sleep(120)
 
 
