@@ -1,0 +1,163 @@
+"""Offline transfer learning on scikit-learn's digits: pretrain a small torchvision ResNet on digits 0-4.
+
+`pretrain()` trains `minifastai.vision.resnet10` (torchvision's ResNet with one BasicBlock per stage) on the
+digits 0-4, upscaled from 8x8 to 16x16, and saves its state dict exactly as torchvision stores pretrained
+weights (`conv1.weight`, ..., `fc.weight`). `examples/finetune_cnn.ipynb` then fine-tunes it on the digits
+5-9, written as PNG files into a train/valid folder tree, with `vision_learner(..., weights=<that file>)`.
+Nothing is downloaded: scikit-learn ships the digits.
+
+    python examples/pretrain_digits.py            # pretrain (cached) and print where the weights are
+    python examples/pretrain_digits.py --demo out # short fine-tuning demo, saves out/finetune_schedule.png
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from minifastai import DataLoaders, Learner, accuracy
+from minifastai.checkpoint import atomic_save
+from minifastai.vision import IMAGENET_STATS, resnet10
+
+NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+CACHE_DIR = Path(__file__).resolve().parent / "out"  # ignored by git
+SIZE = 16
+
+
+def digit_images(classes: Sequence[int], size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits of `classes`, upscaled (bilinear) to uint8 `size`x`size` images, and labels."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    keep = np.isin(d.target, list(classes))
+    x = torch.from_numpy(d.images[keep]).float()[:, None] / 16
+    x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+    return (x[:, 0] * 255).round().clamp(0, 255).to(torch.uint8).numpy(), d.target[keep]
+
+
+def _to_batch(imgs: np.ndarray) -> torch.Tensor:
+    """uint8 (N, H, W) -> normalized float (N, 3, H, W), exactly what ImageDataLoaders makes of the PNG files."""
+    x = torch.from_numpy(imgs).float().div(255)[:, None].expand(-1, 3, -1, -1)
+    mean, std = (torch.tensor(s)[:, None, None] for s in IMAGENET_STATS)
+    return ((x - mean) / std).contiguous()
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock (POSIX), so that parallel test workers and notebooks pretrain only once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, the worst case is pretraining twice
+        yield
+        return
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def pretrain(path: str | Path, epochs: int = 2, lr: float = 3e-3, size: int = SIZE, seed: int = 0,
+             verbose: bool = False) -> Path:
+    """Train resnet10 on digits 0-4 and save its state dict (torchvision's key names) to `path`."""
+    torch.manual_seed(seed)
+    imgs, labels = digit_images(range(5), size)
+    perm = torch.randperm(len(imgs), generator=torch.Generator().manual_seed(seed)).numpy()
+    n_valid = len(imgs) // 5
+    x, y = _to_batch(imgs[perm]), torch.from_numpy(labels[perm]).long()
+    dls = DataLoaders.from_dsets(TensorDataset(x[n_valid:], y[n_valid:]), TensorDataset(x[:n_valid], y[:n_valid]),
+                                 bs=64, device="cpu")
+    model = resnet10(num_classes=5)
+    learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
+    if not verbose:
+        learn.remove_cb(learn.progress)
+    learn.fit_one_cycle(epochs, lr)
+    loss, acc = learn.recorder.values[-1][2:4]
+    if verbose:
+        print(f"pretrained resnet10 on digits 0-4: valid loss {loss:.3f}, accuracy {acc:.3f}")
+    return atomic_save(model.state_dict(), path)
+
+
+def pretrained_weights(cache_dir: str | Path = CACHE_DIR, verbose: bool = False) -> Path:
+    """The pretrained digits-0-4 weights file, made by `pretrain()` on first use and cached in `cache_dir`."""
+    path = Path(cache_dir) / f"resnet10_digits04_{SIZE}px.pth"
+    with _file_lock(path.with_suffix(".lock")):
+        if not path.exists():
+            pretrain(path, verbose=verbose)
+    return path
+
+
+def write_digits_tree(path: str | Path, classes: Sequence[int] = range(5, 10), valid_pct: float = 0.2,
+                      size: int = SIZE, seed: int = 0, n_per_class: int | None = None) -> Path:
+    """Write digits `classes` as PNG files into `path/{train,valid}/<name>/<i>.png` (an ImageNet-style tree)."""
+    path = Path(path)
+    marker = path / ".digits_tree"
+    if path.exists():
+        if not marker.exists() and any(path.iterdir()):
+            raise FileExistsError(f"{path} exists and was not written by write_digits_tree; pick an empty folder")
+        shutil.rmtree(path)
+    imgs, labels = digit_images(classes, size)
+    rng = np.random.default_rng(seed)
+    for c in classes:
+        idx = rng.permutation(np.flatnonzero(labels == c))[:n_per_class]
+        n_valid = max(1, round(len(idx) * valid_pct))
+        for split, part in (("valid", idx[:n_valid]), ("train", idx[n_valid:])):
+            folder = path / split / NAMES[c]
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in part:
+                Image.fromarray(imgs[i], mode="L").save(folder / f"{i}.png")
+    marker.touch()
+    return path
+
+
+def run_demo(out_dir: str | Path = "out") -> dict:
+    """A short version of examples/finetune_cnn.ipynb (about 20 s on 2 CPU cores); saves the per-group schedule plot.
+
+    Returns accuracies, timings and the paths written (`out_dir/finetune_schedule.png`, the export file).
+    """
+    from minifastai import load_learner
+    from minifastai.vision import ImageDataLoaders, aug_transforms, vision_learner
+
+    out = Path(out_dir)
+    t0 = time.perf_counter()
+    weights = pretrained_weights()
+    t_pre = time.perf_counter() - t0
+    tree = write_digits_tree(out / "digits59", n_per_class=120)
+    torch.manual_seed(0)
+    dls = ImageDataLoaders.from_folder(tree, batch_tfms=aug_transforms(do_flip=False, max_warp=0), bs=64,
+                                       device="cpu")
+    learn = vision_learner(dls, "resnet10", weights=weights, metrics=accuracy, path=out)
+    print(learn.summary())
+    learn.fine_tune(1, base_lr=4e-3)
+    fig = learn.recorder.plot_sched(log=True)
+    fig.savefig(out / "finetune_schedule.png", dpi=100)
+    export = learn.export("digits59_resnet10.pth")
+    img = sorted((tree / "valid" / "seven").glob("*.png"))[0]
+    pred = load_learner(export).predict(img)
+    res = {"accuracy": float(learn.recorder.values[-1][3]), "prediction": pred[0], "image": str(img),
+           "pretrain_s": round(t_pre, 1), "total_s": round(time.perf_counter() - t0, 1),
+           "plot": str(out / "finetune_schedule.png"), "export": str(export)}
+    print(res)
+    return res
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--demo", metavar="OUT_DIR", help="run the short fine-tuning demo, writing into OUT_DIR")
+    args = ap.parse_args()
+    if args.demo:
+        run_demo(args.demo)
+    else:
+        print(pretrained_weights(verbose=True))

@@ -1,0 +1,304 @@
+"""minifastai.vision: vision_learner groups/freezing/weights, ImageDataLoaders, export/reload, offline errors."""
+import importlib.util
+import sys
+import urllib.error
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from PIL import Image
+from torch import nn
+from torchvision.transforms import v2
+
+from minifastai import accuracy, load_learner
+from minifastai.vision import (
+    IMAGENET_STATS,
+    AdaptiveConcatPool2d,
+    ImageDataLoaders,
+    WeightsUnavailableError,
+    aug_transforms,
+    cnn_learner,
+    create_head,
+    vision_learner,
+)
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _load_pretrain_module():
+    spec = importlib.util.spec_from_file_location("pretrain_digits", EXAMPLES / "pretrain_digits.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("pretrain_digits", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+P = _load_pretrain_module()
+
+
+@pytest.fixture(scope="module")
+def weights() -> Path:
+    """resnet10 pretrained on digits 0-4 (made once, cached in examples/out, shared with the notebook)."""
+    return P.pretrained_weights()
+
+
+@pytest.fixture(scope="module")
+def small_tree(tmp_path_factory) -> Path:
+    """Digits 5-9, 20 images per class (16 train, 4 valid)."""
+    return P.write_digits_tree(tmp_path_factory.mktemp("digits") / "small", n_per_class=20)
+
+
+@pytest.fixture(scope="module")
+def full_tree(tmp_path_factory) -> Path:
+    """All digits 5-9 (about 720 train, 180 valid images)."""
+    return P.write_digits_tree(tmp_path_factory.mktemp("digits") / "full")
+
+
+def small_dls(tree: Path, **kw) -> ImageDataLoaders:
+    return ImageDataLoaders.from_folder(tree, bs=32, device="cpu", **kw)
+
+
+def quiet(learn):
+    learn.remove_cb(learn.progress)
+    return learn
+
+
+# ---- model structure, groups, freezing ------------------------------------------------------------------
+def test_resnet_groups_frozen_state_and_head(small_tree, weights):
+    dls = small_dls(small_tree)
+    learn = vision_learner(dls, "resnet10", weights=weights)
+    body, head = learn.model
+    assert isinstance(learn.model, nn.Sequential) and len(learn.model) == 2 and len(body) == 8
+    assert learn.n_groups == 3 and learn.group_names == ["body[:6]", "body[6:]", "head"]
+    ids = [{id(p) for p in g} for g in learn.layer_groups]
+    assert ids[0] == {id(p) for p in body[:6].parameters()} and ids[1] == {id(p) for p in body[6:].parameters()}
+    assert ids[2] == {id(p) for p in head.parameters()}
+    # pretrained => frozen body, except its norm layers; the head trains
+    for m in body.modules():
+        for p in m.parameters(recurse=False):
+            assert p.requires_grad == isinstance(m, nn.BatchNorm2d), type(m)
+    assert all(p.requires_grad for p in head.parameters())
+    # fastai's head: concat pool, flatten, BN-Dropout-Linear(no bias)-ReLU, BN-Dropout-Linear(no bias)
+    assert [type(m) for m in head] == [AdaptiveConcatPool2d, nn.Flatten, nn.BatchNorm1d, nn.Dropout, nn.Linear,
+                                       nn.ReLU, nn.BatchNorm1d, nn.Dropout, nn.Linear]
+    assert head[2].num_features == 2 * 512 and head[4].out_features == 512 and head[8].out_features == 5
+    assert head[3].p == 0.25 and head[7].p == 0.5 and head[4].bias is None and head[8].bias is None
+    assert dls.pipeline.norm == IMAGENET_STATS
+    assert cnn_learner is vision_learner
+
+
+def test_other_arch_splits_body_head_and_random_is_not_frozen(small_tree):
+    dls = small_dls(small_tree)
+    learn = vision_learner(dls, torchvision.models.mobilenet_v3_small, pretrained=False, ps=0.2)
+    body, head = learn.model
+    assert learn.group_names == ["body", "head"] and learn.n_groups == 2
+    assert isinstance(body[0], nn.Sequential) and len(body) == 1  # `features`; avgpool and classifier cut off
+    assert head[2].num_features == 2 * 576 and head[3].p == 0.1
+    assert all(p.requires_grad for p in learn.model.parameters())
+    assert dls.pipeline.norm is None  # random weights: no ImageNet normalization
+    x, _ = next(iter(dls.train))
+    assert learn.model.eval()(x).shape == (len(x), 5)
+
+
+def test_create_head_and_concat_pool():
+    x = torch.randn(2, 8, 3, 3)
+    assert torch.equal(AdaptiveConcatPool2d()(x)[:, :8, 0, 0], x.amax((2, 3)))
+    assert torch.allclose(AdaptiveConcatPool2d()(x)[:, 8:, 0, 0], x.mean((2, 3)))
+    head = create_head(8, 3, lin_ftrs=[32, 16], ps=0.4, concat_pool=False)
+    lins = [m for m in head if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in lins] == [(8, 32), (32, 16), (16, 3)]
+    assert [m.p for m in head if isinstance(m, nn.Dropout)] == [0.2, 0.2, 0.4]
+    with pytest.raises(ValueError, match="3 head blocks"):
+        create_head(8, 3, lin_ftrs=[32, 16], ps=[0.1, 0.2])
+
+
+def test_slice_gives_per_group_lrs_and_frozen_weights_stay(small_tree, weights):
+    learn = quiet(vision_learner(small_dls(small_tree), "resnet10", weights=weights))
+    conv, lin = learn.model[0][0].weight.clone(), learn.model[1][4].weight.clone()
+    with learn.dry_run() as runs:
+        learn.fine_tune(1, base_lr=2e-3)
+    # one-cycle starts each group at its peak / div: frozen phase slice(base_lr), then slice(1e-3/100, 1e-3)
+    assert runs[0].lrs[0] == pytest.approx([2e-4 / 25, 2e-4 / 25, 2e-3 / 25])
+    assert runs[1].lrs[0] == pytest.approx([1e-5 / 5, 1e-4 / 5, 1e-3 / 5])
+    learn.fit_one_cycle(1, slice(1e-5, 1e-3))
+    lrs = learn.recorder.lrs
+    assert lrs.shape == (3, 3) and lrs[0] == pytest.approx([1e-5 / 25, 1e-4 / 25, 1e-3 / 25])
+    assert lrs / lrs[:, 2:] == pytest.approx(torch.tensor([[0.01, 0.1, 1.0]] * 3).numpy())  # same shape, scaled
+    assert torch.equal(learn.model[0][0].weight, conv)  # frozen conv: untouched
+    assert not torch.equal(learn.model[1][4].weight, lin)  # head: trained
+
+
+# ---- weights ---------------------------------------------------------------------------------------------
+def test_weights_really_loaded_from_file_dict_and_checkpoint(small_tree, weights):
+    sd = torch.load(weights, weights_only=True)
+    learn = vision_learner(small_dls(small_tree), "resnet10", weights=weights)
+    body = learn.model[0]
+    assert torch.equal(body[0].weight, sd["conv1.weight"])
+    assert torch.equal(body[7][0].conv2.weight, sd["layer4.0.conv2.weight"])
+    assert torch.equal(body[1].running_mean, sd["bn1.running_mean"])
+    learn2 = vision_learner(small_dls(small_tree), "resnet10", weights=sd)  # a state dict
+    assert torch.equal(learn2.model[0][4][0].conv1.weight, sd["layer1.0.conv1.weight"])
+    ckpt = learn.save("stage1")  # a minifastai checkpoint of (body, head) also works as body weights
+    learn3 = vision_learner(small_dls(small_tree), "resnet10", weights=ckpt)
+    assert torch.equal(learn3.model[0][6][0].conv1.weight, sd["layer3.0.conv1.weight"])
+
+
+def test_pretrained_body_beats_random_body_after_one_frozen_epoch(full_tree, weights):
+    # measured over seeds 0-5 (16px digits 5-9, resnet10 pretrained on 0-4 for 2 epochs): pretrained accuracy
+    # 0.80-0.86, random 0.32-0.53, margin 0.29-0.54; valid loss 0.47-0.58 vs 1.15-1.65
+    res = {}
+    for pretrained in (True, False):
+        torch.manual_seed(0)
+        dls = ImageDataLoaders.from_folder(full_tree, bs=64, device="cpu")
+        learn = quiet(vision_learner(dls, "resnet10", pretrained=pretrained,
+                                     weights=weights if pretrained else None, metrics=accuracy))
+        if not pretrained:  # same treatment as the pretrained body: normalized inputs, frozen body
+            dls.normalize(*IMAGENET_STATS)
+            learn.freeze()
+        learn.fit_one_cycle(1, 2e-3)
+        res[pretrained] = learn.recorder.values[-1][2:4]  # valid_loss, accuracy
+    (pre_loss, pre_acc), (rnd_loss, rnd_acc) = res[True], res[False]
+    assert pre_acc >= 0.7
+    assert pre_acc - rnd_acc >= 0.15, res
+    assert rnd_loss - pre_loss >= 0.3, res
+
+
+def test_no_network_error_says_how_to_pass_a_local_file(small_tree, tmp_path, monkeypatch):
+    seen = {}
+
+    def no_network(*args, **kwargs):
+        import socket
+
+        seen["timeout"] = socket.getdefaulttimeout()
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))  # empty cache
+    monkeypatch.setattr(torch.hub, "urlopen", no_network)
+    with pytest.raises(WeightsUnavailableError) as e:
+        vision_learner(small_dls(small_tree), torchvision.models.resnet18)
+    msg = str(e.value)
+    assert "resnet18-f37072fd.pth" in msg and "weights='/path/to/resnet18-f37072fd.pth'" in msg
+    assert str(tmp_path / "hub" / "checkpoints") in msg and "pretrained=False" in msg
+    assert seen["timeout"] is not None and 0 < seen["timeout"] <= 30  # never waits forever
+    # a file in torch hub's cache is used without any network access
+    cache = tmp_path / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    ref = torchvision.models.resnet18().state_dict()
+    torch.save(ref, cache)
+    learn = vision_learner(small_dls(small_tree), torchvision.models.resnet18)
+    assert torch.equal(learn.model[0][0].weight, ref["conv1.weight"]) and learn.n_groups == 3
+
+
+def test_weights_file_errors_name_the_file(small_tree, weights, tmp_path):
+    dls = small_dls(small_tree)
+    missing = tmp_path / "nope.pth"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        vision_learner(dls, "resnet10", weights=missing)
+    other = tmp_path / "resnet18.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), other)
+    with pytest.raises(ValueError, match=rf"{other}.*do not fit.*unexpected keys"):
+        vision_learner(dls, "resnet10", weights=other)
+    damaged = tmp_path / "damaged.pth"
+    damaged.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(ValueError, match=rf"could not read weights file {damaged}"):
+        vision_learner(dls, "resnet10", weights=damaged)
+    with pytest.raises(ValueError, match="no torchvision pretrained weights.*weights="):
+        vision_learner(dls, "resnet10")  # pretrained=True, but resnet10 has no published weights
+    with pytest.raises(ValueError, match="pretrained=False but weights="):
+        vision_learner(dls, "resnet10", pretrained=False, weights=weights)
+    with pytest.raises(ValueError, match="unknown architecture 'resnet9'"):
+        vision_learner(dls, "resnet9", pretrained=False)
+
+
+# ---- export, reload, predict -----------------------------------------------------------------------------
+def test_export_reload_predicts_the_same(small_tree, weights):
+    dls = small_dls(small_tree, batch_tfms=aug_transforms(do_flip=False))
+    learn = quiet(vision_learner(dls, "resnet10", weights=weights, metrics=accuracy))
+    learn.fit_one_cycle(1, 1e-3)
+    path = learn.export("digits.pth")
+    state = torch.load(path, weights_only=True)
+    assert state["builder"]["arch"] == "resnet10" and state["dls"]["vocab"] == ["eight", "five", "nine", "seven",
+                                                                                  "six"]
+    assert state["dls"]["normalize"] == [list(IMAGENET_STATS[0]), list(IMAGENET_STATS[1])]
+    assert state["dls"]["batch_tfms"] == []  # augmentation is training-only: nothing to apply at inference
+    new = load_learner(path)
+    assert new.group_names == learn.group_names and new.dls.vocab == dls.vocab
+    img = sorted((small_tree / "valid" / "seven").glob("*.png"))[0]
+    dec, idx, probs = learn.predict(img)
+    dec2, idx2, probs2 = new.predict(img)
+    assert (dec, idx) == (dec2, idx2) and isinstance(dec, str) and dec == dls.vocab[idx]
+    assert torch.allclose(probs, probs2, atol=1e-6) and probs.sum().item() == pytest.approx(1, abs=1e-5)
+    with Image.open(img) as pil:
+        assert torch.allclose(new.predict(pil)[2], probs, atol=1e-6)  # a PIL image works too
+    # the inference pipeline (files -> test_dl) gives the same predictions as the validation loader
+    files = [p for p, _ in dls.valid.dataset.samples]
+    preds, targs = learn.get_preds()
+    preds2, none = new.get_preds(dl=new.dls.test_dl(files))
+    assert none is None and torch.allclose(preds, preds2, atol=1e-5) and len(targs) == len(files)
+
+
+# ---- data ------------------------------------------------------------------------------------------------
+def test_from_folder_vocab_split_and_batches(small_tree):
+    dls = small_dls(small_tree)
+    assert dls.vocab == ["eight", "five", "nine", "seven", "six"] and dls.n_inp == 1
+    assert len(dls.train.dataset) == 80 and len(dls.valid.dataset) == 20
+    x, y = next(iter(dls.valid))
+    assert x.shape == (20, 3, 16, 16) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
+    assert y.dtype == torch.int64 and set(y.tolist()) == set(range(5))
+    split = ImageDataLoaders.from_folder(small_tree, valid_pct=0.25, seed=1, device="cpu")
+    again = ImageDataLoaders.from_folder(small_tree, valid_pct=0.25, seed=1, device="cpu")
+    assert len(split.valid.dataset) == 20 and len(split.train.dataset) == 60  # train folder only, split 3:1
+    assert split.valid.dataset.samples == again.valid.dataset.samples
+
+
+def test_augmentation_touches_training_batches_only(small_tree):
+    tfms = [v2.RandomResizedCrop(12, scale=(0.5, 1.0))]
+    dls = ImageDataLoaders.from_folder(small_tree, item_tfms=tfms, batch_tfms=aug_transforms(), bs=80,
+                                       shuffle=False, device="cpu")
+    t1, t2 = next(iter(dls.train))[0], next(iter(dls.train))[0]
+    v1, v2_ = next(iter(dls.valid))[0], next(iter(dls.valid))[0]
+    assert t1.shape[-2:] == (12, 12) and v1.shape[-2:] == (12, 12)
+    assert not torch.equal(t1, t2) and torch.equal(v1, v2_)
+    same = next(iter(dls.valid))[0][:1].expand(16, -1, -1, -1)  # 16 copies of one image
+    out = dls.pipeline.batch(same, train=True)
+    assert len({tuple(o.flatten().tolist()) for o in out}) > 4  # each image gets its own random parameters
+    assert torch.equal(dls.pipeline.batch(same, train=False), same)
+    assert dls.pipeline.valid_batch == [] and [type(t) for t in dls.pipeline.valid_item] == [v2.Resize,
+                                                                                             v2.CenterCrop]
+    assert [d["name"] for d in dls.export_state()["item_tfms"]] == ["Resize", "CenterCrop"]
+
+
+def test_folder_errors_name_the_path(tmp_path, small_tree):
+    with pytest.raises(FileNotFoundError, match=f"image folder {tmp_path / 'nope'} does not exist"):
+        ImageDataLoaders.from_folder(tmp_path / "nope")
+    (tmp_path / "a" / "train" / "cat").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=rf"valid folder {tmp_path / 'a' / 'valid'} does not exist"):
+        ImageDataLoaders.from_folder(tmp_path / "a")
+    (tmp_path / "a" / "valid").mkdir()
+    with pytest.raises(FileNotFoundError, match=rf"no images in {tmp_path / 'a' / 'train' / 'cat'}"):
+        ImageDataLoaders.from_folder(tmp_path / "a")
+    (tmp_path / "b" / "train").mkdir(parents=True)
+    (tmp_path / "b" / "valid").mkdir()
+    with pytest.raises(FileNotFoundError, match=rf"train folder {tmp_path / 'b' / 'train'} has no class folders"):
+        ImageDataLoaders.from_folder(tmp_path / "b")
+
+
+def test_unreadable_and_odd_sized_images_name_the_path(tmp_path):
+    root = tmp_path / "imgs"
+    for split in ("train", "valid"):
+        for c in ("x", "y"):
+            (root / split / c).mkdir(parents=True)
+            Image.new("RGB", (8, 8), (10, 20, 30)).save(root / split / c / "ok.png")
+    bad = root / "train" / "x" / "broken.png"
+    bad.write_bytes(b"not a png at all")
+    dls = ImageDataLoaders.from_folder(root, bs=4, device="cpu", shuffle=False)
+    with pytest.raises(RuntimeError, match=f"could not read image {bad}"):
+        next(iter(dls.train))
+    bad.unlink()
+    Image.new("RGB", (9, 7)).save(root / "train" / "y" / "big.png")
+    dls = ImageDataLoaders.from_folder(root, bs=4, device="cpu", shuffle=False)
+    with pytest.raises(RuntimeError, match=r"different sizes \(3x7x9, 3x8x8\).*item_tfms"):
+        next(iter(dls.train))
+    resized = ImageDataLoaders.from_folder(root, bs=4, device="cpu", item_tfms=v2.Resize((8, 8)))
+    assert next(iter(resized.train))[0].shape == (3, 3, 8, 8)
