@@ -129,12 +129,13 @@ def training_position(learn: Learner, next_epoch: int | None = None) -> dict:
     """
     n_iter = _epoch_len(learn)
     train_iter = int(getattr(learn, "train_iter", 0))
+    boundary = next_epoch is not None or (bool(n_iter) and train_iter % n_iter == 0)
     if next_epoch is None:
         next_epoch = train_iter // n_iter if n_iter else int(getattr(learn, "epoch", 0))
     return {"epoch": int(getattr(learn, "epoch", 0)), "iter": int(getattr(learn, "iter", 0)),
             "train_iter": train_iter, "n_iter": n_iter, "n_epoch": int(getattr(learn, "n_epoch", 1)),
             "pct_train": float(getattr(learn, "pct_train", 0.0)), "next_epoch": int(next_epoch),
-            "epoch_boundary": bool(n_iter) and train_iter == next_epoch * n_iter}
+            "epoch_boundary": bool(boundary)}
 
 
 def callback_states(learn: Learner) -> dict[str, Any]:
