@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from minifastai import Callback, DataLoaders, Learner, ProgressCallback, SaveModelCallback, accuracy
+from minifastai import Callback, CSVLogger, DataLoaders, Learner, ProgressCallback, SaveModelCallback, accuracy
 
 N_TRAIN, N_VALID, BS, VALID_BS = 70, 37, 8, 10
 
@@ -77,7 +77,7 @@ def main(out: Path) -> None:
     learn = make_learner(out / f"rank{r}", cbs=[probe])
     with learn.distrib_ctx():
         sugg = learn.lr_find(num_it=10, show_plot=False)
-        learn.fit_one_cycle(2, 2e-2, cbs=SaveModelCallback(every_epoch=True))
+        learn.fit_one_cycle(2, 2e-2, cbs=[SaveModelCallback(every_epoch=True), CSVLogger()])
         weights, values = _weights(learn), learn.recorder.values
         validated = learn.validate()
         learn.export()

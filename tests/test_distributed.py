@@ -110,8 +110,9 @@ def test_torchrun_two_processes_agree_and_cover_the_whole_validation_set(tmp_pat
     assert r0["validated"] == pytest.approx([loss, acc], abs=1e-6)
     assert len(single.dls.valid) == -(-N_VALID // VALID_BS)
 
-    # only rank 0 wrote files: checkpoints every epoch and the export, both loadable in one process
+    # only rank 0 wrote files: checkpoints every epoch, the CSV log and the export, loadable in one process
     assert not (tmp_path / "rank1").exists()
+    assert len((tmp_path / "rank0" / "history.csv").read_text().splitlines()) == 3
     assert sorted(p.name for p in (tmp_path / "rank0" / "models").glob("*.pth")) == ["model_0.pth", "model_1.pth"]
     single.load(tmp_path / "rank0" / "models" / "model_1.pth")
     assert all(torch.equal(v, r0["model"][k]) for k, v in single.model.state_dict().items())
