@@ -24,7 +24,7 @@ test: install lint
 	$(MAKE) docs
 
 docs: install
-	@if [ -f mkdocs.yml ]; then $(PY) -m mkdocs build --strict -q -d site; else echo "no mkdocs.yml yet"; fi
+	@if [ -f mkdocs.yml ]; then NO_MKDOCS_2_WARNING=1 $(PY) -m mkdocs build --strict -q -d site; else echo "no mkdocs.yml yet"; fi
 
 demo: install
 	$(PY) examples/demo.py

@@ -188,6 +188,8 @@ class MixedPrecision(Callback):
                 self._setup()
             if self.scaler is not None:
                 self.scaler.load_state_dict(state["scaler"])
+        else:  # there was no scaler yet (e.g. lr_find before the first fit): the next fit starts afresh
+            self.scaler = None
         self.skipped_steps = state.get("skipped_steps", 0)
 
     def __repr__(self) -> str:
