@@ -10,7 +10,7 @@ import os
 import random
 import socket
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -323,6 +323,16 @@ def create_vision_model(arch: str | Callable[..., nn.Module], n_out: int, weight
     return nn.Sequential(body, head), meta
 
 
+def _weights_enum_by_name(builder: Callable, name: str) -> Any:
+    """torchvision's weights enum member called `name` (as torchvision builders accept), else `name` unchanged."""
+    prefix, _, member = name.rpartition(".")
+    try:
+        enum = torchvision.models.get_model_weights(builder)
+        return enum[member] if prefix in ("", enum.__name__) else name
+    except (ValueError, KeyError, AttributeError):
+        return name
+
+
 def _resolve_weights(name: str, builder: Callable, pretrained: bool, weights: Any) -> tuple[dict | None, str]:
     """(state dict or None, description of where it came from)."""
     if weights is None:
@@ -339,6 +349,8 @@ def _resolve_weights(name: str, builder: Callable, pretrained: bool, weights: An
     if not pretrained:
         raise ValueError("pretrained=False but weights= given: drop weights= for random weights, or drop "
                          "pretrained=False to load them")
+    if isinstance(weights, str) and not Path(weights).expanduser().exists():
+        weights = _weights_enum_by_name(builder, weights)  # "IMAGENET1K_V1", "DEFAULT", "ResNet18_Weights.X"
     if isinstance(weights, torchvision.models.WeightsEnum):
         return torchvision_state_dict(weights), repr(weights)
     if isinstance(weights, (str, os.PathLike)):
@@ -651,7 +663,7 @@ class ImageDL:
     def __len__(self) -> int:
         return len(self.dl)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         nb = self.device.type == "cuda"
         for x, y in self.dl:
             x = x.to(self.device, non_blocking=nb)
