@@ -171,6 +171,10 @@ class Learner:
             from .checkpoint import resume_latest
 
             start_epoch = resume_latest(self)
+            if start_epoch >= n_epoch:
+                raise ValueError(f"the latest checkpoint is at the end of epoch {start_epoch - 1}: a fit of "
+                                 f"n_epoch={n_epoch} is already complete, so there is nothing to resume. To train "
+                                 "more, call fit again without resume=True (a new schedule).")
         if not 0 <= start_epoch < n_epoch:
             raise ValueError(f"start_epoch={start_epoch} must be in [0, n_epoch={n_epoch})")
         if not self.dry:

@@ -97,7 +97,7 @@ def test_resume_without_a_checkpoint_says_what_to_do():
 def test_resume_of_a_finished_fit_is_an_error():
     learn = make_learner(".")
     learn.fit_one_cycle(2, LR, cbs=SaveModelCallback(every_epoch=True))
-    with pytest.raises(ValueError, match=r"start_epoch=2 must be in \[0, n_epoch=2\)"):
+    with pytest.raises(ValueError, match=r"end of epoch 1: a fit of n_epoch=2 is already complete"):
         learn.fit_one_cycle(2, LR, resume=True)
 
 
