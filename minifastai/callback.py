@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .learner import Learner
@@ -128,6 +128,13 @@ class Callback:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(order={self.order})"
+
+
+def listify(x: Any) -> list:
+    """None -> [], a list or tuple -> a list, anything else -> [x]."""
+    if x is None:
+        return []
+    return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
 EVENTS: tuple[str, ...] = tuple(

@@ -22,6 +22,7 @@ from .callback import (
     CancelValidException,
     TrainEvalCallback,
     hooks_of,
+    listify,
 )
 from .data import DataLoaders, shapes_of, to_device
 from .metrics import to_metric
@@ -63,14 +64,14 @@ class Learner:
         if len(self.group_names) != n:
             raise ValueError(f"{len(self.group_names)} group_names for {n} layer groups")
         self.activation_name = activation_for(loss_func) if activation == "auto" else activation
-        self.metrics = [to_metric(m) for m in _listify(metrics)]
+        self.metrics = [to_metric(m) for m in listify(metrics)]
         self.opt: torch.optim.Optimizer | None = None
         self.export_info: dict | None = None
         self.dry, self.training, self.loss, self.pred, self.epoch, self.train_iter = False, False, None, None, 0, 0
         self.n_epoch, self.start_epoch = 1, 0
         self.cbs: list[Callback] = []
         defaults = [TrainEvalCallback(), Recorder(), ProgressCallback()] if default_cbs else [TrainEvalCallback()]
-        for cb in defaults + _listify(cbs):
+        for cb in defaults + listify(cbs):
             self.add_cb(cb)
         self._cb("after_create")
 
@@ -98,7 +99,7 @@ class Learner:
     @contextlib.contextmanager
     def added_cbs(self, cbs: Iterable[Callback] | Callback | None) -> Iterator[None]:
         """Callbacks that are only there inside the block."""
-        cbs = [c() if isinstance(c, type) else c for c in _listify(cbs)]
+        cbs = [c() if isinstance(c, type) else c for c in listify(cbs)]
         for cb in cbs:
             self.add_cb(cb)
         try:
@@ -406,9 +407,3 @@ def _cat(ts: list) -> torch.Tensor | None:
 
 def _noop() -> None:
     pass
-
-
-def _listify(x: Any) -> list:
-    if x is None:
-        return []
-    return list(x) if isinstance(x, (list, tuple)) else [x]

@@ -3,21 +3,20 @@ from __future__ import annotations
 
 import copy
 import random
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
 
-from .recorder import Recorder, plot_hps
+from .recorder import Recorder, ScheduleView
 
 if TYPE_CHECKING:
     from .learner import Learner
 
 
 @dataclass
-class PlanRecord:
+class PlanRecord(ScheduleView):
     """The planned schedule of one fit: `hps[name]` (and `lrs`, `moms`) has shape (iterations, layer groups)."""
 
     hps: dict[str, np.ndarray]
@@ -25,21 +24,7 @@ class PlanRecord:
     n_epoch: int
     epoch_ends: list[int] = field(default_factory=list)
     trainable: list[bool] = field(default_factory=list)  # per group: do its (non-norm) weights train?
-
-    @property
-    def lrs(self) -> np.ndarray:
-        """Learning rate per iteration and layer group."""
-        return self.hps["lr"]
-
-    @property
-    def moms(self) -> np.ndarray:
-        """Momentum per iteration and layer group."""
-        return self.hps["mom"]
-
-    def plot_sched(self, keys: Sequence[str] = ("lr", "mom"), log: bool = False, figsize: tuple | None = None) -> Any:
-        """One subplot per hyper-parameter, one labelled line per layer group; returns the figure."""
-        return plot_hps(self.hps, self.group_names, keys, log=log, epoch_ends=self.epoch_ends, figsize=figsize,
-                        title="planned", trainable=self.trainable)
+    sched_title: ClassVar[str] = "planned"
 
     def __repr__(self) -> str:
         peaks = ", ".join(f"{n}: {p:.3g}" for n, p in zip(self.group_names, self.lrs.max(0)))

@@ -15,7 +15,32 @@ from .metrics import metric_name
 HP_LABELS = {"lr": "learning rate", "mom": "momentum", "wd": "weight decay"}
 
 
-class Recorder(Callback):
+class ScheduleView:
+    """`lrs`, `moms` and `plot_sched` over `hps`, `group_names`, `epoch_ends` and `trainable` (recorded or planned)."""
+
+    hps: dict[str, np.ndarray]
+    group_names: list[str]
+    epoch_ends: list[int]
+    trainable: list[bool]
+    sched_title = ""
+
+    @property
+    def lrs(self) -> np.ndarray:
+        """Learning rate per iteration and layer group, shape (iterations, layer groups)."""
+        return self.hps["lr"]
+
+    @property
+    def moms(self) -> np.ndarray:
+        """Momentum per iteration and layer group, shape (iterations, layer groups)."""
+        return self.hps["mom"]
+
+    def plot_sched(self, keys: Sequence[str] = ("lr", "mom"), log: bool = False, figsize: tuple | None = None) -> Any:
+        """One subplot per hyper-parameter, one labelled line per layer group; returns the figure."""
+        return plot_hps(self.hps, self.group_names, keys, log=log, epoch_ends=self.epoch_ends, figsize=figsize,
+                        title=self.sched_title, trainable=self.trainable)
+
+
+class Recorder(ScheduleView, Callback):
     """Records per training batch the loss, a smoothed loss and each layer group's `lr`, `mom` and `wd`;
     per epoch the train loss, valid loss and metrics (`values`, named by `metric_names`).
 
@@ -23,6 +48,7 @@ class Recorder(Callback):
     """
 
     order = 50
+    sched_title = "recorded"
 
     def __init__(self, beta: float = 0.98, hp_names: Sequence[str] = ("lr", "mom", "wd")) -> None:
         self.beta, self.hp_names = beta, tuple(hp_names)
@@ -156,22 +182,7 @@ class Recorder(Callback):
         arr = np.array(self._hp_rows, dtype=np.float64).reshape(len(self._hp_rows), len(self.hp_names), n)
         return {h: arr[:, i, :] for i, h in enumerate(self.hp_names)}
 
-    @property
-    def lrs(self) -> np.ndarray:
-        """Learning rate per iteration and layer group, shape (iterations, layer groups)."""
-        return self.hps["lr"]
-
-    @property
-    def moms(self) -> np.ndarray:
-        """Momentum per iteration and layer group, shape (iterations, layer groups)."""
-        return self.hps["mom"]
-
     # ---- plots --------------------------------------------------------------------------------
-    def plot_sched(self, keys: Sequence[str] = ("lr", "mom"), log: bool = False, figsize: tuple | None = None) -> Any:
-        """One subplot per hyper-parameter, one labelled line per layer group; returns the figure."""
-        return plot_hps(self.hps, self.group_names, keys, log=log, epoch_ends=self.epoch_ends, figsize=figsize,
-                        title="recorded", trainable=self.trainable)
-
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True, log: bool = False) -> Any:
         """Training loss (raw and smoothed) per batch and validation loss per epoch; returns the figure."""
         import matplotlib.pyplot as plt

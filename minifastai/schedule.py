@@ -5,7 +5,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .callback import Callback
+from .callback import Callback, listify
 from .groups import LRLike, set_hyper
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def fit_one_cycle(learn: Learner, n_epoch: int, max_lr: LRLike | None = None, di
     sched = OneCycle(pick_max_lr(max_lr, lr_max), div, div_final, pct_start, moms)
     if sched.lr_max is not None:
         learn.lr_range(sched.lr_max)  # bad input fails before anything changes
-    learn.fit(n_epoch, wd=wd, cbs=[sched, *_listify(cbs)], start_epoch=start_epoch, resume=resume)
+    learn.fit(n_epoch, wd=wd, cbs=[sched, *listify(cbs)], start_epoch=start_epoch, resume=resume)
 
 
 def fit_flat_cos(learn: Learner, n_epoch: int, lr: LRLike | None = None, div_final: float = 1e5,
@@ -139,7 +139,7 @@ def fit_flat_cos(learn: Learner, n_epoch: int, lr: LRLike | None = None, div_fin
     """Fit flat at `lr` for `pct_start` of training, then cosine-anneal to `lr / div_final`."""
     lrs = learn.lr_range(learn.lr if lr is None else lr)
     sched = ParamScheduler({"lr": [combined_cos(pct_start, x, x, x / div_final) for x in lrs]})
-    learn.fit(n_epoch, wd=wd, cbs=[sched, *_listify(cbs)], start_epoch=start_epoch, resume=resume)
+    learn.fit(n_epoch, wd=wd, cbs=[sched, *listify(cbs)], start_epoch=start_epoch, resume=resume)
 
 
 def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
@@ -151,9 +151,3 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
     base_lr /= 2
     learn.unfreeze()
     fit_one_cycle(learn, epochs, slice(base_lr / lr_mult, base_lr), pct_start=pct_start, div=div, **kwargs)
-
-
-def _listify(x: Any) -> list:
-    if x is None:
-        return []
-    return list(x) if isinstance(x, (list, tuple)) else [x]
