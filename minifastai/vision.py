@@ -91,11 +91,12 @@ _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def _is_head_like(m: nn.Module) -> bool:
-    """A trailing child that belongs to the classifier: a pooling layer, a block that ends with one
-    (squeezenet's classifier), or a block without convolutions (avgpool, fc, classifier)."""
+    """A trailing child that belongs to the classifier: a pooling layer, a block that ends with adaptive
+    pooling (squeezenet's classifier), or a block without convolutions (avgpool, fc, classifier)."""
     mods = list(m.modules())
     leaves = [x for x in mods if not list(x.children())]
-    return (isinstance(m, _POOLS) or (bool(leaves) and isinstance(leaves[-1], _POOLS))
+    adaptive = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, AdaptiveConcatPool2d)
+    return (isinstance(m, _POOLS) or (bool(leaves) and isinstance(leaves[-1], adaptive))
             or not any(isinstance(x, _CONVS) for x in mods))
 
 
@@ -271,7 +272,7 @@ def load_weights(path: str | os.PathLike) -> dict:
     return sd
 
 
-def _body_state(full: nn.Module, body: nn.Module, sd: dict, source: str) -> dict:
+def _body_state(full: nn.Module, body: nn.Module, sd: dict, source: str, arch: str) -> dict:
     """Map a state dict onto the body's keys: torchvision keys (`layer1.0.conv1.weight`), minifastai model
     keys (`0.4.0.conv1.weight`) or body keys (`4.0.conv1.weight`). Classifier/head keys are ignored."""
     body_sd = body.state_dict(keep_vars=True)
@@ -300,8 +301,8 @@ def _body_state(full: nn.Module, body: nn.Module, sd: dict, source: str) -> dict
             parts.append(f"{len(bad)} shape mismatches (e.g. {bad[:3]})")
         if unexpected:
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
-        raise ValueError(f"the weights in {source} do not fit this architecture's body ({'; '.join(parts)}; "
-                         f"read as {fmt} keys). Check that the file was saved from the same architecture.")
+        raise ValueError(f"{source} does not fit the body of {arch} ({'; '.join(parts)}; read as {fmt} "
+                         "keys). Check that the weights were saved from the same architecture.")
     return {k: sd[src] for k, src in mapping.items()}
 
 
@@ -318,7 +319,7 @@ def create_vision_model(arch: str | Callable[..., nn.Module], n_out: int, weight
     meta = arch_meta(name, full)
     body = create_body(full, meta.cut if cut is None else cut)
     if weights is not None:
-        body.load_state_dict(_body_state(full, body, weights, weights_source or "the given state dict"))
+        body.load_state_dict(_body_state(full, body, weights, weights_source or "the given state dict", name))
     head = create_head(num_features(body), n_out, lin_ftrs, ps, concat_pool)
     return nn.Sequential(body, head), meta
 

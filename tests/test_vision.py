@@ -19,6 +19,7 @@ from minifastai.vision import (
     WeightsUnavailableError,
     aug_transforms,
     cnn_learner,
+    create_body,
     create_head,
     vision_learner,
 )
@@ -99,6 +100,18 @@ def test_other_arch_splits_body_head_and_random_is_not_frozen(small_tree):
     assert dls.pipeline.norm is None  # random weights: no ImageNet normalization
     x, _ = next(iter(dls.train))
     assert learn.model.eval()(x).shape == (len(x), 5)
+
+
+def test_create_body_finds_the_cut():
+    se = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(4, 4, 1)), nn.ReLU())
+    vgg_like = nn.Sequential(nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2)), se,  # kept: conv blocks
+                             nn.Sequential(nn.Dropout(), nn.Conv2d(4, 7, 1), nn.AdaptiveAvgPool2d(1)),  # squeezenet
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(7, 3))  # pool and classifier
+    body = create_body(vgg_like)
+    assert len(body) == 2 and body[0] is vgg_like[0] and body[1] is se
+    assert len(create_body(vgg_like, cut=1)) == 1 and create_body(vgg_like, cut=lambda m: m[0]) is vgg_like[0]
+    with pytest.raises(ValueError, match="empty body; pass cut="):
+        create_body(nn.Sequential(nn.Flatten(), nn.Linear(3, 3)))
 
 
 def test_create_head_and_concat_pool():
@@ -199,7 +212,7 @@ def test_weights_file_errors_name_the_file(small_tree, weights, tmp_path):
         vision_learner(dls, "resnet10", weights=missing)
     other = tmp_path / "resnet18.pth"
     torch.save(torchvision.models.resnet18().state_dict(), other)
-    with pytest.raises(ValueError, match=rf"{other}.*do not fit.*unexpected keys"):
+    with pytest.raises(ValueError, match=rf"weights file {other} does not fit the body of resnet10 \(48 unexpected"):
         vision_learner(dls, "resnet10", weights=other)
     damaged = tmp_path / "damaged.pth"
     damaged.write_bytes(weights.read_bytes()[:1000])
