@@ -21,6 +21,8 @@ from minifastai.vision import (
     cnn_learner,
     create_body,
     create_head,
+    register_arch,
+    resnet10,
     vision_learner,
 )
 
@@ -251,6 +253,23 @@ def test_export_reload_predicts_the_same(small_tree, weights):
     preds, targs = learn.get_preds()
     preds2, none = new.get_preds(dl=new.dls.test_dl(files))
     assert none is None and torch.allclose(preds, preds2, atol=1e-5) and len(targs) == len(files)
+
+
+def tiny_resnet(*, weights=None, **kwargs):
+    """A builder of our own (not registered, not in torchvision)."""
+    return resnet10(**kwargs)
+
+
+def test_export_of_own_builder_asks_to_register_it(small_tree):
+    learn = vision_learner(small_dls(small_tree), tiny_resnet, pretrained=False)
+    assert learn.n_groups == 3  # a torchvision ResNet: ResNet metadata by class
+    path = learn.export("tiny.pth")
+    with pytest.raises(ValueError, match=r"unknown architecture 'tiny_resnet'.*register_arch\('tiny_resnet'"):
+        load_learner(path)
+    register_arch("tiny_resnet", tiny_resnet)
+    new = load_learner(path)
+    x = torch.rand(3, 16, 16)
+    assert torch.allclose(new.predict(x)[2], learn.predict(x)[2], atol=1e-6)
 
 
 # ---- data ------------------------------------------------------------------------------------------------
