@@ -705,6 +705,18 @@ class ImageDataLoaders(DataLoaders):
         super().__init__(train, valid, device=device, n_inp=1, vocab=vocab)
         self.pipeline = pipeline or ImagePipeline()
 
+    @property
+    def device(self) -> torch.device:
+        """Where batches go (their transforms run there too); setting it moves the loaders' output."""
+        return self._device
+
+    @device.setter
+    def device(self, device: torch.device | str) -> None:
+        self._device = torch.device(device)
+        for dl in (self.train, self.valid):
+            if isinstance(dl, ImageDL):
+                dl.device = self._device
+
     @classmethod
     def from_folder(cls, path: str | os.PathLike, train: str = "train", valid: str = "valid",
                     valid_pct: float | None = None, seed: int | None = None, item_tfms: Any = None,

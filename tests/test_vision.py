@@ -280,6 +280,8 @@ def test_from_folder_vocab_split_and_batches(small_tree):
     x, y = next(iter(dls.valid))
     assert x.shape == (20, 3, 16, 16) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
     assert y.dtype == torch.int64 and set(y.tolist()) == set(range(5))
+    dls.device = "meta"  # the loaders follow dls.device (distrib_ctx sets it per process)
+    assert next(iter(dls.valid))[0].device.type == "meta"
     split = ImageDataLoaders.from_folder(small_tree, valid_pct=0.25, seed=1, device="cpu")
     again = ImageDataLoaders.from_folder(small_tree, valid_pct=0.25, seed=1, device="cpu")
     assert len(split.valid.dataset) == 20 and len(split.train.dataset) == 60  # train folder only, split 3:1
