@@ -349,6 +349,8 @@ class TabularProcessor:
         check_columns(df, self.raw_cat_names + self.cont_names, "the DataFrame")
         if with_y is None:
             with_y = all(c in df.columns for c in self.y_names)
+            if with_y:
+                check_target(df, self.y_names, hint=" (or pass with_labels=False to leave the targets out)")
         t = self._columns(df)
         for p in self.procs:
             p.encode(t)
@@ -465,7 +467,7 @@ def check_columns(df: pd.DataFrame, names: Sequence[str], where: str = "the Data
                          + (f" ({'; '.join(hints)})" if hints else ""))
 
 
-def check_target(df: pd.DataFrame, y_names: Sequence[str]) -> None:
+def check_target(df: pd.DataFrame, y_names: Sequence[str], hint: str = "") -> None:
     """Raise a ValueError when a target column has missing values (naming the column and rows)."""
     for y in y_names:
         na = df[y].isna().to_numpy()
@@ -473,7 +475,7 @@ def check_target(df: pd.DataFrame, y_names: Sequence[str]) -> None:
             rows = df.index[na][:5].tolist()
             raise ValueError(f"target column {y!r} has {int(na.sum())} missing value(s) (index {rows}"
                              f"{'...' if na.sum() > 5 else ''}); drop those rows first, e.g. "
-                             f"df = df.dropna(subset=[{y!r}])")
+                             f"df = df.dropna(subset=[{y!r}]){hint}")
 
 
 # ---- the loader ---------------------------------------------------------------------------------

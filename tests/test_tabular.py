@@ -272,6 +272,9 @@ def test_test_dl_with_unseen_category_missing_value_and_no_target():
         dls.test_dl(new.drop(columns="w"))
     with pytest.raises(ValueError, match="labels the model does not know"):
         dls.test_dl(df.iloc[:5].assign(target="Z"))
+    with pytest.raises(ValueError, match="missing value.*or pass with_labels=False"):
+        dls.test_dl(df.iloc[:5].assign(target=None))
+    assert len(next(iter(dls.test_dl(df.iloc[:5].assign(target=None), with_labels=False)))) == 2
 
 
 def test_predict_on_a_row_in_every_form():
