@@ -1,8 +1,14 @@
-"""`make demo`: what slice(a, b) does to each layer group, shown on a model trained end to end.
+"""`make demo`: what slice(a, b) does to each layer group, shown on models trained end to end.
 
-A 3-group model (two body groups and a head) on synthetic data it makes itself: summary, the plan
-(`dry_run`) before training, `freeze` + `fit_one_cycle(slice)`, `unfreeze` + another cycle with
-discriminative LRs; per-group schedule and loss plots are written as PNG files under out/demo/.
+1. Core: a 3-group model (two body groups and a head) on synthetic data it makes itself: summary, the
+   plan (`dry_run`) before training, `freeze` + `fit_one_cycle(slice)`, `unfreeze` + another cycle with
+   discriminative LRs.
+2. Vision: a small torchvision ResNet pretrained here on digits 0-4, fine-tuned on digits 5-9 read from
+   PNG files (`vision_learner`, `fine_tune`), exported and reloaded (short version of
+   examples/finetune_cnn.ipynb).
+3. Tabular: penguin species with one layer group and a float LR: the schedule cycles, it does not spread
+   (short version of examples/tabular_penguins.ipynb).
+Per-group schedule and loss plots are written as PNG files under out/demo/.
 """
 from __future__ import annotations
 
@@ -94,9 +100,30 @@ def core_demo() -> list[Path]:
     return written
 
 
+def vision_demo() -> list[Path]:
+    from pretrain_digits import run_demo
+
+    res = run_demo(OUT / "vision")
+    print(f"fine-tuned accuracy {res['accuracy']:.3f}; reloaded export predicts {res['prediction']!r} "
+          f"for {Path(res['image']).name}")
+    return [Path(res["plot"])]
+
+
+def tabular_demo() -> list[Path]:
+    from tabular_demo import run_demo
+
+    return list(run_demo(OUT / "tabular"))
+
+
 def main() -> int:
     t0 = time.perf_counter()
+    torch.set_num_threads(1)  # small models: one thread is fastest, and steady on a busy 2-core machine
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     written = core_demo()
+    print("\n\n######## vision: fine-tune a pretrained CNN (3 layer groups: body[:6], body[6:], head)")
+    written += vision_demo()
+    print("\n\n######## tabular: one layer group, a float LR")
+    written += tabular_demo()
     print(f"\nWrote {len(written)} plots in {time.perf_counter() - t0:.0f}s:")
     for p in written:
         print(f"  {p}")
