@@ -3,7 +3,7 @@
     .venv/bin/python docs/gen_figures.py            # all snippets
     .venv/bin/python docs/gen_figures.py concepts   # the snippets whose path contains "concepts"
 
-Each `docs/snippets/<page>/<name>.py` runs after `docs/snippets/<page>/setup.py` (when there is one) in a
+Each `docs/snippets/<page>/<name>.py` runs after its page's `setup.py` (default: `docs/snippets/setup.py`) in a
 fresh namespace, with seeds 0 and one torch thread. What it prints (warnings included) is written to
 `<name>.txt` next to it, and every matplotlib figure it leaves open to `docs/img/<page>-<name>.png`
 (`-1.png`, `-2.png`, ... when there are several). The pages include both files with `--8<--`, so the code
@@ -48,7 +48,7 @@ def run_snippet(path: Path) -> tuple[str, list]:
     random.seed(0)
     torch.set_num_threads(1)
     ns: dict = {"__name__": "__main__"}
-    setup = path.parent / "setup.py"
+    setup = path.parent / "setup.py" if (path.parent / "setup.py").exists() else SNIPPETS / "setup.py"
     out = io.StringIO()
 
     def show(message, category, filename, lineno, file=None, line=None):  # warnings as the user sees them

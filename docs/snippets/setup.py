@@ -1,5 +1,6 @@
-# Setup shared by the snippets on this page: the digits data set that ships with scikit-learn
+# Setup shared by the snippets of pages without a setup of their own: the digits data set that ships with scikit-learn
 # (1,797 8x8 images), and a small network cut into three layer groups.
+import numpy as np
 import torch
 from sklearn.datasets import load_digits
 from torch import nn
