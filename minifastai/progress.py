@@ -48,7 +48,7 @@ class ProgressCallback(Callback):
 
         cls = NBMasterBar if self._mode == "notebook" else ConsoleMasterBar
         self.mbar = cls(range(self.learn.start_epoch, self.learn.n_epoch))
-        self.mbar.on_iter_begin()
+        self.mbar.update(0)  # draws the epoch bar first, so the table is written under a real bar
         self.mbar.write(names, table=True)
         self.pbar = None
 

@@ -1,4 +1,6 @@
 """Recorder numbers, metrics, progress output, validate / get_preds / predict, save / load."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -154,3 +156,21 @@ def test_from_dsets_takes_vocab_from_dataset_classes():
     dls = DataLoaders.from_dsets(ds, ds, bs=4, device="cpu")
     assert dls.vocab == ["cat", "dog"] and len(dls.train) == 3 and dls.valid.batch_size == 8
     assert DataLoaders.from_dsets(ds, ds, vocab=["a", "b"]).vocab == ["a", "b"]
+
+
+
+def test_notebook_progress_shows_the_table_and_no_object_reprs(tmp_path):
+    """Runs a fit in a real Jupyter kernel: the saved output is fastprogress's HTML table, one per fit."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    root = Path(__file__).resolve().parent.parent
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(f"import sys; sys.path.insert(0, {str(root)!r})\n"
+                                          "from tests.helpers import make_learner\n"
+                                          "learn = make_learner()\nlearn.fit_one_cycle(2, 1e-3)\nlearn.fit(1)")]
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outs = nb.cells[0].outputs
+    html = [o["data"]["text/html"] for o in outs if "text/html" in o.get("data", {})]
+    assert not any("object at 0x" in str(o) for o in outs)
+    tables = [h for h in html if "<th>train_loss</th>" in h]
+    assert len(tables) == 2 and tables[0].count("<tr><td>") == 2 and tables[1].count("<tr><td>") == 1
