@@ -132,7 +132,10 @@ def _rebuild_loader(dl: DataLoader, sampler: Sampler) -> DataLoader:
 
 def shard_train(dl: Iterable, rank: int, world_size: int, seed: int = 0) -> Iterable:
     """A torch DataLoader re-created with a `DistributedSampler` (same shuffling choice, padded to equal
-    shards); any other iterable through `ShardedLoader(even=True)`."""
+    shards); a wrapper that offers `map_loader(f)` (e.g. vision's loaders) around its sharded DataLoader;
+    any other iterable through `ShardedLoader(even=True)`."""
+    if hasattr(dl, "map_loader"):
+        return dl.map_loader(lambda inner: shard_train(inner, rank, world_size, seed))
     if _is_map_loader(dl):
         sampler = DistributedSampler(dl.dataset, num_replicas=world_size, rank=rank,
                                      shuffle=isinstance(dl.sampler, RandomSampler), seed=seed)
@@ -145,6 +148,8 @@ def shard_train(dl: Iterable, rank: int, world_size: int, seed: int = 0) -> Iter
 
 def shard_valid(dl: Iterable, rank: int, world_size: int) -> Iterable:
     """A partition of the validation data with no padding, so reduced sums cover every item exactly once."""
+    if hasattr(dl, "map_loader"):
+        return dl.map_loader(lambda inner: shard_valid(inner, rank, world_size))
     if _is_map_loader(dl):
         return _rebuild_loader(dl, ShardSampler(len(dl.dataset), rank, world_size))
     return ShardedLoader(dl, rank, world_size, even=False)

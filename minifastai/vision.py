@@ -661,6 +661,15 @@ class ImageDL:
         """The underlying dataset."""
         return self.dl.dataset
 
+    @property
+    def sampler(self) -> Any:
+        """The underlying DataLoader's sampler (distributed training sets its epoch)."""
+        return self.dl.sampler
+
+    def map_loader(self, f: Callable[[DataLoader], DataLoader]) -> ImageDL:
+        """The same pipeline around `f(inner DataLoader)`; distributed training shards the inner loader so."""
+        return ImageDL(f(self.dl), self.pipeline, self.train, self.device)
+
     def __len__(self) -> int:
         return len(self.dl)
 

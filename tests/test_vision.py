@@ -338,3 +338,21 @@ def test_unreadable_and_odd_sized_images_name_the_path(tmp_path):
         next(iter(dls.train))
     resized = ImageDataLoaders.from_folder(root, bs=4, device="cpu", item_tfms=v2.Resize((8, 8)))
     assert next(iter(resized.train))[0].shape == (3, 3, 8, 8)
+
+
+def test_image_loaders_shard_their_inner_dataloader_for_distributed_training(small_tree):
+    from torch.utils.data import DistributedSampler
+
+    from minifastai.distributed import shard_train, shard_valid
+
+    dls = small_dls(small_tree)
+    n_valid = len(dls.valid.dataset)
+    trains = [shard_train(dls.train, r, 2, seed=3) for r in range(2)]
+    valids = [shard_valid(dls.valid, r, 2) for r in range(2)]
+    assert all(type(t) is type(dls.train) and isinstance(t.sampler, DistributedSampler) for t in trains)
+    assert trains[0].sampler.rank == 0 and trains[1].sampler.rank == 1 and trains[0].sampler.seed == 3
+    assert [len(v.sampler) for v in valids] == [(n_valid + 1) // 2, n_valid // 2]  # no padding, no overlap
+    x, y = next(iter(valids[1]))
+    x0, _ = next(iter(dls.valid))
+    assert x.dtype == x0.dtype and x.shape[1:] == x0.shape[1:]  # still decoded and normalized by the pipeline
+    assert sum(len(b[1]) for v in valids for b in v) == n_valid
