@@ -12,7 +12,6 @@ import copy
 import functools
 import inspect
 import math
-import random
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import torch
 
 from . import groups as G
 from .callback import Callback, CancelFitException, CancelValidException
+from .checkpoint import get_rng_state, loader_generators, set_rng_state
 
 if TYPE_CHECKING:
     from .learner import Learner
@@ -284,9 +284,8 @@ class _LearnerState:
                                   for k, v in s.items()} for p, s in self.opt.state.items()}
             self.opt_hypers = [{k: copy.deepcopy(v) for k, v in pg.items() if k != "params"}
                                for pg in self.opt.param_groups]
-        self.rng = (torch.get_rng_state(), np.random.get_state(), random.getstate(),
-                    torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
-        self.generators = [(g, g.get_state()) for g in _loader_generators(learn.dls.train)]
+        self.rng = get_rng_state()
+        self.generators = [(g, g.get_state()) for g in loader_generators(learn.dls.train)]
         self.loop = {k: learn.__dict__[k] for k in _LOOP_ATTRS if k in learn.__dict__}
         rec = getattr(learn, "recorder", None)
         self.recorder = rec
@@ -314,11 +313,7 @@ class _LearnerState:
                 for k in [k for k in pg if k != "params" and k not in hypers]:
                     del pg[k]
                 pg.update(hypers)
-        torch.set_rng_state(self.rng[0])
-        np.random.set_state(self.rng[1])
-        random.setstate(self.rng[2])
-        if self.rng[3] is not None:
-            torch.cuda.set_rng_state_all(self.rng[3])
+        set_rng_state(self.rng)
         for g, s in self.generators:
             g.set_state(s)
         for k in _LOOP_ATTRS:
@@ -331,15 +326,6 @@ class _LearnerState:
             vars(self.recorder).update(self.recorder_state)
         for cb, state in self.cb_states:
             cb.load_state_dict(state)
-
-
-def _loader_generators(dl: Any) -> list[torch.Generator]:
-    gens = [getattr(dl, "generator", None), getattr(getattr(dl, "sampler", None), "generator", None)]
-    out: list[torch.Generator] = []
-    for g in gens:
-        if isinstance(g, torch.Generator) and all(g is not o for o in out):
-            out.append(g)
-    return out
 
 
 # ---- lr_find -------------------------------------------------------------------------------------

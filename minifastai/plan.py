@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import copy
-import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
 
+from .checkpoint import get_rng_state, set_rng_state
 from .recorder import Recorder, ScheduleView
 
 if TYPE_CHECKING:
@@ -66,8 +65,7 @@ class DryRun:
         self.opt_state = copy.deepcopy(learn.opt.state_dict()) if learn.opt is not None else None
         self.requires_grad = [(p, p.requires_grad) for p in learn.model.parameters()]
         self.modes = [(m, m.training) for m in learn.model.modules()]
-        self.rng = (torch.get_rng_state(), np.random.get_state(), random.getstate(),
-                    torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+        self.rng = get_rng_state()
         self.cb = PlanRecorder(self.runs)
         learn.dry = True
         learn.add_cb(self.cb)
@@ -85,8 +83,4 @@ class DryRun:
         learn.opt = self.opt
         if self.opt is not None:
             self.opt.load_state_dict(self.opt_state)
-        torch.set_rng_state(self.rng[0])
-        np.random.set_state(self.rng[1])
-        random.setstate(self.rng[2])
-        if self.rng[3] is not None:
-            torch.cuda.set_rng_state_all(self.rng[3])
+        set_rng_state(self.rng)
