@@ -172,8 +172,8 @@ class Recorder(ScheduleView, Callback):
     @property
     def train_loss(self) -> float | None:
         """The smoothed training loss at the latest batch (fastai's `train_loss` column)."""
-        sm = self.smooth_losses
-        return float(sm[-1]) if len(sm) else None
+        self._flush()
+        return float(self._smooth_chunks[-1][-1]) if self._smooth_chunks else None
 
     @property
     def hps(self) -> dict[str, np.ndarray]:
