@@ -247,8 +247,6 @@ class Learner:
             except (RuntimeError, ValueError, TypeError, IndexError) as e:
                 raise type(e)(f"loss_func failed on predictions {shapes_of(self.pred)} and targets "
                               f"{shapes_of(self.yb)}: {e}") from e
-        else:
-            self.loss = None
         self._cb("after_loss")
         if not self.training or self.loss is None:
             return
