@@ -238,11 +238,8 @@ class RestoreCallbackStates(Callback):
         self.states, self.path = states, path
 
     def before_fit(self) -> None:
-        """Load each saved state into the callback of the same name, then remove this callback."""
-        from .lr_find import LRFinder
-
-        if any(isinstance(cb, LRFinder) for cb in self.learn.cbs):
-            return  # an lr_find sweep is not the fit the states are meant for
+        """Load each saved state into the callback of the same name, then remove this callback (an
+        `lr_find` sweep puts both the states and this callback back afterwards)."""
         for cb in self.learn.cbs:
             if cb.name in self.states and callable(getattr(cb, "load_state_dict", None)):
                 cb.load_state_dict(self.states[cb.name])

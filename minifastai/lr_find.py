@@ -272,6 +272,7 @@ class _LearnerState:
 
     def __init__(self, learn: Learner) -> None:
         self.learn = learn
+        self.cbs = list(learn.cbs)  # callbacks hidden or removing themselves during the sweep come back
         self.model = model = learn.model
         self.weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         self.params = list(model.parameters())
@@ -324,6 +325,10 @@ class _LearnerState:
         if self.recorder is not None:
             vars(self.recorder).clear()
             vars(self.recorder).update(self.recorder_state)
+        for cb in [c for c in learn.cbs if c not in self.cbs]:
+            learn.remove_cb(cb)
+        for cb in [c for c in self.cbs if c not in learn.cbs]:
+            learn.add_cb(cb)
         for cb, state in self.cb_states:
             cb.load_state_dict(state)
 
@@ -360,8 +365,6 @@ def lr_find(learn: Learner, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, nu
         learn.fit(1, lr=starts, cbs=finder)
     finally:
         saved.restore()
-        for cb in hidden:
-            learn.add_cb(cb)
     if learn.dry:
         return None
     sweep = _make_sweep(learn, finder, funcs)
