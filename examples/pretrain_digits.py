@@ -102,7 +102,7 @@ def _pretrain(path: Path, epochs: int, lr: float, size: int, seed: int, verbose:
     if not verbose:
         learn.remove_cb(learn.progress)
     learn.fit_one_cycle(epochs, lr)
-    loss, acc = learn.recorder.values[-1][2:4]
+    loss, acc = learn.recorder.values[-1][1:3]
     if verbose:
         print(f"pretrained resnet10 on digits 0-4: valid loss {loss:.3f}, accuracy {acc:.3f}")
     return atomic_save(model.state_dict(), path)
@@ -172,7 +172,7 @@ def _run_demo(out: Path) -> dict:
     export = learn.export("digits59_resnet10.pth")
     img = sorted((tree / "valid" / "seven").glob("*.png"))[0]
     pred = load_learner(export).predict(img)
-    res = {"accuracy": float(learn.recorder.values[-1][3]), "prediction": pred[0], "image": str(img),
+    res = {"accuracy": float(learn.recorder.values[-1][2]), "prediction": pred[0], "image": str(img),
            "pretrain_s": round(t_pre, 1), "total_s": round(time.perf_counter() - t0, 1),
            "plot": str(out / "finetune_schedule.png"), "export": str(export)}
     print(res)

@@ -17,8 +17,7 @@ from .callback import (
     CancelValidException,
     TrainEvalCallback,
 )
-from .callbacks import CSVLogger, EarlyStoppingCallback, GradientAccumulation, GradientClip, TerminateOnNaNCallback
-from .checkpoint import SaveModelCallback, load_learner
+from .checkpoint import load_learner
 from .data import DataLoaders
 from .groups import default_splitter, lr_range
 from .learner import Learner
@@ -29,6 +28,8 @@ from .plan import PlanRecord
 from .progress import ProgressCallback
 from .recorder import Recorder
 from .schedule import OneCycle, ParamScheduler, combined_cos, sched_cos, sched_exp, sched_lin
+from .tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback, TrackerCallback
+from .training import CSVLogger, GradientAccumulation, GradientClip, TerminateOnNaNCallback
 
 __all__ = [
     # core
@@ -43,5 +44,5 @@ __all__ = [
     "Metric", "AvgMetric", "accuracy", "error_rate", "rmse", "mae",
     # training callbacks
     "MixedPrecision", "GradientAccumulation", "GradientClip", "EarlyStoppingCallback", "SaveModelCallback",
-    "TerminateOnNaNCallback", "CSVLogger",
+    "TerminateOnNaNCallback", "CSVLogger", "TrackerCallback", "ReduceLROnPlateau",
 ]

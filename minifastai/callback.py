@@ -36,17 +36,51 @@ class CancelFitException(Exception):
     """Stop the fit; `after_cancel_fit` then `after_fit` run."""
 
 
+def _loop_attr(name: str, doc: str) -> Any:
+    """A read-only view of the learner's `name` on a callback (fastai's `self.model`, `self.loss`, ...)."""
+
+    def get(self: Callback) -> Any:
+        return getattr(self.learn, name)
+
+    def refuse(self: Callback, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__}.{name} is the learner's {name}, read-only on a callback: "
+                             f"write self.learn.{name} = ... to change it (or use another name for your own "
+                             "attribute)")
+
+    return property(get, refuse, doc=doc)
+
+
 class Callback:
     """Base class: override any hook below; it reaches the learner as `self.learn`.
 
     Callbacks run sorted by `order` (ascending, stable). Only hooks a subclass overrides are
     called, so an event nobody listens to costs nothing. Set `run_dry = True` on callbacks that
-    schedule hyper-parameters, so that `Learner.dry_run` replays them without data.
+    schedule hyper-parameters, so that `Learner.dry_run` replays them without data. `run_train = False`
+    (or `run_valid = False`) skips the callback's batch events in the training (validation) phase.
+    The loop's state reads as in fastai (`self.model`, `self.loss`, `self.epoch`, ...): read-only
+    properties; changes go through `self.learn`.
     """
 
     order: int = 0
     run_dry: bool = False
+    run_train: bool = True
+    run_valid: bool = True
     learn: Learner
+
+    model = _loop_attr("model", "The learner's model.")
+    opt = _loop_attr("opt", "The learner's optimizer (None before the first fit).")
+    dls = _loop_attr("dls", "The learner's DataLoaders.")
+    loss = _loop_attr("loss", "The current batch's loss.")
+    pred = _loop_attr("pred", "The model's output on the current batch.")
+    xb = _loop_attr("xb", "The current batch's inputs (a tuple).")
+    yb = _loop_attr("yb", "The current batch's targets (a tuple).")
+    epoch = _loop_attr("epoch", "The current epoch (0-based).")
+    n_epoch = _loop_attr("n_epoch", "Epochs of the current fit.")
+    iter = _loop_attr("iter", "Batch index in the current phase.")
+    n_iter = _loop_attr("n_iter", "Batches in the current phase.")
+    pct_train = _loop_attr("pct_train", "Schedule position: fraction of the fit's training batches done.")
+    training = _loop_attr("training", "Whether the loop is in the training phase.")
+    train_iter = _loop_attr("train_iter", "Training batches done in this fit.")
 
     @property
     def name(self) -> str:
@@ -140,6 +174,9 @@ def listify(x: Any) -> list:
 EVENTS: tuple[str, ...] = tuple(
     n for n in vars(Callback) if n.startswith(("before_", "after_")) and callable(getattr(Callback, n))
 )
+BATCH_EVENTS = frozenset(("before_batch", "after_pred", "after_loss", "before_backward", "after_cancel_backward",
+                          "after_backward", "before_step", "after_step", "after_cancel_step", "after_cancel_batch",
+                          "after_batch"))  # the events `run_train` / `run_valid` filter (fastai's `_inner_loop`)
 
 
 def hooks_of(cb: Callback) -> dict[str, object]:
@@ -153,26 +190,32 @@ class TrainEvalCallback(Callback):
     order = -10
     run_dry = True
 
+    run_valid = False
+
     def before_fit(self) -> None:
-        """Start counting training batches from the start epoch."""
+        """Start counting training batches from the start epoch (an unsized loader has no position)."""
         learn = self.learn
-        learn.n_iter_total = learn.n_epoch * len(learn.dls.train)
-        learn.train_iter = learn.start_epoch * len(learn.dls.train)
-        learn.pct_train = learn.train_iter / learn.n_iter_total
+        n = n_batches(learn.dls.train)
+        learn.n_iter_total = learn.n_epoch * (n or 0)
+        learn.train_iter = learn.start_epoch * (n or 0)
+        learn.pct_train = learn.train_iter / learn.n_iter_total if learn.n_iter_total else 0.0
 
     def before_train(self) -> None:
         """Train mode."""
         self.learn.model.train()
-        self.learn.training = True
 
     def after_batch(self) -> None:
         """Advance the schedule position (training batches only)."""
         learn = self.learn
-        if learn.training:
-            learn.train_iter += 1
+        learn.train_iter += 1
+        if learn.n_iter_total:
             learn.pct_train = learn.train_iter / learn.n_iter_total
 
     def before_validate(self) -> None:
         """Eval mode."""
         self.learn.model.eval()
-        self.learn.training = False
+
+
+def n_batches(dl: Any) -> int | None:
+    """`len(dl)`, or None for a loader without a length."""
+    return len(dl) if dl is not None and hasattr(dl, "__len__") else None

@@ -1,13 +1,11 @@
 """Checkpoints and exports: atomic writes, RNG state, safe (`weights_only`) loading, version manifests,
-training position and callback state for resuming, and `SaveModelCallback`."""
+training position and callback state for resuming (`SaveModelCallback` lives in tracker.py)."""
 from __future__ import annotations
 
 import importlib
-import math
 import os
 import random
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -297,112 +295,6 @@ def resume_latest(learn: Learner) -> int:
     if is_main_process() and not learn.dry:
         print(f"resuming from {latest}: {pos['next_epoch']} epoch(s) done")
     return int(pos["next_epoch"])
-
-
-# ---- SaveModelCallback -------------------------------------------------------------------------
-class SaveModelCallback(Callback):
-    """Saves the model when `monitor` improves (to `fname`), or every epoch (`every_epoch`: `fname_{epoch}`).
-
-    With `every_epoch` (True, or an int n: every n-th epoch) each file holds all that `fit(..., resume=True)`
-    needs; `keep=k` deletes all but the newest k of them (after the new one is safely written). In best-model
-    mode the best weights are loaded back at the end of the fit, unless `at_end=True`, which saves the final
-    model instead. `comp` defaults to "lower is better" when `monitor` contains 'loss' or 'error'.
-    """
-
-    order = 70  # after Recorder (50): this epoch's values are there; after ProgressCallback (60)
-
-    def __init__(self, monitor: str = "valid_loss", comp: Callable[[float, float], bool] | None = None,
-                 min_delta: float = 0.0, fname: str = "model", every_epoch: bool | int = False,
-                 at_end: bool = False, with_opt: bool = True, keep: int | None = None) -> None:
-        if keep is not None and keep < 1:
-            raise ValueError(f"keep must be None (keep every file) or at least 1, got {keep}")
-        self.monitor, self.min_delta, self.fname = monitor, abs(float(min_delta)), fname
-        self.every_epoch, self.at_end, self.with_opt, self.keep = every_epoch, at_end, with_opt, keep
-        self.lower_is_better = comp is None and ("loss" in monitor or "error" in monitor)
-        self.comp = comp or (np.less if self.lower_is_better else np.greater)
-        self.best: float | None = None
-        self.best_epoch: int | None = None
-        self.saved_epochs: list[int] = []
-        self._started = self._saved = False
-
-    def _improved(self, val: float) -> bool:
-        if self.best is None:
-            return True
-        if self.comp is np.less:
-            return bool(val < self.best - self.min_delta)
-        if self.comp is np.greater:
-            return bool(val > self.best + self.min_delta)
-        return bool(self.comp(val, self.best))
-
-    def before_fit(self) -> None:
-        """Start tracking afresh (a resumed fit gets its saved state back right after this)."""
-        if getattr(self.learn, "recorder", None) is None:
-            raise ValueError("SaveModelCallback reads the Recorder's values; create the Learner with "
-                             "default_cbs=True or add a Recorder()")
-        names = self.learn.recorder.metric_names
-        if self.monitor not in names[1:-1]:
-            raise ValueError(f"SaveModelCallback monitors {self.monitor!r}, which the recorder does not "
-                             f"have; choose one of {names[1:-1]}")
-        if not self.every_epoch and self.monitor.startswith("valid") and self.learn.dls.valid is None:
-            raise ValueError(f"SaveModelCallback monitors {self.monitor!r} but there is no validation set; "
-                             "monitor='train_loss', or use every_epoch=True")
-        self._started = True
-        self.best, self.best_epoch, self.saved_epochs, self._saved = None, None, [], False
-
-    def after_epoch(self) -> None:
-        """Track the monitored value; write this epoch's checkpoint or the new best."""
-        learn = self.learn
-        val = learn.recorder.values[-1][learn.recorder.metric_names.index(self.monitor)]
-        new_best = val is not None and not math.isnan(val) and self._improved(val)
-        if new_best:
-            self.best, self.best_epoch = float(val), learn.epoch
-        if self.every_epoch:
-            every = 1 if self.every_epoch is True else int(self.every_epoch)
-            if learn.epoch % every == 0:
-                self.saved_epochs.append(learn.epoch)
-                save_checkpoint(learn, learn.checkpoint_path(f"{self.fname}_{learn.epoch}"), self.with_opt,
-                                next_epoch=learn.epoch + 1)
-                self._prune()
-        elif new_best:
-            self._print(f"Better model found at epoch {learn.epoch} with {self.monitor} value: {val:.6g}.")
-            save_checkpoint(learn, learn.checkpoint_path(self.fname), self.with_opt,
-                            next_epoch=learn.epoch + 1)
-            self._saved = True
-
-    def _prune(self) -> None:
-        from .distributed import is_main_process
-
-        if self.keep is None or len(self.saved_epochs) <= self.keep:
-            return
-        old, self.saved_epochs = self.saved_epochs[: -self.keep], self.saved_epochs[-self.keep :]
-        if is_main_process():
-            for e in old:
-                self.learn.checkpoint_path(f"{self.fname}_{e}").unlink(missing_ok=True)
-
-    def _print(self, msg: str) -> None:
-        from .distributed import is_main_process
-
-        if is_main_process():
-            print(msg)
-
-    def after_fit(self) -> None:
-        """Save the final model (`at_end`), or load the best one back (best-model mode)."""
-        learn = self.learn
-        started, self._started = self._started, False
-        if self.at_end and started:
-            save_checkpoint(learn, learn.checkpoint_path(self.fname), self.with_opt)
-        elif not self.every_epoch and self._saved:
-            load_checkpoint(learn, learn.checkpoint_path(self.fname), self.with_opt, with_rng=False,
-                            with_cbs=False)
-
-    def state_dict(self) -> dict:
-        """Best value so far, its epoch, and the epochs saved (for `keep`)."""
-        return {"best": self.best, "best_epoch": self.best_epoch, "saved_epochs": list(self.saved_epochs)}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Continue tracking from a checkpoint."""
-        self.best, self.best_epoch = state.get("best"), state.get("best_epoch")
-        self.saved_epochs = list(state.get("saved_epochs", []))
 
 
 # ---- export ------------------------------------------------------------------------------------

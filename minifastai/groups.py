@@ -32,13 +32,19 @@ def default_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
 
 def check_groups(model: nn.Module, groups: Sequence[Sequence[nn.Parameter]]) -> list[list[nn.Parameter]]:
     """Validate a splitter's output: every trainable parameter exactly once, no empty group."""
-    groups = [list(g) for g in groups]
+    if isinstance(groups, nn.Module):
+        raise ValueError("the splitter returned a module; return a list of parameter lists, e.g. "
+                         "[list(m.body.parameters()), list(m.head.parameters())]")
+    groups = [g if isinstance(g, nn.Module) else list(g) for g in groups]
     if not groups:
         raise ValueError("the splitter returned no layer groups; return a list of parameter lists")
     names = {id(p): n for n, p in model.named_parameters()}
     seen: dict[int, int] = {}
     repeated, foreign = [], []
     for gi, g in enumerate(groups):
+        if isinstance(g, nn.Module) or any(isinstance(p, nn.Module) for p in g):
+            raise ValueError(f"layer group {gi} returned by the splitter holds modules, not parameters; a splitter "
+                             "returns lists of parameters, e.g. [list(m.body.parameters()), list(m.head.parameters())]")
         if not g:
             raise ValueError(f"layer group {gi} returned by the splitter is empty; every group needs parameters")
         for p in g:
@@ -87,6 +93,11 @@ def lr_range(lr: LRLike, n_groups: int) -> list[float]:
         return res
     if isinstance(lr, (int, float)) or (isinstance(lr, torch.Tensor) and lr.ndim == 0):
         return [_check_lr(lr, "learning rate")] * n_groups
+    if isinstance(lr, (str, bytes)):
+        raise TypeError(f"the learning rate is the string {lr!r}; pass a number, e.g. {_as_number_hint(lr)}")
+    if isinstance(lr, (set, frozenset, dict)):
+        raise TypeError(f"a {type(lr).__name__} of learning rates has no order; pass a list with one LR per layer "
+                        "group, first group (nearest the input) first, or slice(start, stop)")
     try:
         lrs = [float(x) for x in lr]
     except TypeError:
@@ -98,7 +109,16 @@ def lr_range(lr: LRLike, n_groups: int) -> list[float]:
     return [_check_lr(x, f"learning rate {i}") for i, x in enumerate(lrs)]
 
 
+def _as_number_hint(s: Any) -> str:
+    try:
+        return repr(float(s))
+    except (TypeError, ValueError):
+        return "1e-3"
+
+
 def _check_lr(x: Any, what: str) -> float:
+    if isinstance(x, (str, bytes, bool)):
+        raise TypeError(f"{what} must be a number, got {x!r}")
     try:
         v = float(x)
     except (TypeError, ValueError):

@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from . import groups as G
+from . import inference, lr_find, plan, schedule, summary
 from .callback import (
+    BATCH_EVENTS,
     EVENTS,
     Callback,
     CancelBackwardException,
@@ -23,63 +25,67 @@ from .callback import (
     TrainEvalCallback,
     hooks_of,
     listify,
+    n_batches,
 )
+from .checks import check_int, check_moms, check_wd
 from .data import DataLoaders, shapes_of, to_device
 from .metrics import to_metric
 from .progress import ProgressCallback
 from .recorder import Recorder
+from .state import LoopState, Snapshot
 
 _EVENT_NAMES = {n: (f"before_{n}", f"after_cancel_{n}", f"after_{n}")
                 for n in ("fit", "epoch", "train", "validate", "batch", "backward", "step")}
-ACTIVATIONS: dict[str | None, Callable[[torch.Tensor], torch.Tensor]] = {
-    "softmax": lambda x: torch.softmax(x, dim=-1), "sigmoid": torch.sigmoid, None: lambda x: x}
+# torch losses that broadcast mismatched shapes silently (a (N,) target against (N, 1) predictions)
+_ELEMENTWISE_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
 
 
-def activation_for(loss_func: Any) -> str | None:
-    """The activation that turns the model's output into predictions for this loss (as fastai's)."""
-    if isinstance(loss_func, nn.CrossEntropyLoss):
-        return "softmax"
-    if isinstance(loss_func, (nn.BCEWithLogitsLoss,)):
-        return "sigmoid"
-    return None
+class Learner(LoopState):
+    """Trains `model` on `dls` with `loss_func`; the splitter cuts the model into layer groups.
 
-
-class Learner:
-    """Trains `model` on `dls` with `loss_func`; the splitter cuts the model into layer groups."""
+    The loop state (`epoch`, `iter`, `loss`, ...) is declared once in `LoopState`; `snapshot()` saves and
+    restores it together with everything else a fit changes.
+    """
 
     def __init__(self, dls: DataLoaders, model: nn.Module, loss_func: Callable | None = None,
-                 opt_func: Callable[..., torch.optim.Optimizer] = G.default_opt, lr: float | slice = 1e-3,
+                 opt_func: Callable[..., torch.optim.Optimizer] = G.default_opt, lr: G.LRLike = 1e-3,
                  splitter: G.Splitter = G.default_splitter, cbs: Iterable[Callback] | Callback | None = None,
-                 metrics: Any = None, path: str | Path = ".", model_dir: str | Path = "models",
+                 metrics: Any = None, path: str | Path | None = None, model_dir: str | Path = "models",
                  wd: float | None = None, wd_bn_bias: bool = False, train_bn: bool = True,
                  moms: tuple[float, float, float] = (0.95, 0.85, 0.95), group_names: Sequence[str] | None = None,
                  activation: str | None = "auto", default_cbs: bool = True) -> None:
-        self.dls, self.model, self.loss_func, self.opt_func = dls, model, loss_func, opt_func
-        self.lr, self.wd, self.wd_bn_bias, self.train_bn, self.moms = lr, wd, wd_bn_bias, train_bn, moms
-        self.path, self.model_dir, self.splitter = Path(path), Path(model_dir), splitter
-        self.layer_groups = G.check_groups(model, splitter(model))
-        n = len(self.layer_groups)
-        self.group_names = list(group_names) if group_names else (
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
+        if not callable(opt_func):
+            raise TypeError(f"opt_func must build an optimizer from param groups (e.g. Adam), got {opt_func!r}")
+        layer_groups = G.check_groups(model, splitter(model))
+        n = len(layer_groups)
+        G.lr_range(lr, n)
+        moms, wd = check_moms(moms), check_wd(wd)
+        extra = check_cbs(cbs)
+        loss_func = loss_func if loss_func is not None else getattr(dls, "loss_func", None)
+        names = list(group_names) if group_names else (
             ["all"] if n == 1 else [f"group {i}" + (" (head)" if i == n - 1 else "") for i in range(n)])
-        if len(self.group_names) != n:
-            raise ValueError(f"{len(self.group_names)} group_names for {n} layer groups")
-        self.activation_name = activation_for(loss_func) if activation == "auto" else activation
+        if len(names) != n:
+            raise ValueError(f"{len(names)} group_names for {n} layer groups")
+        self.dls, self.model, self.loss_func, self.opt_func, self.splitter = dls, model, loss_func, opt_func, splitter
+        self.lr, self.wd, self.wd_bn_bias, self.train_bn, self.moms = lr, wd, wd_bn_bias, train_bn, moms
+        self.path = Path(path if path is not None else getattr(dls, "path", None) or ".")
+        self.model_dir, self.layer_groups, self.group_names = Path(model_dir), layer_groups, names
+        self.activation_name = inference.activation_for(loss_func) if activation == "auto" else activation
         self.metrics = [to_metric(m) for m in listify(metrics)]
         self.opt: torch.optim.Optimizer | None = None
         self.export_info: dict | None = None
-        self.dry, self.training, self.loss, self.pred, self.epoch, self.train_iter = False, False, None, None, 0, 0
-        self.n_epoch, self.start_epoch = 1, 0
+        self.log_results = True  # the progress table; `no_logging()` turns it off
         self.cbs: list[Callback] = []
         defaults = [TrainEvalCallback(), Recorder(), ProgressCallback()] if default_cbs else [TrainEvalCallback()]
-        for cb in defaults + listify(cbs):
-            self.add_cb(cb)
+        self.add_cbs(defaults + extra)
         self._cb("after_create")
 
     # ---- callbacks ----------------------------------------------------------------------------
-    def add_cb(self, cb: Callback) -> Learner:
+    def add_cb(self, cb: Callback | type[Callback]) -> Learner:
         """Add a callback (it reaches this learner as `cb.learn`, and the learner exposes it as `cb.name`)."""
-        if isinstance(cb, type):
-            cb = cb()
+        cb = check_cbs(cb)[0]
         cb.learn = self
         self.cbs.append(cb)
         self.cbs.sort(key=lambda c: c.order)
@@ -88,36 +94,89 @@ class Learner:
         self._rebuild_handlers()
         return self
 
-    def remove_cb(self, cb: Callback) -> Learner:
-        """Remove a callback."""
-        self.cbs.remove(cb)
-        if getattr(self, cb.name, None) is cb:
-            delattr(self, cb.name)
+    def add_cbs(self, cbs: Iterable[Callback | type[Callback]]) -> Learner:
+        """Add several callbacks."""
+        for cb in check_cbs(cbs):
+            self.add_cb(cb)
+        return self
+
+    def remove_cb(self, cb: Callback | type[Callback]) -> Learner:
+        """Remove a callback, or every callback of a class (`learn.remove_cb(ProgressCallback)`)."""
+        found = [c for c in self.cbs if (isinstance(c, cb) if isinstance(cb, type) else c is cb)]
+        for c in found:
+            self.cbs.remove(c)
+            if getattr(self, c.name, None) is c:
+                delattr(self, c.name)
         self._rebuild_handlers()
+        return self
+
+    def remove_cbs(self, cbs: Iterable[Callback | type[Callback]]) -> Learner:
+        """Remove several callbacks (instances or classes)."""
+        for cb in list(cbs):
+            self.remove_cb(cb)
         return self
 
     @contextlib.contextmanager
     def added_cbs(self, cbs: Iterable[Callback] | Callback | None) -> Iterator[None]:
         """Callbacks that are only there inside the block."""
-        cbs = [c() if isinstance(c, type) else c for c in listify(cbs)]
-        for cb in cbs:
-            self.add_cb(cb)
+        added = check_cbs(cbs)
+        self.add_cbs(added)
         try:
             yield
         finally:
-            for cb in cbs:
-                self.remove_cb(cb)
+            self.remove_cbs(added)
+
+    @contextlib.contextmanager
+    def removed_cbs(self, cbs: Iterable[Callback | type[Callback]]) -> Iterator[None]:
+        """Callbacks (instances or classes) that are away inside the block and come back after it."""
+        gone = [c for c in self.cbs if any(isinstance(c, x) if isinstance(x, type) else c is x for x in cbs)]
+        self.remove_cbs(gone)
+        try:
+            yield
+        finally:
+            self.add_cbs(gone)
+
+    def no_bar(self) -> contextlib.AbstractContextManager:
+        """Context manager: no progress display inside the block (fastai's `learn.no_bar()`)."""
+        return self.removed_cbs([ProgressCallback])
+
+    @contextlib.contextmanager
+    def no_logging(self) -> Iterator[None]:
+        """Context manager: no results table printed inside the block (fastai's `learn.no_logging()`)."""
+        old, self.log_results = self.log_results, False
+        try:
+            yield
+        finally:
+            self.log_results = old
 
     def _rebuild_handlers(self) -> None:
-        self._handlers: dict[str, list] = {e: [] for e in EVENTS}
-        for cb in self.cbs:
-            if cb.run_dry or not self.dry:
-                for e, h in hooks_of(cb).items():
-                    self._handlers[e].append(h)
+        """Per (dry, training) mode, the bound hooks of each event: `run_dry`, `run_train` and `run_valid` decide."""
+        self._handlers: dict[tuple[bool, bool], dict[str, list[Callable[[], None]]]] = {}
+        for dry in (False, True):
+            for training in (False, True):
+                table: dict[str, list[Callable[[], None]]] = {e: [] for e in EVENTS}
+                for cb in self.cbs:
+                    if dry and not cb.run_dry:
+                        continue
+                    in_phase = cb.run_train if training else cb.run_valid
+                    for e, h in hooks_of(cb).items():
+                        if in_phase or e not in BATCH_EVENTS:
+                            table[e].append(h)
+                self._handlers[dry, training] = table
 
     def _cb(self, event: str) -> None:
-        for h in self._handlers[event]:
+        for h in self._handlers[self.dry, self.training][event]:
             h()
+
+    def _cb_all(self, event: str) -> list[BaseException]:
+        """Run every handler even when some raise; return what they raised."""
+        errors = []
+        for h in self._handlers[self.dry, self.training][event]:
+            try:
+                h()
+            except Exception as e:
+                errors.append(e)
+        return errors
 
     def _with_events(self, f: Callable[[], None], name: str, exc: type[Exception]) -> None:
         before, cancel, after = _EVENT_NAMES[name]
@@ -148,6 +207,11 @@ class Learner:
 
     def freeze_to(self, n: int) -> None:
         """Freeze layer groups `[:n]` (norm layers keep training when `train_bn`); groups `[n:]` train."""
+        n = check_int(n, "freeze_to's n", low=-self.n_groups,
+                      hint=f" (groups [:n] freeze; this learner has {self.n_groups} layer group(s))")
+        if n >= self.n_groups and self.n_groups > 1:
+            raise ValueError(f"freeze_to({n}) would freeze all {self.n_groups} layer groups, so nothing would train; "
+                             f"use n <= {self.n_groups - 1} (freeze() trains only the head)")
         G.freeze_to(self.layer_groups, n, self.opt, G.norm_params(self.model), self.train_bn)
 
     def freeze(self) -> None:
@@ -159,6 +223,22 @@ class Learner:
         self.freeze_to(0)
 
     # ---- fitting ------------------------------------------------------------------------------
+    def fit_args(self, n_epoch: int, lr: G.LRLike | None = None, wd: float | None = None, cbs: Any = None,
+                 start_epoch: int = 0, resume: bool = False) -> dict[str, Any]:
+        """Check `fit`'s arguments without changing anything; returns them normalised."""
+        n_epoch = check_int(n_epoch, "n_epoch", low=1)
+        lrs = self.lr_range(self.lr if lr is None else lr)
+        cbs = check_cbs(cbs)
+        start_epoch = check_int(start_epoch, "start_epoch", hint=" (the first epoch to run when continuing a fit)")
+        if not resume and start_epoch >= n_epoch:
+            raise ValueError(f"start_epoch={start_epoch} must be in [0, n_epoch={n_epoch})")
+        if n_batches(self.dls.train) is None and any(c.needs_len for c in [*self.cbs, *cbs]
+                                                      if isinstance(c, schedule.ParamScheduler)):
+            raise ValueError("dls.train has no len(), but a schedule needs the number of batches per epoch to know "
+                             "where it is; give the loader a __len__, or train with fit() at a constant LR")
+        return {"n_epoch": n_epoch, "lrs": lrs, "wd": check_wd(wd), "cbs": cbs, "start_epoch": start_epoch,
+                "resume": bool(resume)}
+
     def fit(self, n_epoch: int, lr: G.LRLike | None = None, wd: float | None = None,
             cbs: Iterable[Callback] | Callback | None = None, reset_opt: bool = False, start_epoch: int = 0,
             resume: bool = False) -> None:
@@ -167,7 +247,10 @@ class Learner:
         `start_epoch=k` continues a fit whose first k epochs are done (after `learn.load`); `resume=True`
         loads the latest checkpoint under `path / model_dir` and continues from it.
         """
-        lrs = self.lr_range(self.lr if lr is None else lr)
+        a = self.fit_args(n_epoch, lr, wd, cbs, start_epoch, resume)
+        if not self.dry:
+            self._check_data()
+        n_epoch, start_epoch = a["n_epoch"], a["start_epoch"]
         if resume:
             from .checkpoint import resume_latest
 
@@ -176,34 +259,56 @@ class Learner:
                 raise ValueError(f"the latest checkpoint is at the end of epoch {start_epoch - 1}: a fit of "
                                  f"n_epoch={n_epoch} is already complete, so there is nothing to resume. To train "
                                  "more, call fit again without resume=True (a new schedule).")
-        if not 0 <= start_epoch < n_epoch:
-            raise ValueError(f"start_epoch={start_epoch} must be in [0, n_epoch={n_epoch})")
-        if not self.dry:
-            self._check_data()
-        with self.added_cbs(cbs):
+        with self.added_cbs(a["cbs"]):
             if reset_opt or self.opt is None:
                 self.create_opt()
-            G.set_group_hypers(self.opt, "lr", lrs)
-            if wd is not None:
-                G.set_group_hypers(self.opt, "wd", [wd] * self.n_groups)
-            self.n_epoch, self.start_epoch = n_epoch, start_epoch
+            assert self.opt is not None
+            G.set_group_hypers(self.opt, "lr", a["lrs"])
+            if a["wd"] is not None:
+                G.set_group_hypers(self.opt, "wd", [a["wd"]] * self.n_groups)
+            self.n_epoch, self.start_epoch, self.epoch, self.training = n_epoch, start_epoch, start_epoch, False
             if not self.dry:
                 self.model.to(self.dls.device)
+                self.opt.zero_grad(set_to_none=True)
+            self._run_fit()
+
+    def _run_fit(self) -> None:
+        """`before_fit`, the epochs, then `after_fit` for every callback even when some raise: the first error
+        (from the fit, else from `after_fit`) reaches the caller, the others are attached to it as notes."""
+        try:
             try:
                 self._cb("before_fit")
                 self._do_fit()
             except CancelFitException:
                 self._cb("after_cancel_fit")
-            finally:
-                self._cb("after_fit")
+        except BaseException as e:
+            self._clear_batch()
+            for err in self._cb_all("after_fit"):
+                e.add_note(f"after_fit then also raised {type(err).__name__}: {err}")
+            raise
+        errors = self._cb_all("after_fit")
+        if errors:
+            for err in errors[1:]:
+                errors[0].add_note(f"after_fit also raised {type(err).__name__}: {err}")
+            raise errors[0]
+
+    def _clear_batch(self) -> None:
+        """After an error: drop the failed batch's autograd graph and gradients, so nothing leaks into the
+        next fit (its activations can be large on a GPU)."""
+        self.loss = self.loss.detach() if isinstance(self.loss, torch.Tensor) else self.loss
+        self.pred = _detach(self.pred)
+        if self.opt is not None:
+            self.opt.zero_grad(set_to_none=True)
 
     def _check_data(self) -> None:
         if self.loss_func is None:
-            raise ValueError("this Learner has no loss_func; pass one, e.g. Learner(dls, model, "
-                             "loss_func=nn.CrossEntropyLoss())")
+            raise ValueError("this Learner has no loss_func and its data sets none; pass one, e.g. Learner(dls, "
+                             "model, loss_func=CrossEntropyLossFlat())")
+        if self.dls.train is None:
+            raise ValueError("dls.train is None: a fit needs a training loader")
         for name in ("train", "valid"):
             dl = getattr(self.dls, name)
-            if dl is not None and hasattr(dl, "__len__") and len(dl) == 0:
+            if n_batches(dl) == 0:
                 raise ValueError(f"dls.{name} is empty (0 batches): check the dataset and the batch size "
                                  "(a DataLoader with drop_last=True and fewer rows than bs yields nothing)")
 
@@ -212,13 +317,14 @@ class Learner:
             self._with_events(self._do_epoch, "epoch", CancelEpochException)
 
     def _do_epoch(self) -> None:
-        self.dl, self.n_iter = self.dls.train, len(self.dls.train)
+        self.training, self.dl, self.n_iter = True, self.dls.train, n_batches(self.dls.train) or 0
         self._with_events(self._all_batches, "train", CancelTrainException)
         if self.dls.valid is not None and not self.dry:
-            self._validate(self.dls.valid)
+            self.run_validation(self.dls.valid)
 
-    def _validate(self, dl: Iterable) -> None:
-        self.dl, self.n_iter = dl, len(dl)
+    def run_validation(self, dl: Iterable) -> None:
+        """One validation phase over `dl`: eval mode, no gradients, the validation events."""
+        self.training, self.dl, self.n_iter = False, dl, n_batches(dl) or 0
         with torch.no_grad():
             self._with_events(self._all_batches, "validate", CancelValidException)
 
@@ -228,7 +334,7 @@ class Learner:
                 self._with_events(_noop, "batch", CancelBatchException)
             return
         on_cpu = self.dls.device.type == "cpu"
-        for self.iter, b in enumerate(self.dl):
+        for self.iter, b in enumerate(self.dl):  # type: ignore[arg-type]
             self.batch = b if on_cpu else to_device(b, self.dls.device)
             self.xb, self.yb = self.dls.split_batch(self.batch)
             self.pred = self.loss = None
@@ -242,61 +348,58 @@ class Learner:
                           f"input shapes {shapes_of(self.xb)}: {e}") from e
         self._cb("after_pred")
         if self.yb:
-            try:
-                self.loss = self.loss_func(self.pred, *self.yb)
-            except (RuntimeError, ValueError, TypeError, IndexError) as e:
-                raise type(e)(f"loss_func failed on predictions {shapes_of(self.pred)} and targets "
-                              f"{shapes_of(self.yb)}: {e}") from e
+            self.loss = self._compute_loss()
+        elif self.training:
+            raise ValueError(f"a training batch from dls.train has no targets (it holds {len(self.xb)} input(s) "
+                             f"of shapes {shapes_of(self.xb)}): nothing to learn from. Give batches (x, y), or set "
+                             "dls.n_inp to the number of inputs")
         self._cb("after_loss")
         if not self.training or self.loss is None:
             return
         self._with_events(self._backward, "backward", CancelBackwardException)
         self._with_events(self._step, "step", CancelStepException)
+        assert self.opt is not None
         self.opt.zero_grad()
+
+    def _compute_loss(self) -> torch.Tensor:
+        lf = self.loss_func
+        assert lf is not None
+        if isinstance(lf, _ELEMENTWISE_LOSSES) and isinstance(self.pred, torch.Tensor) and \
+                isinstance(self.yb[0], torch.Tensor) and self.pred.shape != self.yb[0].shape:
+            raise ValueError(f"loss_func {type(lf).__name__} got predictions of shape {tuple(self.pred.shape)} and "
+                             f"targets of shape {tuple(self.yb[0].shape)}: torch would broadcast them to a wrong "
+                             "loss. Make the shapes equal (e.g. targets of shape (N, 1)), or use MSELossFlat()")
+        try:
+            loss = lf(self.pred, *self.yb)
+        except (RuntimeError, ValueError, TypeError, IndexError) as e:
+            raise type(e)(f"loss_func failed on predictions {shapes_of(self.pred)} and targets "
+                          f"{shapes_of(self.yb)}: {e}") from e
+        if not isinstance(loss, torch.Tensor):
+            raise TypeError(f"loss_func {lf!r} returned a {type(loss).__name__} ({loss!r}), not a tensor: gradients "
+                            "need a torch tensor; compute the loss with torch operations on the predictions")
+        if loss.ndim != 0 or not loss.is_floating_point():
+            raise ValueError(f"loss_func {lf!r} returned a {loss.dtype} tensor of shape {tuple(loss.shape)}; it must "
+                             "be a float scalar (0-dim): reduce it, e.g. with reduction='mean' or .mean()")
+        return loss
 
     def _backward(self) -> None:
         self.loss.backward()
 
     def _step(self) -> None:
+        assert self.opt is not None
         self.opt.step()
 
-    # ---- schedules (implemented in schedule.py) -----------------------------------------------
-    def fit_one_cycle(self, n_epoch: int, max_lr: G.LRLike | None = None, div: float = 25.0,
-                      div_final: float = 1e5, pct_start: float = 0.25, wd: float | None = None,
-                      moms: tuple[float, float, float] | None = None, cbs: Any = None,
-                      lr_max: G.LRLike | None = None, start_epoch: int = 0, resume: bool = False) -> None:
-        """One-cycle policy; `max_lr` (alias `lr_max`) spreads peak LRs across groups, the cycle shapes time."""
-        from .schedule import fit_one_cycle
+    # ---- schedules (schedule.py), the plan (plan.py) and the LR finder (lr_find.py) -----------
+    fit_one_cycle = schedule.fit_one_cycle
+    fit_flat_cos = schedule.fit_flat_cos
+    fine_tune = schedule.fine_tune
+    dry_run = plan.dry_run
+    lr_find = lr_find.lr_find
 
-        fit_one_cycle(self, n_epoch, max_lr, div, div_final, pct_start, wd, moms, cbs, lr_max, start_epoch, resume)
-
-    def fit_flat_cos(self, n_epoch: int, lr: G.LRLike | None = None, div_final: float = 1e5,
-                     pct_start: float = 0.75, wd: float | None = None, cbs: Any = None, start_epoch: int = 0,
-                     resume: bool = False) -> None:
-        """Flat at `lr`, then cosine annealing to `lr / div_final`; momentum is not scheduled."""
-        from .schedule import fit_flat_cos
-
-        fit_flat_cos(self, n_epoch, lr, div_final, pct_start, wd, cbs, start_epoch, resume)
-
-    def fine_tune(self, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
-                  pct_start: float = 0.3, div: float = 5.0, **kwargs: Any) -> None:
-        """Train the head frozen for `freeze_epochs`, then all groups with `slice(base_lr/2/lr_mult, base_lr/2)`."""
-        from .schedule import fine_tune
-
-        fine_tune(self, epochs, base_lr, freeze_epochs, lr_mult, pct_start, div, **kwargs)
-
-    def dry_run(self) -> Any:
-        """Context manager: fits inside only play their schedules (no data, nothing changes); yields the plans."""
-        from .plan import DryRun
-
-        return DryRun(self)
-
-    def lr_find(self, start_lr: float = 1e-7, end_lr: float = 10, num_it: int = 100, stop_div: bool = True,
-                suggest_funcs: Sequence[Callable] | None = None, show_plot: bool = True) -> Any:
-        """Sweep the LR exponentially over training batches; everything is restored afterwards."""
-        from .lr_find import lr_find
-
-        return lr_find(self, start_lr, end_lr, num_it, stop_div, suggest_funcs, show_plot)
+    def snapshot(self, tensors: bool = True) -> Snapshot:
+        """Everything a fit changes (loop state, optimizer, flags, modes, RNG, callbacks and, with `tensors`,
+        weights and gradients), so that `.restore()` puts it back exactly."""
+        return Snapshot(self, tensors)
 
     # ---- scale (implemented in mixed_precision.py and distributed.py) ------------------------
     def to_fp16(self, **kwargs: Any) -> Learner:
@@ -323,31 +426,16 @@ class Learner:
 
         return distrib_ctx(self, **kwargs)
 
-    # ---- evaluation and inference -------------------------------------------------------------
-    def _run_valid(self, dl: Iterable, cbs: Any = None) -> None:
-        self.model.to(self.dls.device)
-        with self.added_cbs(cbs):
-            self._validate(dl)
+    # ---- evaluation and inference (inference.py) ----------------------------------------------
+    validate = inference.validate
+    get_preds = inference.get_preds
+    predict = inference.predict
 
-    def validate(self, ds_idx: int = 1, dl: Iterable | None = None, cbs: Any = None) -> list[float]:
-        """[valid_loss, *metrics] on `dl` (default: the validation set)."""
-        self._run_valid(self.dls[ds_idx] if dl is None else dl, cbs)
-        return self.recorder.valid_values
-
-    def get_preds(self, ds_idx: int = 1, dl: Iterable | None = None, with_input: bool = False,
-                  act: Callable | None = None) -> tuple:
-        """(predictions, targets) over `dl` (default: validation set), with the loss's activation applied."""
-        gather = GatherPreds(with_input)
-        self._run_valid(self.dls[ds_idx] if dl is None else dl, gather)
-        preds = (act or ACTIVATIONS[self.activation_name])(_cat(gather.preds))
-        targs = _cat(gather.targs)
-        return (_cat(gather.inputs), preds, targs) if with_input else (preds, targs)
-
-    def predict(self, item: Any) -> tuple[Any, Any, torch.Tensor]:
-        """(decoded, class index or raw output, probabilities or output) for one item."""
-        preds, _ = self.get_preds(dl=[self.dls.item_to_batch(item)])
-        decoded, raw = self.dls.decode(preds[0])
-        return decoded, raw, preds[0]
+    @property
+    def final_record(self) -> list[float] | None:
+        """The last epoch's `[train_loss, valid_loss, *metrics]` (fastai's `learn.final_record`)."""
+        rec = getattr(self, "recorder", None)
+        return None if rec is None else rec.final_record
 
     # ---- persistence (implemented in checkpoint.py) -------------------------------------------
     def checkpoint_path(self, name: str | Path) -> Path:
@@ -368,39 +456,38 @@ class Learner:
         load_checkpoint(self, self.checkpoint_path(name), with_opt, strict)
         return self
 
-    def export(self, fname: str | Path = "export.pth") -> Path:
-        """Weights and what inference needs, loadable with `torch.load(weights_only=True)`; see `load_learner`."""
+    def export(self, fname: str | Path = "export.pkl") -> Path:
+        """Weights and what inference needs, to `path / fname` (fastai's name; a `torch.load(weights_only=True)`
+        file, never a code pickle); see `load_learner`."""
         from .checkpoint import export_learner
 
         return export_learner(self, self.path / fname)
 
-    def summary(self) -> str:
-        """Layer groups: parameter counts, frozen or not, and their current lr / mom / wd."""
-        from .summary import summary
-
-        return summary(self)
+    summary = summary.summary
 
 
-class GatherPreds(Callback):
-    """Collects predictions (and targets, inputs) of a validation pass."""
-
-    order = 100
-
-    def __init__(self, with_input: bool = False) -> None:
-        self.with_input, self.preds, self.targs, self.inputs = with_input, [], [], []
-
-    def after_batch(self) -> None:
-        """Keep this batch's outputs on the host side of the loop (no sync until concatenated)."""
-        learn = self.learn
-        self.preds.append(learn.pred.detach())
-        self.targs.append(learn.yb[0].detach() if learn.yb else None)
-        if self.with_input:
-            self.inputs.append(learn.xb[0].detach())
+def check_cbs(cbs: Any) -> list[Callback]:
+    """Callbacks from one callback, a class, or a list of them (classes are instantiated); anything else is a
+    `TypeError` naming it."""
+    out = []
+    for i, cb in enumerate(listify(cbs)):
+        if isinstance(cb, type) and issubclass(cb, Callback):
+            cb = cb()
+        if not isinstance(cb, Callback):
+            raise TypeError(f"cbs[{i}] is {cb!r} ({type(cb).__name__}), not a Callback: pass callback objects, e.g. "
+                            "cbs=[SaveModelCallback()], or Callback subclasses")
+        out.append(cb)
+    return out
 
 
-def _cat(ts: list) -> torch.Tensor | None:
-    ts = [t for t in ts if t is not None]
-    return torch.cat(ts).cpu() if ts else None
+def _detach(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    if isinstance(x, (list, tuple)):
+        return type(x)(_detach(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _detach(v) for k, v in x.items()}
+    return x
 
 
 def _noop() -> None:

@@ -8,7 +8,6 @@ flags, train/eval modes and the recorder's previous contents. Suggestion functio
 from __future__ import annotations
 
 import collections
-import copy
 import functools
 import inspect
 import math
@@ -22,7 +21,6 @@ import torch
 
 from . import groups as G
 from .callback import Callback, CancelFitException, CancelValidException
-from .checkpoint import get_rng_state, loader_generators, set_rng_state
 
 if TYPE_CHECKING:
     from .learner import Learner
@@ -248,91 +246,6 @@ class LRFinder(Callback):
         raise CancelValidException()
 
 
-# ---- saving and restoring the learner ------------------------------------------------------------
-_LOOP_ATTRS = ("training", "epoch", "n_epoch", "start_epoch", "iter", "n_iter", "train_iter", "n_iter_total",
-               "pct_train", "dl", "batch", "xb", "yb", "pred", "loss")
-
-
-class _Host:
-    """A tensor copied to the host, and the device it goes back to."""
-
-    def __init__(self, t: torch.Tensor) -> None:
-        self.t, self.device = t.detach().to("cpu", copy=True), t.device
-
-    def back(self) -> torch.Tensor:
-        return self.t.to(self.device, copy=True)
-
-
-def _shallow(v: Any) -> Any:
-    return copy.copy(v) if isinstance(v, (list, dict, set, np.ndarray)) else v
-
-
-class _LearnerState:
-    """Everything a sweep changes, copied to the host, and put back exactly."""
-
-    def __init__(self, learn: Learner) -> None:
-        self.learn = learn
-        self.cbs = list(learn.cbs)  # callbacks hidden or removing themselves during the sweep come back
-        self.model = model = learn.model
-        self.weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        self.params = list(model.parameters())
-        self.requires_grad = [p.requires_grad for p in self.params]
-        self.grads = [None if p.grad is None else _Host(p.grad) for p in self.params]
-        self.modes = [(m, m.training) for m in model.modules()]
-        self.opt = learn.opt
-        if self.opt is not None:
-            self.opt_state = {p: {k: _Host(v) if isinstance(v, torch.Tensor) else copy.deepcopy(v)
-                                  for k, v in s.items()} for p, s in self.opt.state.items()}
-            self.opt_hypers = [{k: copy.deepcopy(v) for k, v in pg.items() if k != "params"}
-                               for pg in self.opt.param_groups]
-        self.rng = get_rng_state()
-        self.generators = [(g, g.get_state()) for g in loader_generators(learn.dls.train)]
-        self.loop = {k: learn.__dict__[k] for k in _LOOP_ATTRS if k in learn.__dict__}
-        rec = getattr(learn, "recorder", None)
-        self.recorder = rec
-        self.recorder_state = None if rec is None else {k: _shallow(v) for k, v in vars(rec).items()}
-        # other callbacks with checkpointable state (e.g. a GradScaler's scale, which a diverging sweep lowers)
-        self.cb_states = [(cb, copy.deepcopy(cb.state_dict())) for cb in learn.cbs
-                          if cb is not rec and callable(getattr(cb, "state_dict", None))
-                          and callable(getattr(cb, "load_state_dict", None))]
-
-    def restore(self) -> None:
-        learn, model = self.learn, self.model
-        learn.model = model  # a fit may have wrapped it (DistributedDataParallel)
-        model.load_state_dict(self.weights)
-        for p, rg, g in zip(self.params, self.requires_grad, self.grads):
-            p.requires_grad_(rg)
-            p.grad = None if g is None else g.back()
-        for m, mode in self.modes:
-            m.training = mode
-        learn.opt = self.opt
-        if self.opt is not None:
-            self.opt.state.clear()
-            for p, s in self.opt_state.items():
-                self.opt.state[p] = {k: v.back() if isinstance(v, _Host) else v for k, v in s.items()}
-            for pg, hypers in zip(self.opt.param_groups, self.opt_hypers):
-                for k in [k for k in pg if k != "params" and k not in hypers]:
-                    del pg[k]
-                pg.update(hypers)
-        set_rng_state(self.rng)
-        for g, s in self.generators:
-            g.set_state(s)
-        for k in _LOOP_ATTRS:
-            if k in self.loop:
-                setattr(learn, k, self.loop[k])
-            elif k in learn.__dict__:
-                delattr(learn, k)
-        if self.recorder is not None:
-            vars(self.recorder).clear()
-            vars(self.recorder).update(self.recorder_state)
-        for cb in [c for c in learn.cbs if c not in self.cbs]:
-            learn.remove_cb(cb)
-        for cb in [c for c in self.cbs if c not in learn.cbs]:
-            learn.add_cb(cb)
-        for cb, state in self.cb_states:
-            cb.load_state_dict(state)
-
-
 # ---- lr_find -------------------------------------------------------------------------------------
 def lr_find(learn: Learner, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, num_it: int = 100,
             stop_div: bool = True, suggest_funcs: Sequence[SuggestFunc] | SuggestFunc | None = None,
@@ -357,7 +270,7 @@ def lr_find(learn: Learner, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, nu
         if train is None or (hasattr(train, "__len__") and len(train) == 0):
             raise ValueError("lr_find needs training batches, but dls.train is empty or missing")
     finder = LRFinder(starts, ends, num_it, stop_div)
-    saved = _LearnerState(learn)
+    saved = learn.snapshot()  # the sweep trains: weights, optimizer, RNG, loop state and callbacks come back
     hidden = [cb for cb in learn.cbs if _is_logger(cb)]
     try:
         for cb in hidden:
@@ -379,8 +292,8 @@ def lr_find(learn: Learner, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, nu
 
 def _is_logger(cb: Callback) -> bool:
     """Callbacks that only report a fit (progress display, CSV log): a sweep is not a fit to report."""
-    from .callbacks import CSVLogger
     from .progress import ProgressCallback
+    from .training import CSVLogger
 
     return isinstance(cb, (ProgressCallback, CSVLogger))
 

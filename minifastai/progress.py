@@ -42,14 +42,16 @@ class ProgressCallback(Callback):
         if self._mode == "plain":
             self.mbar = None
             self._widths = [max(len(n), 8) for n in names]
-            self._print_row(names)
+            if self.learn.log_results:
+                self._print_row(names)
             return
         from fastprogress.fastprogress import ConsoleMasterBar, NBMasterBar
 
         cls = NBMasterBar if self._mode == "notebook" else ConsoleMasterBar
         self.mbar = cls(range(self.learn.start_epoch, self.learn.n_epoch))
         self.mbar.update(0)  # draws the epoch bar first, so the table is written under a real bar
-        self.mbar.write(names, table=True)
+        if self.learn.log_results:
+            self.mbar.write(names, table=True)
         self.pbar = None
 
     def _print_row(self, cells: list[str]) -> None:
@@ -74,7 +76,7 @@ class ProgressCallback(Callback):
         from fastprogress.fastprogress import ConsoleProgressBar, NBProgressBar
 
         cls = NBProgressBar if self._mode == "notebook" else ConsoleProgressBar
-        self.pbar = cls(range(self.learn.n_iter), parent=self.mbar, leave=False)
+        self.pbar = cls(range(self.learn.n_iter or 0), parent=self.mbar, leave=False)
         self.pbar.update(0)
         self._t_comment = time.perf_counter()
 
@@ -89,7 +91,9 @@ class ProgressCallback(Callback):
 
     def after_epoch(self) -> None:
         """Write this epoch's row of the table."""
-        row = [format_cell(v) for v in self.learn.recorder.values[-1]]
+        if not self.learn.log_results:
+            return
+        row = [format_cell(v) for v in self.learn.recorder.log]
         if self.mbar is None:
             self._print_row(row)
         else:

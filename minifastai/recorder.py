@@ -1,9 +1,11 @@
 """Recorder: losses, every layer group's hyper-parameters, per-epoch results, and their plots."""
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -13,16 +15,18 @@ from .groups import get_hyper, groups_training
 from .metrics import metric_name
 
 HP_LABELS = {"lr": "learning rate", "mom": "momentum", "wd": "weight decay"}
+NAN = float("nan")
 
 
 class ScheduleView:
-    """`lrs`, `moms` and `plot_sched` over `hps`, `group_names`, `epoch_ends` and `trainable` (recorded or planned)."""
+    """`lrs`, `moms` and `plot_sched` over `hps`, `group_names`, `epoch_ends`, `trainable` and `peaks`."""
 
     hps: dict[str, np.ndarray]
     group_names: list[str]
     epoch_ends: list[int]
     trainable: list[bool]
-    sched_title = ""
+    peaks: dict[str, list[float]]
+    sched_title: ClassVar[str] = ""
 
     @property
     def lrs(self) -> np.ndarray:
@@ -34,42 +38,79 @@ class ScheduleView:
         """Momentum per iteration and layer group, shape (iterations, layer groups)."""
         return self.hps["mom"]
 
-    def plot_sched(self, keys: Sequence[str] = ("lr", "mom"), log: bool = False, figsize: tuple | None = None) -> Any:
-        """One subplot per hyper-parameter, one labelled line per layer group; returns the figure."""
-        return plot_hps(self.hps, self.group_names, keys, log=log, epoch_ends=self.epoch_ends, figsize=figsize,
-                        title=self.sched_title, trainable=self.trainable)
+    def peak_lrs(self) -> list[float]:
+        """Each group's requested peak LR (from the schedule), else the highest LR recorded."""
+        req = self.peaks.get("lr")
+        return list(req) if req else [float(x) for x in np.nanmax(self.lrs, 0)] if len(self.lrs) else []
+
+    def plot_sched(self, keys: Sequence[str] = ("lr", "mom"), log: bool = True, figsize: tuple | None = None) -> Any:
+        """One subplot per hyper-parameter, one labelled line per layer group (LR on a log axis); returns the
+        figure."""
+        return plot_schedules([self], keys, log=log, figsize=figsize, title=self.sched_title)
+
+
+@dataclass(repr=False)
+class ScheduleRecord(ScheduleView):
+    """The schedule of one fit: `hps[name]` (and `lrs`, `moms`) has shape (iterations, layer groups)."""
+
+    hps: dict[str, np.ndarray]
+    group_names: list[str]
+    n_epoch: int
+    epoch_ends: list[int] = field(default_factory=list)
+    trainable: list[bool] = field(default_factory=list)  # per group: do its (non-norm) weights train?
+    peaks: dict[str, list[float]] = field(default_factory=dict)  # per hyper-parameter: each group's requested peak
+    sched_title: ClassVar[str] = "recorded"
+
+    def __repr__(self) -> str:
+        peaks = ", ".join(f"{n}: {p:.3g}" for n, p in zip(self.group_names, self.peak_lrs()))
+        return f"{type(self).__name__}({self.n_epoch} epochs, {len(self.lrs)} iterations, peak lr {peaks})"
 
 
 class Recorder(ScheduleView, Callback):
     """Records per training batch the loss, a smoothed loss and each layer group's `lr`, `mom` and `wd`;
-    per epoch the train loss, valid loss and metrics (`values`, named by `metric_names`).
+    per epoch the row `[train_loss, valid_loss, *metrics]` (fastai's `values`, named by `metric_names[1:-1]`).
 
-    Nothing here synchronises with the device per batch: losses stay tensors until the epoch ends.
+    Nothing here synchronises with the device per batch: losses stay tensors until the epoch ends. A validation
+    that did not run (no validation set, or cancelled) gives NaN in its columns, never an earlier epoch's value.
+    Every fit's schedule is kept in `fits`, so `plot_sched(fits=2)` shows both phases of `fine_tune`.
     """
 
     order = 50
     sched_title = "recorded"
 
-    def __init__(self, beta: float = 0.98, hp_names: Sequence[str] = ("lr", "mom", "wd")) -> None:
-        self.beta, self.hp_names = beta, tuple(hp_names)
-        self.values: list[list] = []
-        self.valid_values: list[float] = []
+    def __init__(self, beta: float = 0.98, hp_names: Sequence[str] = ("lr", "mom", "wd"),
+                 add_time: bool = True) -> None:
+        self.beta, self.hp_names, self.add_time = beta, tuple(hp_names), add_time
+        self.metric_names: list[str] = ["epoch", "train_loss", "valid_loss", "time"]
+        self.fits: list[ScheduleRecord] = []
+        self.log: list = []
+        self.valid_result: list[float] = []
+        self._pgs: list[dict] = []
+        self._vloss: Any = 0.0
+        self._vcount, self._vcancelled, self.validated = 0, False, False
+        self._in_fit = False
         self._reset_fit()
 
     def _reset_fit(self) -> None:
-        self._loss_chunks: list[np.ndarray] = []
+        self._raw_chunks: list[np.ndarray] = []
         self._batch_losses: list[torch.Tensor] = []
         self._hp_rows: list[tuple] = []
         self._smooth_chunks: list[np.ndarray] = []
         self._smooth, self._count = 0.0, 0
+        self.values: list[list[float]] = []
         self.epoch_ends: list[int] = []
-        self.values, self.group_names, self.trainable = [], [], []
+        self.group_names: list[str] = []
+        self.trainable: list[bool] = []
+        self.peaks: dict[str, list[float]] = {}
 
     # ---- events -------------------------------------------------------------------------------
     def before_fit(self) -> None:
         """Start a fresh record for this fit."""
+        from .schedule import ParamScheduler
+
         learn = self.learn
         self._reset_fit()
+        self._in_fit = True
         self.group_names = list(learn.group_names)
         self.trainable = groups_training(learn.model, learn.layer_groups)
         self.metric_names = ["epoch", "train_loss", "valid_loss", *(metric_name(m) for m in learn.metrics), "time"]
@@ -77,14 +118,18 @@ class Recorder(ScheduleView, Callback):
         for pg in learn.opt.param_groups:
             firsts.setdefault(pg["layer_group"], pg)
         self._pgs = [firsts[i] for i in range(learn.n_groups)]
+        for cb in learn.cbs:
+            if isinstance(cb, ParamScheduler):
+                self.peaks.update(cb.peaks)
 
     def before_epoch(self) -> None:
-        """Start the epoch's clock."""
+        """Start the epoch's clock; this epoch has no validation result yet."""
         self._t0 = time.perf_counter()
+        self.validated, self.valid_result = False, [NAN] * (1 + len(self.learn.metrics))
 
     def before_validate(self) -> None:
         """Reset the validation loss and metrics."""
-        self._vloss, self._vcount = 0.0, 0
+        self._vloss, self._vcount, self._vcancelled = 0.0, 0, False
         for m in self.learn.metrics:
             m.reset()
 
@@ -112,25 +157,34 @@ class Recorder(ScheduleView, Callback):
         self._flush()
         self.epoch_ends.append(len(self._hp_rows))
 
+    def after_cancel_validate(self) -> None:
+        """A cancelled validation saw only part of the set: it gives no result."""
+        self._vcancelled = True
+
     def after_validate(self) -> None:
-        """Valid loss and metric values, read from the device once."""
-        if self._vcount:
-            self.valid_values = [float(self._vloss / self._vcount), *(m.value for m in self.learn.metrics)]
-        else:
-            self.valid_values = []
+        """Valid loss and metric values, read from the device once (NaN when the validation did not complete)."""
+        done = self._vcount > 0 and not self._vcancelled
+        metrics = self.learn.metrics
+        self.valid_result = [float(self._vloss / self._vcount), *(m.value for m in metrics)] if done \
+            else [NAN] * (1 + len(metrics))
+        self.validated = done
+        self._vloss, self._vcount, self._vcancelled = 0.0, 0, False
 
     def after_epoch(self) -> None:
-        """Append this epoch's row to `values`."""
+        """Append this epoch's row to `values` (and the display row, with epoch and time, to `log`)."""
         learn = self.learn
-        valid = self.valid_values if learn.dls.valid is not None else []
-        valid = valid or [None] * (1 + len(learn.metrics))
-        row = [learn.epoch, self.train_loss, *valid, format_time(time.perf_counter() - self._t0)]
+        train = self.train_loss
+        row = [NAN if train is None else train, *self.valid_result]
         self.values.append(row)
-        self.valid_values = []
+        self.log = [learn.epoch, *row] + ([format_time(time.perf_counter() - self._t0)] if self.add_time else [])
 
     def after_fit(self) -> None:
-        """Keep what a cancelled epoch recorded."""
+        """Keep what a cancelled epoch recorded, and this fit's schedule in `fits`."""
         self._flush()
+        self._in_fit = False
+        if self._hp_rows:
+            self.fits.append(ScheduleRecord(self.hps, list(self.group_names), self.learn.n_epoch,
+                                            list(self.epoch_ends), list(self.trainable), dict(self.peaks)))
 
     def state_dict(self) -> dict:
         """The training-loss smoothing state; checkpoints keep it so a resumed fit shows the same `train_loss`."""
@@ -154,20 +208,25 @@ class Recorder(ScheduleView, Callback):
             n += 1
             smooth[i] = s / (1 - b**n)
         self._smooth, self._count = s, n
-        self._loss_chunks.append(losses)
+        self._raw_chunks.append(losses)
         self._smooth_chunks.append(smooth)
 
     @property
     def losses(self) -> np.ndarray:
-        """Raw training loss per batch."""
-        self._flush()
-        return np.concatenate(self._loss_chunks) if self._loss_chunks else np.zeros(0, np.float32)
-
-    @property
-    def smooth_losses(self) -> np.ndarray:
-        """Exponentially smoothed (beta=0.98), debiased training loss per batch."""
+        """Smoothed (beta=0.98, debiased) training loss per batch, as fastai's `recorder.losses`."""
         self._flush()
         return np.concatenate(self._smooth_chunks) if self._smooth_chunks else np.zeros(0, np.float32)
+
+    @property
+    def raw_losses(self) -> np.ndarray:
+        """Training loss per batch as computed, before smoothing."""
+        self._flush()
+        return np.concatenate(self._raw_chunks) if self._raw_chunks else np.zeros(0, np.float32)
+
+    @property
+    def iters(self) -> list[int]:
+        """Number of training batches recorded at the end of each epoch (fastai's `recorder.iters`)."""
+        return list(self.epoch_ends)
 
     @property
     def train_loss(self) -> float | None:
@@ -176,25 +235,43 @@ class Recorder(ScheduleView, Callback):
         return float(self._smooth_chunks[-1][-1]) if self._smooth_chunks else None
 
     @property
+    def final_record(self) -> list[float] | None:
+        """The last epoch's row `[train_loss, valid_loss, *metrics]`, or None before any epoch ended."""
+        return self.values[-1] if self.values else None
+
+    @property
     def hps(self) -> dict[str, np.ndarray]:
         """Each hyper-parameter as an array of shape (iterations, layer groups)."""
-        n = len(self._pgs) if hasattr(self, "_pgs") else 0
+        n = len(self._pgs)
         arr = np.array(self._hp_rows, dtype=np.float64).reshape(len(self._hp_rows), len(self.hp_names), n)
         return {h: arr[:, i, :] for i, h in enumerate(self.hp_names)}
 
     # ---- plots --------------------------------------------------------------------------------
+    def plot_sched(self, keys: Sequence[str] = ("lr", "mom"), log: bool = True, figsize: tuple | None = None,
+                   fits: int | str = 1) -> Any:
+        """Every layer group's schedule (one labelled line each, LR on a log axis) of the last `fits` fits
+        (`"all"`: every fit this recorder saw), e.g. `fits=2` after `fine_tune` shows both phases."""
+        if fits == "all":
+            n = len(self.fits) + 1
+        elif isinstance(fits, int) and not isinstance(fits, bool) and fits >= 1:
+            n = fits
+        else:
+            raise ValueError(f"fits is how many of the latest fits to draw (an int >= 1) or 'all', got {fits!r}")
+        done: list[ScheduleView] = list(self.fits)
+        records = [*done, self][-n:] if self._in_fit else done[-n:]  # a fit in progress draws what it has so far
+        return plot_schedules(records, keys, log=log, figsize=figsize, title=self.sched_title)
+
     def plot_loss(self, skip_start: int = 5, with_valid: bool = True, log: bool = False) -> Any:
         """Training loss (raw and smoothed) per batch and validation loss per epoch; returns the figure."""
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(7, 4))
-        losses, smooth = self.losses, self.smooth_losses
-        x = np.arange(len(losses))
-        ax.plot(x[skip_start:], losses[skip_start:], color="C0", alpha=0.3, lw=0.8, label="train (per batch)")
+        raw, smooth = self.raw_losses, self.losses
+        x = np.arange(len(raw))
+        ax.plot(x[skip_start:], raw[skip_start:], color="C0", alpha=0.3, lw=0.8, label="train (per batch)")
         ax.plot(x[skip_start:], smooth[skip_start:], color="C0", label="train (smoothed)")
-        vi = self.metric_names.index("valid_loss") if hasattr(self, "metric_names") else None
-        if with_valid and vi is not None:
-            pts = [(e - 1, r[vi]) for e, r in zip(self.epoch_ends, self.values) if r[vi] is not None]
+        if with_valid:
+            pts = [(e - 1, r[1]) for e, r in zip(self.epoch_ends, self.values) if not math.isnan(r[1])]
             if pts:
                 ax.plot(*zip(*pts), "o-", color="C1", label="valid (per epoch)")
         if log:
@@ -217,36 +294,61 @@ class Recorder(ScheduleView, Callback):
 LINE_STYLES = ("-", "--", "-.", ":")
 
 
-def plot_hps(hps: dict[str, np.ndarray], group_names: Sequence[str], keys: Sequence[str] = ("lr", "mom"),
-             log: bool = False, epoch_ends: Sequence[int] = (), figsize: tuple | None = None, title: str = "",
-             trainable: Sequence[bool] = ()) -> Any:
-    """Plot hyper-parameter arrays of shape (iterations, groups): one subplot per key, one line per group.
+def _fmt(v: float) -> str:
+    return f"{v:.3g}"
 
-    Lines differ in style and width, so groups with equal values stay visible; frozen groups are labelled.
-    """
+
+def plot_schedules(records: Sequence[ScheduleView], keys: Sequence[str] = ("lr", "mom"), log: bool = True,
+                   figsize: tuple | None = None, title: str = "") -> Any:
+    """Plot one or more fits' schedules one after the other: one subplot per hyper-parameter, one line per
+    layer group; frozen groups are drawn faded and labelled, the legend gives each group's requested peak LR
+    (per fit), and thin lines mark epochs, thick ones fits."""
     import matplotlib.pyplot as plt
 
-    keys = [k for k in keys if k in hps and hps[k].size and not np.isnan(hps[k]).all()]
-    if not keys:
+    records = [r for r in records if len(r.hps.get("lr", ())) or any(len(v) for v in r.hps.values())]
+    keys = [k for k in keys if any(k in r.hps and r.hps[k].size and not np.isnan(r.hps[k]).all() for r in records)]
+    if not records or not keys:
         raise ValueError("nothing to plot: no hyper-parameters were recorded (has a fit run?)")
-    fig, axs = plt.subplots(1, len(keys), figsize=figsize or (5.5 * len(keys), 3.8), squeeze=False)
+    names = records[-1].group_names
+    n = len(names)
+    fig, axs = plt.subplots(1, len(keys), figsize=figsize or (5.8 * len(keys), 4.0), squeeze=False)
     for ax, k in zip(axs[0], keys):
-        arr = hps[k]
-        n = arr.shape[1]
-        for g in range(n):
-            name = group_names[g] if g < len(group_names) else f"group {g}"
-            if g < len(trainable) and not trainable[g]:
-                name += " (frozen)"
-            label = f"{name}: peak {arr[:, g].max():.3g}" if k == "lr" else name
-            ax.plot(arr[:, g], label=label, ls=LINE_STYLES[g % 4], lw=1.2 + 1.6 * (n - 1 - g) / max(n - 1, 1))
-        for e in epoch_ends[:-1]:
-            ax.axvline(e, color="0.85", lw=0.8, zorder=0)
+        offset = 0
+        for ri, rec in enumerate(records):
+            arr = rec.hps[k]
+            x = np.arange(offset, offset + len(arr))
+            for g in range(arr.shape[1]):
+                frozen = g < len(rec.trainable) and not rec.trainable[g]
+                ax.plot(x, arr[:, g], color=f"C{g}", ls=LINE_STYLES[g % 4], alpha=0.35 if frozen else 1.0,
+                        lw=1.2 + 1.6 * (n - 1 - g) / max(n - 1, 1), label=_label(records, g, k) if ri == 0 else None)
+                if frozen and k == "lr" and len(arr):
+                    ax.annotate("frozen", (x[len(x) // 2], arr[len(arr) // 2, g]), color=f"C{g}", alpha=0.7,
+                                fontsize=7, ha="center", va="bottom")
+            for e in rec.epoch_ends[:-1]:
+                ax.axvline(offset + e, color="0.88", lw=0.8, zorder=0)
+            offset += len(arr)
+            if ri < len(records) - 1:
+                ax.axvline(offset, color="0.45", lw=1.4, ls="--", zorder=0)
         if log and k == "lr":
             ax.set_yscale("log")
-        ax.set(xlabel="training batch", ylabel=k, title=f"{title} {HP_LABELS.get(k, k)} per layer group".strip())
+        fits = f" ({len(records)} fits)" if len(records) > 1 else ""
+        ax.set(xlabel="training batch", ylabel=k + (" (log)" if log and k == "lr" else ""),
+               title=f"{title} {HP_LABELS.get(k, k)} per layer group{fits}".strip())
         ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def _label(records: Sequence[ScheduleView], g: int, k: str) -> str:
+    last = records[-1]
+    name = last.group_names[g] if g < len(last.group_names) else f"group {g}"
+    if any(g < len(r.trainable) and not r.trainable[g] for r in records):
+        frozen = [i + 1 for i, r in enumerate(records) if g < len(r.trainable) and not r.trainable[g]]
+        name += " (frozen)" if len(records) == 1 else f" (frozen in fit {', '.join(map(str, frozen))})"
+    if k != "lr":
+        return name
+    peaks = [r.peak_lrs()[g] for r in records if g < len(r.peak_lrs())]
+    return f"{name}: peak {' | '.join(_fmt(p) for p in peaks)}"
 
 
 def format_time(t: float) -> str:

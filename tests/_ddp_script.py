@@ -85,8 +85,8 @@ def main(out: Path) -> None:
         learn.fit_one_cycle(2, 2e-2, start_epoch=1)
         resumed = _weights(learn)
     res = {"model": weights, "resumed": resumed,
-           "values": [[float(v) for v in row[1:-1]] for row in values],
-           "resumed_values": [[float(v) for v in row[1:-1]] for row in learn.recorder.values],
+           "values": [[float(v) for v in row] for row in values],
+           "resumed_values": [[float(v) for v in row] for row in learn.recorder.values],
            "validated": [float(v) for v in validated], "lr_find": float(sugg.valley),
            "seen": probe.seen, "after_model": type(learn.model).__name__,
            "after_train_batches": len(learn.dls.train)}

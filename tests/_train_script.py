@@ -29,6 +29,17 @@ def make_learner(path: str | Path, seed: int = 0) -> Learner:
     return Learner(DataLoaders(train, valid, device="cpu"), model, nn.CrossEntropyLoss(), path=path)
 
 
+class EpochLog(Callback):
+    """The epochs that ran (the recorder's rows hold numbers only, as fastai's)."""
+
+    def __init__(self) -> None:
+        self.epochs: list[int] = []
+
+    def after_epoch(self) -> None:
+        """Note this epoch."""
+        self.epochs.append(self.epoch)
+
+
 class StallMidEpoch(Callback):
     """Signals readiness through a file in the middle of an epoch, then waits to be killed."""
 
@@ -52,14 +63,14 @@ def run(out: str | Path, mode: str) -> dict:
     out = Path(out)
     torch.set_num_threads(1)
     learn = make_learner(out, seed=123 if mode == "resume" else 0)
-    cbs = [SaveModelCallback(every_epoch=True)]
+    log = EpochLog()
+    cbs = [SaveModelCallback(every_epoch=True), log]
     if mode == "kill":
         cbs.append(StallMidEpoch(out / "ready"))
     learn.fit_one_cycle(N_EPOCH, LR, cbs=cbs, resume=mode == "resume")
     res = {"model": {k: v.clone() for k, v in learn.model.state_dict().items()},
            "lrs": torch.as_tensor(learn.recorder.lrs), "moms": torch.as_tensor(learn.recorder.moms),
-           "epochs": [int(r[0]) for r in learn.recorder.values],
-           "valid_loss": [float(r[2]) for r in learn.recorder.values]}
+           "epochs": log.epochs, "valid_loss": [float(r[1]) for r in learn.recorder.values]}
     torch.save(res, out / f"result_{mode}.pt")
     return res
 

@@ -109,7 +109,7 @@ def test_checkpoint_of_another_model_is_an_error_naming_the_file():
 def test_save_model_keeps_the_best_epoch_and_loads_it_at_the_end(capsys):
     learn = make_learner()
     learn.fit(4, 0.3, cbs=SaveModelCallback())  # a high LR so the valid loss moves both ways
-    losses = [row[2] for row in learn.recorder.values]
+    losses = [row[1] for row in learn.recorder.values]
     best = int(np.argmin(losses))
     st = torch.load("models/model.pth", weights_only=True)
     assert st["position"]["epoch"] == best and st["position"]["next_epoch"] == best + 1
@@ -122,7 +122,7 @@ def test_save_model_on_a_metric_keeps_the_highest_value():
     learn = make_learner()
     cb = SaveModelCallback(monitor="accuracy")
     learn.fit(3, 1e-2, cbs=cb)
-    assert cb.best == max(row[3] for row in learn.recorder.values)
+    assert cb.best == max(row[2] for row in learn.recorder.values)
 
 
 def test_save_model_every_epoch_with_keep_and_at_end():
@@ -165,10 +165,10 @@ def test_export_of_a_custom_model_loads_with_weights_only_and_the_model_passed_i
     learn = make_learner()
     learn.fit(1, 1e-2)
     path = learn.export()
-    assert path == Path("export.pth")
+    assert path == Path("export.pkl")  # fastai's default name
     st = torch.load(path, weights_only=True)
     assert st["manifest"]["minifastai"] and st["manifest"]["torch"] == torch.__version__.split("+")[0]
-    with pytest.raises(ValueError, match=r"custom model: pass it, e\.g\. load_learner\('export\.pth', model="):
+    with pytest.raises(ValueError, match=r"custom model: pass it, e\.g\. load_learner\('export\.pkl', model="):
         load_learner(path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # same versions: no warning
@@ -195,7 +195,7 @@ def test_export_refuses_what_weights_only_loading_could_not_read():
     learn.export_info = {"module": "minifastai.vision", "mean": np.zeros(3)}
     with pytest.raises(TypeError, match=r"learn\.export_info\['mean'\] is a ndarray"):
         learn.export()
-    assert not Path("export.pth").exists()
+    assert not Path("export.pkl").exists()
     learn.export_info = {"module": "minifastai.vision", "n": np.int64(3)}  # numpy scalars become numbers
     assert torch.load(learn.export(), weights_only=True)["builder"]["n"] == 3
     copy.deepcopy(learn.export_info)

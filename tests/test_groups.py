@@ -27,7 +27,7 @@ def test_splitter_repeating_params_is_named():
 
 
 def test_splitter_returning_modules_or_empty_groups():
-    with pytest.raises(ValueError, match="not a parameter"):
+    with pytest.raises(ValueError, match="holds modules, not parameters"):
         Learner(synth_dls(), three_group_model(), nn.CrossEntropyLoss(), splitter=lambda m: [[m[0]], [m[5]]])
     with pytest.raises(ValueError, match="layer group 1 returned by the splitter is empty"):
         Learner(synth_dls(), three_group_model(), nn.CrossEntropyLoss(),

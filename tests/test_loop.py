@@ -204,10 +204,20 @@ def test_batch_shape_mismatch_names_loader_and_shapes():
 
 def test_loss_mismatch_names_shapes():
     learn = make_learner()
-    learn.loss_func = nn.MSELoss()
-    with pytest.raises(RuntimeError) as e:
+    learn.loss_func = nn.NLLLoss()
+    learn.dls.train.dataset.tensors = (learn.dls.train.dataset.tensors[0], torch.full((256,), 5))  # class 5 of 2
+    with pytest.raises(IndexError) as e:
         learn.fit(1)
     assert "loss_func failed on predictions (32, 2) and targets ((32,))" in str(e.value)
+
+
+def test_broadcasting_elementwise_loss_is_refused_with_both_shapes():
+    learn = make_learner()
+    learn.loss_func = nn.MSELoss()  # (32, 2) predictions against (32,) targets would broadcast to (32, 32)
+    before = state_copy(learn.model)
+    with pytest.raises(ValueError, match=r"MSELoss got predictions of shape \(32, 2\) and targets of shape \(32,\)"):
+        learn.fit(1)
+    assert all(torch.equal(p, before[n]) for n, p in learn.model.named_parameters())  # BN statistics saw one batch
 
 
 def test_no_loss_func_is_a_clear_error():

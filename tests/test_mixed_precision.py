@@ -146,7 +146,7 @@ def test_bf16_trains_with_float32_weights_and_outputs(device):
     raw.valid.clear()
     assert learn.to_bf16() is learn
     learn.fit_one_cycle(3, 0.1)
-    after = learn.recorder.values[-1][2]
+    after = learn.recorder.values[-1][1]
     assert after < 0.1 * before
     assert raw.train == {torch.bfloat16} and raw.valid == {torch.bfloat16}  # forward ran under autocast
     assert cast.train == {torch.float32} and cast.valid == {torch.float32}  # the loss saw float32
@@ -197,7 +197,7 @@ def test_tuple_and_dict_outputs_reach_the_loss_as_they_are(kind, dtype, device):
         assert typ is expected
         assert dtypes[:n_float] == [torch.float32] * n_float  # low-precision outputs cast back to float32
         assert dtypes[n_float:] == [torch.long] * (len(dtypes) - n_float)  # other tensors left alone
-    assert np.isfinite(learn.recorder.values[-1][2])
+    assert np.isfinite(learn.recorder.values[-1][1])
 
 
 def test_switching_precision_keeps_one_callback_and_errors_are_clear():

@@ -17,17 +17,20 @@ def test_recorder_rows_and_names_match_fastai():
     learn.fit_one_cycle(2, 1e-2)
     rec = learn.recorder
     assert rec.metric_names == ["epoch", "train_loss", "valid_loss", "accuracy", "error_rate", "time"]
-    assert [r[0] for r in rec.values] == [0, 1]
-    assert all(len(r) == 6 and isinstance(r[5], str) for r in rec.values)
-    assert rec.values[-1][3] + rec.values[-1][4] == pytest.approx(1.0)
-    assert rec.values[-1][1] == pytest.approx(rec.smooth_losses[-1])
-    assert rec.losses.shape == (16,) and rec.hps["wd"].shape == (16, 3)
+    assert len(rec.values) == 2 and all(len(r) == 4 and all(isinstance(v, float) for v in r) for r in rec.values)
+    assert rec.values[-1][2] + rec.values[-1][3] == pytest.approx(1.0)  # [train_loss, valid_loss, acc, err]
+    assert rec.values[-1][0] == pytest.approx(rec.losses[-1])  # train_loss is the last smoothed loss
+    assert learn.final_record == rec.values[-1] and learn.recorder.final_record is rec.values[-1]
+    assert rec.values[-1][-1] == pytest.approx(1 - rec.values[-1][-2])  # fastai's idiom: a number, not a time
+    assert rec.log[0] == 1 and rec.log[1:-1] == rec.values[-1] and isinstance(rec.log[-1], str)
+    assert rec.losses.shape == (16,) and rec.raw_losses.shape == (16,) and rec.hps["wd"].shape == (16, 3)
+    assert rec.iters == [8, 16]
 
 
 def test_smoothed_loss_is_debiased_ema():
     learn = make_learner()
     learn.fit(2, 1e-3)
-    raw, sm = learn.recorder.losses, learn.recorder.smooth_losses
+    raw, sm = learn.recorder.raw_losses, learn.recorder.losses
     s, exp = 0.0, []
     for i, v in enumerate(raw, 1):
         s = 0.98 * s + 0.02 * v
@@ -43,8 +46,8 @@ def test_valid_loss_and_metrics_cover_whole_set_weighted_by_batch():
     learn.model.eval()
     with torch.no_grad():
         out = learn.model(x)
-    assert learn.recorder.values[-1][2] == pytest.approx(F.cross_entropy(out, y).item(), rel=1e-5)
-    assert learn.recorder.values[-1][3] == pytest.approx((out.argmax(1) == y).float().mean().item())
+    assert learn.recorder.values[-1][1] == pytest.approx(F.cross_entropy(out, y).item(), rel=1e-5)
+    assert learn.recorder.values[-1][2] == pytest.approx((out.argmax(1) == y).float().mean().item())
     expected = [F.cross_entropy(out, y).item(), (out.argmax(1) == y).float().mean().item()]
     assert learn.validate() == pytest.approx(expected, rel=1e-5)
 
@@ -73,7 +76,7 @@ def test_plain_progress_prints_one_line_per_epoch(capsys):
     assert len(lines) == 4
     assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
     assert [ln.split()[0] for ln in lines[1:]] == ["0", "1", "2"]
-    assert float(lines[-1].split()[2]) == pytest.approx(learn.recorder.values[-1][2], abs=1e-6)
+    assert float(lines[-1].split()[2]) == pytest.approx(learn.recorder.values[-1][1], abs=1e-6)
 
 
 def test_terminal_progress_uses_fastprogress_bar(capsys):

@@ -114,7 +114,7 @@ def test_start_epoch_continues_the_same_schedule():
     full.fit_one_cycle(4, 1e-3)
     part.fit_one_cycle(4, 1e-3, start_epoch=2)
     np.testing.assert_allclose(part.recorder.lrs, full.recorder.lrs[16:])
-    assert [r[0] for r in part.recorder.values] == [2, 3]
+    assert len(part.recorder.values) == 2 and part.recorder.log[0] == 3
 
 
 def test_pct_train_counts_only_training_batches():

@@ -153,9 +153,9 @@ def test_early_stopping_stops_after_patience_epochs_without_improvement(capsys):
     es = EarlyStoppingCallback(min_delta=5e-3, patience=2)
     learn = sgd_learner(dls_of(x, y, 8), lr=1e-6, cbs=es)  # valid loss improves by ~7e-4 per epoch
     learn.fit(10)
-    assert [r[0] for r in learn.recorder.values] == [0, 1, 2]  # epoch 0 sets the best; 1 and 2 are too small
+    assert len(learn.recorder.values) == 3  # epochs 0, 1, 2: epoch 0 sets the best; 1 and 2 are too small
     assert es.stopped_epoch == 2 and es.best_epoch == 0 and es.wait == 2
-    assert es.best == pytest.approx(learn.recorder.values[0][2])
+    assert es.best == pytest.approx(learn.recorder.values[0][1])
     assert "early stopping after epoch 2" in capsys.readouterr().out
     assert es.state_dict() == {"best": es.best, "best_epoch": 0, "wait": 2}
     es.min_delta = 0.0  # every tiny improvement counts: no stop
@@ -232,8 +232,9 @@ def test_csv_logger_writes_the_recorder_table(tmp_path):
     with open(learn.csv_logger.path, newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0] == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
-    parsed = [[int(r[0]), float(r[1]), float(r[2]), float(r[3]), r[4]] for r in rows[1:]]
+    parsed = [[float(r[1]), float(r[2]), float(r[3])] for r in rows[1:]]
     assert parsed == learn.recorder.values  # exact: floats are written with repr
+    assert [int(r[0]) for r in rows[1:]] == [0, 1] and rows[-1][-1] == learn.recorder.log[-1]
     df = learn.csv_logger.read_log()
     assert list(df.columns) == rows[0] and len(df) == 2
     first = learn.recorder.values
@@ -243,7 +244,7 @@ def test_csv_logger_writes_the_recorder_table(tmp_path):
     learn.fit(1, 1e-2)
     rows = list(csv.reader(open(learn.csv_logger.path, newline="")))
     assert len(rows) == 4 and rows.count(rows[0]) == 1  # one header, 2 + 1 epochs
-    assert [float(r[2]) for r in rows[1:]] == [r[2] for r in first] + [learn.recorder.values[0][2]]
+    assert [float(r[2]) for r in rows[1:]] == [r[1] for r in first] + [learn.recorder.values[0][1]]
 
     learn.metrics = []
     with pytest.raises(ValueError, match="has columns"):
@@ -270,4 +271,4 @@ def test_csv_logger_without_validation_leaves_cells_empty(tmp_path):
     learn = sgd_learner(dls_of(x, y, 8, valid=False), lr=1e-3, path=tmp_path, cbs=CSVLogger())
     learn.fit(1)
     rows = list(csv.reader(open(tmp_path / "history.csv", newline="")))
-    assert rows[1][2] == "" and float(rows[1][1]) == learn.recorder.values[0][1]
+    assert rows[1][2] == "" and float(rows[1][1]) == learn.recorder.values[0][0]

@@ -1,4 +1,4 @@
-"""Training callbacks: gradient accumulation and clipping, early stopping, stopping on NaN, a CSV log.
+"""Training callbacks: gradient accumulation and clipping, stopping on NaN, a CSV log.
 
 How each one meets the one-cycle schedule, freezing and layer groups is in docs/guides/training-callbacks.md.
 In short: the schedule position (`learn.train_iter`, `learn.pct_train`) advances once per training batch,
@@ -7,30 +7,19 @@ whether or not the optimizer steps on it.
 from __future__ import annotations
 
 import csv
-import operator
+import math
 import warnings
-from collections.abc import Callable
 from numbers import Integral, Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 
 from .callback import Callback, CancelBatchException, CancelFitException
+from .distributed import is_main_process
 
 if TYPE_CHECKING:
     import pandas as pd
-
-
-def is_main_process() -> bool:
-    """True on rank 0 of a distributed run (and outside one): only that process writes files and prints."""
-    try:
-        from .distributed import is_main_process as main
-    except ImportError:  # the distributed module is optional here; ask torch directly
-        dist = torch.distributed
-        return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
-    return main()
 
 
 def _first_tensor(x: Any) -> torch.Tensor | None:
@@ -161,73 +150,6 @@ class GradientClip(Callback):
             self.last_norm = torch.nn.utils.clip_grad_norm_(params, self.max_norm, self.norm_type)
 
 
-class EarlyStoppingCallback(Callback):
-    """Stop the fit (`CancelFitException`) when `monitor` did not improve by `min_delta` in `patience` epochs.
-
-    `monitor` is a column of the recorder (`valid_loss`, `train_loss` or a metric name). `comp` defaults
-    to `np.less` for names containing 'loss' or 'error' and `np.greater` otherwise. It stops at the end
-    of an epoch, after the recorder, progress table and CSV log have that epoch's row. With
-    `fit_one_cycle` the schedule is cut short: the LR never anneals to its final value.
-    """
-
-    order = 90  # after Recorder (50), ProgressCallback (60) and anything that saves at the epoch's end
-
-    def __init__(self, monitor: str = "valid_loss", comp: Callable | None = None, min_delta: float = 0.0,
-                 patience: int = 1, reset_on_fit: bool = True) -> None:
-        if patience < 1:
-            raise ValueError(f"patience is a number of epochs without improvement (>= 1), got {patience}")
-        self.monitor, self.comp, self.min_delta, self.patience = monitor, comp, abs(min_delta), patience
-        self.reset_on_fit = reset_on_fit
-        self.best: float | None = None
-        self.best_epoch, self.wait, self.stopped_epoch = None, 0, None
-
-    def state_dict(self) -> dict:
-        """Best value, its epoch and the epochs waited (checkpoints restore them when a fit resumes)."""
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
-
-    def load_state_dict(self, state: dict) -> None:
-        """Restore what `state_dict` returned."""
-        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
-
-    def before_fit(self) -> None:
-        """Find the monitored column; reset the best value (unless `reset_on_fit=False`)."""
-        rec = getattr(self.learn, "recorder", None)
-        if rec is None:
-            raise ValueError("EarlyStoppingCallback reads the Recorder: create the Learner with default_cbs")
-        cols = rec.metric_names[1:-1]
-        if self.monitor not in cols:
-            raise ValueError(f"EarlyStoppingCallback monitors {self.monitor!r}, which this fit does not "
-                             f"record; choose one of {cols}")
-        self._idx = rec.metric_names.index(self.monitor)
-        m = self.monitor.lower()
-        self._comp = self.comp or (np.less if "loss" in m or "error" in m else np.greater)
-        self._lower = self._comp in (np.less, np.less_equal, operator.lt, operator.le)
-        if self.reset_on_fit or self.best is None:
-            self.best = float("inf") if self._lower else -float("inf")
-            self.best_epoch, self.wait = None, 0
-        self.stopped_epoch = None
-
-    def after_epoch(self) -> None:
-        """Compare this epoch's value with the best; stop after `patience` epochs without improvement."""
-        learn = self.learn
-        val = learn.recorder.values[-1][self._idx]
-        if val is None:
-            raise ValueError(f"EarlyStoppingCallback monitors {self.monitor!r}, but it has no value this "
-                             "epoch (no validation set?); monitor 'train_loss' or add a validation set")
-        shifted = val + self.min_delta if self._lower else val - self.min_delta
-        if self._comp(shifted, self.best):
-            self.best, self.best_epoch, self.wait = float(val), learn.epoch, 0
-            return
-        self.wait += 1
-        if self.wait >= self.patience and learn.epoch < learn.n_epoch - 1:
-            self.stopped_epoch = learn.epoch
-            if is_main_process():
-                since = "the start" if self.best_epoch is None else f"epoch {self.best_epoch}"
-                print(f"No improvement in {self.monitor} since {since}: early stopping after epoch "
-                      f"{learn.epoch}")
-            raise CancelFitException()
-
-
 class TerminateOnNaNCallback(Callback):
     """Stop the fit (`CancelFitException`) at the first training batch whose loss is NaN or infinite.
 
@@ -320,7 +242,7 @@ class CSVLogger(Callback):
             self._writer = csv.writer(self._file)
             if not self._has_header:
                 self._write(self._header)
-        self._write([_cell(v) for v in self.learn.recorder.values[-1]])
+        self._write([_cell(v) for v in self.learn.recorder.log])
 
     def after_fit(self) -> None:
         """Close the file (also after an error)."""
@@ -339,5 +261,5 @@ def _cell(v: Any) -> Any:
     if v is None:
         return ""
     if isinstance(v, Real) and not isinstance(v, Integral):
-        return repr(float(v))  # repr round-trips exactly
+        return "" if math.isnan(v) else repr(float(v))  # repr round-trips exactly; no value: an empty cell
     return v

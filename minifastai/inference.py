@@ -1,0 +1,147 @@
+"""Evaluation and inference: `validate`, `get_preds` (with inputs, decoded predictions, per-item losses) and
+`predict`."""
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from .callback import Callback
+
+if TYPE_CHECKING:
+    from .learner import Learner
+
+ACTIVATIONS: dict[str | None, Callable[[torch.Tensor], torch.Tensor]] = {
+    "softmax": lambda x: torch.softmax(x, dim=-1), "sigmoid": torch.sigmoid, None: lambda x: x}
+
+
+def activation_for(loss_func: Any) -> str | None:
+    """The activation that turns the model's output into predictions for this loss (as fastai's): the loss's
+    own `activation_name` when it has one, softmax for cross-entropy, sigmoid for BCE with logits."""
+    name = getattr(loss_func, "activation_name", None)
+    if name is not None and name in ACTIVATIONS:
+        return name
+    if isinstance(loss_func, nn.CrossEntropyLoss):
+        return "softmax"
+    if isinstance(loss_func, nn.BCEWithLogitsLoss):
+        return "sigmoid"
+    return None
+
+
+def decode_preds(loss_func: Any, activation: str | None, preds: torch.Tensor) -> torch.Tensor:
+    """Decoded predictions (fastai's `decodes`): the loss's own `decodes`, else class indices after softmax,
+    0/1 after sigmoid, the predictions themselves otherwise."""
+    dec = getattr(loss_func, "decodes", None)
+    if callable(dec):
+        return dec(preds)
+    if activation == "softmax":
+        return preds.argmax(dim=-1)
+    if activation == "sigmoid":
+        return preds > 0.5
+    return preds
+
+
+def per_item_loss(loss_func: Any) -> Callable[..., torch.Tensor]:
+    """The loss function with `reduction='none'` (for `get_preds(with_loss=True)`)."""
+    if isinstance(loss_func, nn.Module) and hasattr(loss_func, "reduction"):
+        f = copy.copy(loss_func)
+        f.reduction = "none"
+        return f
+    try:
+        accepts = "reduction" in inspect.signature(loss_func).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    if accepts:
+        return lambda *a: loss_func(*a, reduction="none")
+    raise TypeError(f"get_preds(with_loss=True) needs per-item losses, but loss_func {loss_func!r} takes no "
+                    "reduction='none'; use a torch loss (e.g. nn.CrossEntropyLoss()) or a flat loss")
+
+
+class GatherPreds(Callback):
+    """Collects predictions (and targets, inputs, per-item losses) of a validation pass, on the device."""
+
+    order = 100
+    run_train = False
+
+    def __init__(self, with_input: bool = False, loss_func: Callable[..., torch.Tensor] | None = None) -> None:
+        self.with_input, self.loss_func = with_input, loss_func
+        self.preds: list = []
+        self.targs: list = []
+        self.inputs: list = []
+        self.losses: list = []
+
+    def after_batch(self) -> None:
+        """Keep this batch's outputs (no sync until concatenated)."""
+        learn = self.learn
+        self.preds.append(learn.pred.detach())
+        self.targs.append(learn.yb[0].detach() if learn.yb else None)
+        if self.with_input:
+            self.inputs.append(learn.xb[0].detach())
+        if self.loss_func is not None and learn.yb:
+            self.losses.append(self.loss_func(learn.pred, *learn.yb).detach())
+
+
+def cat(ts: list) -> torch.Tensor | None:
+    """Concatenate the non-None tensors on the host (None when there are none)."""
+    ts = [t for t in ts if t is not None]
+    return torch.cat(ts).cpu() if ts else None
+
+
+def _loader(learn: Learner, ds_idx: int, dl: Iterable | None) -> Iterable:
+    if dl is not None:
+        return dl
+    if ds_idx not in (0, 1):
+        raise ValueError(f"ds_idx is 0 (training set) or 1 (validation set), got {ds_idx!r}")
+    found = learn.dls[ds_idx]
+    if found is None:
+        what = ("validation set", "dls.valid") if ds_idx == 1 else ("training set", "dls.train")
+        raise ValueError(f"this learner has no {what[0]} ({what[1]} is None): pass dl=... (e.g. "
+                         "dl=learn.dls.test_dl(items)) or another ds_idx")
+    return found
+
+
+def run_valid(learn: Learner, dl: Iterable, cbs: Any = None) -> None:
+    """One validation pass over `dl` (eval mode, no grad) with extra callbacks."""
+    learn.model.to(learn.dls.device)
+    with learn.added_cbs(cbs):
+        learn.run_validation(dl)
+
+
+def validate(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, cbs: Any = None) -> list[float]:
+    """[valid_loss, *metrics] on `dl` (default: the validation set); NaN where a value could not be computed."""
+    dl = _loader(learn, ds_idx, dl)
+    if getattr(learn, "recorder", None) is None:
+        raise ValueError("validate() reads the Recorder: create the Learner with default_cbs=True")
+    run_valid(learn, dl, cbs)
+    return list(learn.recorder.valid_result)
+
+
+def get_preds(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, with_input: bool = False,
+              with_decoded: bool = False, with_loss: bool = False, act: Callable | None = None) -> tuple:
+    """`(inputs?, preds, targets, decoded?, losses?)` over `dl` (default: the validation set), as fastai orders
+    them; the loss's activation is applied to `preds` (or `act`), `losses` are per item."""
+    dl = _loader(learn, ds_idx, dl)
+    gather = GatherPreds(with_input, per_item_loss(learn.loss_func) if with_loss else None)
+    run_valid(learn, dl, gather)
+    preds = cat(gather.preds)
+    if preds is not None:
+        preds = (act or ACTIVATIONS[learn.activation_name])(preds)
+    res: list = [preds, cat(gather.targs)]
+    if with_input:
+        res.insert(0, cat(gather.inputs))
+    if with_decoded:
+        res.append(None if preds is None else decode_preds(learn.loss_func, learn.activation_name, preds))
+    if with_loss:
+        res.append(cat(gather.losses))
+    return tuple(res)
+
+
+def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
+    """(decoded, class index or raw output, probabilities or output) for one item."""
+    preds, _ = get_preds(learn, dl=[learn.dls.item_to_batch(item)])
+    decoded, raw = learn.dls.decode(preds[0])
+    return decoded, raw, preds[0]
