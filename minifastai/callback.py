@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -179,7 +180,7 @@ BATCH_EVENTS = frozenset(("before_batch", "after_pred", "after_loss", "before_ba
                           "after_batch"))  # the events `run_train` / `run_valid` filter (fastai's `_inner_loop`)
 
 
-def hooks_of(cb: Callback) -> dict[str, object]:
+def hooks_of(cb: Callback) -> dict[str, Callable[[], None]]:
     """The bound hooks a callback overrides, by event name."""
     return {e: getattr(cb, e) for e in EVENTS if getattr(type(cb), e, None) is not getattr(Callback, e)}
 

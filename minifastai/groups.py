@@ -35,16 +35,19 @@ def check_groups(model: nn.Module, groups: Sequence[Sequence[nn.Parameter]]) -> 
     if isinstance(groups, nn.Module):
         raise ValueError("the splitter returned a module; return a list of parameter lists, e.g. "
                          "[list(m.body.parameters()), list(m.head.parameters())]")
-    groups = [g if isinstance(g, nn.Module) else list(g) for g in groups]
+    out: list[list[nn.Parameter]] = []
+    for gi, g in enumerate(groups):
+        if isinstance(g, nn.Module) or any(isinstance(p, nn.Module) for p in g):
+            raise ValueError(f"layer group {gi} returned by the splitter holds modules, not parameters; a splitter "
+                             "returns lists of parameters, e.g. [list(m.body.parameters()), list(m.head.parameters())]")
+        out.append(list(g))
+    groups = out
     if not groups:
         raise ValueError("the splitter returned no layer groups; return a list of parameter lists")
     names = {id(p): n for n, p in model.named_parameters()}
     seen: dict[int, int] = {}
     repeated, foreign = [], []
     for gi, g in enumerate(groups):
-        if isinstance(g, nn.Module) or any(isinstance(p, nn.Module) for p in g):
-            raise ValueError(f"layer group {gi} returned by the splitter holds modules, not parameters; a splitter "
-                             "returns lists of parameters, e.g. [list(m.body.parameters()), list(m.head.parameters())]")
         if not g:
             raise ValueError(f"layer group {gi} returned by the splitter is empty; every group needs parameters")
         for p in g:

@@ -49,7 +49,7 @@ def per_item_loss(loss_func: Any) -> Callable[..., torch.Tensor]:
     """The loss function with `reduction='none'` (for `get_preds(with_loss=True)`)."""
     if isinstance(loss_func, nn.Module) and hasattr(loss_func, "reduction"):
         f = copy.copy(loss_func)
-        f.reduction = "none"
+        setattr(f, "reduction", "none")  # noqa: B010 (a torch loss's attribute)
         return f
     try:
         accepts = "reduction" in inspect.signature(loss_func).parameters

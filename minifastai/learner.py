@@ -44,8 +44,12 @@ class Learner(LoopState):
     """Trains `model` on `dls` with `loss_func`; the splitter cuts the model into layer groups.
 
     The loop state (`epoch`, `iter`, `loss`, ...) is declared once in `LoopState`; `snapshot()` saves and
-    restores it together with everything else a fit changes.
+    restores it together with everything else a fit changes. Callbacks are reachable by name
+    (`learn.recorder`, `learn.progress`, ...).
     """
+
+    recorder: Recorder  # the default callbacks, by name (absent with default_cbs=False)
+    progress: ProgressCallback
 
     def __init__(self, dls: DataLoaders, model: nn.Module, loss_func: Callable | None = None,
                  opt_func: Callable[..., torch.optim.Optimizer] = G.default_opt, lr: G.LRLike = 1e-3,
@@ -78,7 +82,8 @@ class Learner(LoopState):
         self.export_info: dict | None = None
         self.log_results = True  # the progress table; `no_logging()` turns it off
         self.cbs: list[Callback] = []
-        defaults = [TrainEvalCallback(), Recorder(), ProgressCallback()] if default_cbs else [TrainEvalCallback()]
+        defaults: list[Callback] = [TrainEvalCallback(), Recorder(), ProgressCallback()] if default_cbs \
+            else [TrainEvalCallback()]
         self.add_cbs(defaults + extra)
         self._cb("after_create")
 
@@ -168,9 +173,9 @@ class Learner(LoopState):
         for h in self._handlers[self.dry, self.training][event]:
             h()
 
-    def _cb_all(self, event: str) -> list[BaseException]:
+    def _cb_all(self, event: str) -> list[Exception]:
         """Run every handler even when some raise; return what they raised."""
-        errors = []
+        errors: list[Exception] = []
         for h in self._handlers[self.dry, self.training][event]:
             try:
                 h()
@@ -228,6 +233,8 @@ class Learner(LoopState):
         """Check `fit`'s arguments without changing anything; returns them normalised."""
         n_epoch = check_int(n_epoch, "n_epoch", low=1)
         lrs = self.lr_range(self.lr if lr is None else lr)
+        check_moms(self.moms, "learn.moms")  # attributes a user may have set since creation
+        check_wd(self.wd, "learn.wd")
         cbs = check_cbs(cbs)
         start_epoch = check_int(start_epoch, "start_epoch", hint=" (the first epoch to run when continuing a fit)")
         if not resume and start_epoch >= n_epoch:

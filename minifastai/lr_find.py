@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from . import groups as G
-from .callback import Callback, CancelFitException, CancelValidException
+from .callback import Callback, CancelFitException, CancelValidException, n_batches
 
 if TYPE_CHECKING:
     from .learner import Learner
@@ -41,12 +41,12 @@ def _as_arrays(lrs: Any, losses: Any) -> tuple[np.ndarray, np.ndarray]:
 
 def valley(lrs: Sequence[float], losses: Sequence[float]) -> float:
     """fastai's default: the LR about halfway into the longest valley (longest decreasing run of losses)."""
-    lrs, losses = _as_arrays(lrs, losses)
-    n = len(losses)
+    x, y = _as_arrays(lrs, losses)
+    n = len(y)
     # length of the longest strictly decreasing subsequence ending at each point
     run = np.ones(n, dtype=np.int64)
     for i in range(1, n):
-        longer = run[:i][losses[:i] > losses[i]]
+        longer = run[:i][y[:i] > y[i]]
         if len(longer):
             run[i] = longer.max() + 1
     end = int(np.argmax(run))  # first point where the longest valley ends
@@ -54,34 +54,34 @@ def valley(lrs: Sequence[float], losses: Sequence[float]) -> float:
     third = length / 3
     # fastai places the valley's start `length` points before its end and steps in 1/3 + 1/6 of it
     idx = max(0, end - length + int(third) + int(third / 2))
-    return float(lrs[idx])
+    return float(x[idx])
 
 
 def minimum(lrs: Sequence[float], losses: Sequence[float]) -> float:
     """One tenth of the LR where the (smoothed) loss is lowest."""
-    lrs, losses = _as_arrays(lrs, losses)
-    return float(lrs[int(np.argmin(losses))]) / 10
+    x, y = _as_arrays(lrs, losses)
+    return float(x[int(np.argmin(y))]) / 10
 
 
 def steep(lrs: Sequence[float], losses: Sequence[float]) -> float:
     """The LR where the loss falls fastest per unit of log(LR) (the left end of the steepest segment)."""
-    lrs, losses = _as_arrays(lrs, losses)
-    slopes = np.diff(losses) / np.diff(np.log(lrs))
-    return float(lrs[int(np.argmin(slopes))])
+    x, y = _as_arrays(lrs, losses)
+    slopes = np.diff(y) / np.diff(np.log(x))
+    return float(x[int(np.argmin(slopes))])
 
 
 def slide(lrs: Sequence[float], losses: Sequence[float], lr_diff: int = 15, thresh: float = 0.005,
           adjust_value: float = 1.0) -> float:
     """fastai's interval slide rule: walk left from the end until the loss gradient `lr_diff` points apart
     agrees within `thresh`; the LR where it last disagreed (times `adjust_value`)."""
-    lrs, losses = _as_arrays(lrs, losses)
-    n = len(losses)
-    grad = np.gradient(losses)
+    x, y = _as_arrays(lrs, losses)
+    n = len(y)
+    grad = np.gradient(y)
     lr_diff = max(1, min(lr_diff, n - 1))
     right, left = n - 1, n - 1 - lr_diff
-    found = lrs[left]
+    found = x[left]
     while left >= 0 and abs(grad[right] - grad[left]) > thresh:
-        found = lrs[left]
+        found = x[left]
         right, left = right - 1, left - 1
     return float(found) * adjust_value
 
@@ -110,7 +110,7 @@ class SuggestedLRs(tuple):
 
 @functools.lru_cache(maxsize=64)
 def _result_class(names: tuple[str, ...]) -> type:
-    base = collections.namedtuple("SuggestedLRs", names)
+    base = collections.namedtuple("SuggestedLRs", names)  # type: ignore[misc]
     return type("SuggestedLRs", (base, SuggestedLRs), {"__slots__": (), "__doc__": SuggestedLRs.__doc__})
 
 
@@ -208,6 +208,7 @@ class LRFinder(Callback):
     def before_train(self) -> None:
         """Cycle the training loader so that one epoch has exactly `num_it` batches."""
         learn = self.learn
+        assert learn.dl is not None
         learn.dl, learn.n_iter = _Cycle(learn.dl, self.num_it), self.num_it
 
     def before_batch(self) -> None:
@@ -217,6 +218,7 @@ class LRFinder(Callback):
             return
         pos = learn.train_iter / self.num_it
         lrs = [s * (e / s) ** pos for s, e in zip(self.start_lr, self.end_lr)]
+        assert learn.opt is not None
         G.set_group_hypers(learn.opt, "lr", lrs)
 
     def after_batch(self) -> None:
@@ -225,6 +227,7 @@ class LRFinder(Callback):
         if not learn.training:
             return
         if not learn.dry:
+            assert learn.opt is not None
             self.lrs.append(G.group_hypers(learn.opt, "lr", learn.n_groups))
             loss = float(learn.loss.detach())  # one sync per batch is fine for a short sweep
             self.losses.append(loss)
@@ -267,7 +270,7 @@ def lr_find(learn: Learner, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, nu
     funcs = _suggest_funcs(suggest_funcs)
     if not learn.dry:
         train = learn.dls.train
-        if train is None or (hasattr(train, "__len__") and len(train) == 0):
+        if train is None or n_batches(train) == 0:
             raise ValueError("lr_find needs training batches, but dls.train is empty or missing")
     finder = LRFinder(starts, ends, num_it, stop_div)
     saved = learn.snapshot()  # the sweep trains: weights, optimizer, RNG, loop state and callbacks come back
@@ -303,7 +306,8 @@ def _suggest_funcs(suggest_funcs: Any) -> list[tuple[str, SuggestFunc]]:
         suggest_funcs = (valley,)
     elif callable(suggest_funcs):
         suggest_funcs = (suggest_funcs,)
-    out, seen = [], collections.Counter()
+    out: list[tuple[str, SuggestFunc]] = []
+    seen: collections.Counter[str] = collections.Counter()
     for i, f in enumerate(suggest_funcs):
         if not callable(f):
             raise TypeError(f"suggest_funcs must hold functions like valley or steep, got {f!r}")

@@ -84,6 +84,7 @@ class Recorder(ScheduleView, Callback):
         self.metric_names: list[str] = ["epoch", "train_loss", "valid_loss", "time"]
         self.fits: list[ScheduleRecord] = []
         self.log: list = []
+        self.lr_sweep: Any = None  # the latest lr_find sweep (an LRSweep)
         self.valid_result: list[float] = []
         self._pgs: list[dict] = []
         self._vloss: Any = 0.0
@@ -115,6 +116,7 @@ class Recorder(ScheduleView, Callback):
         self.trainable = groups_training(learn.model, learn.layer_groups)
         self.metric_names = ["epoch", "train_loss", "valid_loss", *(metric_name(m) for m in learn.metrics), "time"]
         firsts: dict[int, dict] = {}
+        assert learn.opt is not None
         for pg in learn.opt.param_groups:
             firsts.setdefault(pg["layer_group"], pg)
         self._pgs = [firsts[i] for i in range(learn.n_groups)]
@@ -240,7 +242,7 @@ class Recorder(ScheduleView, Callback):
         return self.values[-1] if self.values else None
 
     @property
-    def hps(self) -> dict[str, np.ndarray]:
+    def hps(self) -> dict[str, np.ndarray]:  # type: ignore[override]  # a record's field, computed here
         """Each hyper-parameter as an array of shape (iterations, layer groups)."""
         n = len(self._pgs)
         arr = np.array(self._hp_rows, dtype=np.float64).reshape(len(self._hp_rows), len(self.hp_names), n)
@@ -283,7 +285,7 @@ class Recorder(ScheduleView, Callback):
 
     def plot_lr_find(self, skip_end: int = 5) -> Any:
         """The latest `lr_find` sweep: loss against LR (log axis), every suggestion marked; returns the figure."""
-        sweep = getattr(self, "lr_sweep", None)
+        sweep = self.lr_sweep
         if sweep is None:
             raise ValueError("no LR sweep recorded yet: run learn.lr_find() first")
         from .lr_find import plot_lr_sweep

@@ -71,9 +71,9 @@ class ParamScheduler(Callback):
     def before_fit(self) -> None:
         """Expand each schedule to one per layer group."""
         n = self.learn.n_groups
-        self._scheds = []
+        self._scheds: list[tuple[str, list[Sched]]] = []
         for name, s in self.scheds.items():
-            fs = list(s) if isinstance(s, (list, tuple)) else [s] * n
+            fs: list[Sched] = list(s) if isinstance(s, (list, tuple)) else [s] * n  # type: ignore[list-item]
             if len(fs) != n:
                 raise ValueError(f"schedule for {name!r} has {len(fs)} entries for {n} layer groups")
             self._scheds.append((name, fs))
@@ -88,6 +88,7 @@ class ParamScheduler(Callback):
         """Set every group's value for the current position."""
         learn = self.learn
         pos = learn.pct_train
+        assert learn.opt is not None
         pgs = learn.opt.param_groups
         for name, fs in self._scheds:
             vals = [f(pos) for f in fs]

@@ -99,7 +99,7 @@ class Snapshot:
         self.recorder = rec
         self.recorder_state = None if rec is None else {k: _shallow(v) for k, v in vars(rec).items()}
         # other callbacks with checkpointable state (e.g. a GradScaler's scale, which a diverging sweep lowers)
-        self.cb_states = [(cb, copy.deepcopy(cb.state_dict())) for cb in learn.cbs
+        self.cb_states = [(cb, copy.deepcopy(cb.state_dict())) for cb in learn.cbs  # type: ignore[attr-defined]
                           if cb is not rec and callable(getattr(cb, "state_dict", None))
                           and callable(getattr(cb, "load_state_dict", None))]
 
@@ -111,9 +111,9 @@ class Snapshot:
         learn.model = model  # a fit may have wrapped it (DistributedDataParallel)
         if self.tensors:
             model.load_state_dict(self.weights)
-        for p, rg, g in zip(self.params, self.requires_grad, self.grads):
-            p.requires_grad_(rg)
-            p.grad = None if g is None else g.back()
+        for param, rg, grad in zip(self.params, self.requires_grad, self.grads):
+            param.requires_grad_(rg)
+            param.grad = None if grad is None else grad.back()
         for m, mode in self.modes:
             m.training = mode
         learn.opt = opt = self.opt
@@ -126,8 +126,8 @@ class Snapshot:
                     del pg[k]
                 pg.update(hypers)
         set_rng_state(self.rng)
-        for g, s in self.generators:
-            g.set_state(s)
+        for gen, gen_state in self.generators:
+            gen.set_state(gen_state)
         for k, v in self.loop.items():
             setattr(learn, k, v)
         if self.recorder is not None and self.recorder_state is not None:
@@ -138,5 +138,5 @@ class Snapshot:
         for cb in [c for c in self.cbs if c not in learn.cbs]:
             learn.add_cb(cb)
         for cb, state in self.cb_states:
-            cb.load_state_dict(state)
+            cb.load_state_dict(state)  # type: ignore[attr-defined]
         learn._rebuild_handlers()

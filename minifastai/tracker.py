@@ -69,9 +69,10 @@ class TrackerCallback(Callback):
     def monitored(self) -> float | None:
         """This epoch's value of `monitor`, or None when the validation it comes from did not run."""
         learn = self.learn
-        if self.monitor != "train_loss" and not learn.recorder.validated:
+        row = learn.final_record
+        if row is None or (self.monitor != "train_loss" and not learn.recorder.validated):
             return None
-        return float(learn.final_record[self._idx])
+        return float(row[self._idx])
 
     def after_epoch(self) -> None:
         """Compare this epoch's value with the best; `new_best` says whether it improved."""
@@ -252,6 +253,7 @@ class ReduceLROnPlateau(TrackerCallback):
         if self.wait < self.patience:
             return
         self.wait = 0
+        assert self.learn.opt is not None
         pgs = self.learn.opt.param_groups
         old = pgs[-1]["lr"]
         for pg in pgs:

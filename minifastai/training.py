@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .callback import Callback, CancelBatchException, CancelFitException
+from .callback import Callback, CancelBatchException, CancelFitException, CancelStepException
 from .distributed import is_main_process
 
 if TYPE_CHECKING:
@@ -65,12 +65,16 @@ class GradientAccumulation(Callback):
     def __init__(self, n_acc: int = 32) -> None:
         if not isinstance(n_acc, Integral) or n_acc < 1:
             raise ValueError(f"n_acc is the number of samples per optimizer step (int >= 1), got {n_acc!r}")
-        self.n_acc, self.count, self.n_steps = int(n_acc), 0, 0
+        self.n_acc: int = int(n_acc)
+        self.count: int = 0
+        self.n_steps: int = 0
+        self._bs = 0
         self._no_sync: Any = None
 
     def before_fit(self) -> None:
         """Start a fresh window with no gradients."""
         self.count, self.n_steps = 0, 0
+        assert self.learn.opt is not None
         self.learn.opt.zero_grad()
 
     def before_batch(self) -> None:
@@ -100,6 +104,7 @@ class GradientAccumulation(Callback):
         if not self._steps_now(self.count):
             raise CancelBatchException()
         if self.count != self.n_acc:
+            assert self.learn.opt is not None
             for g in _grads(self.learn.opt):
                 g.mul_(self.n_acc / self.count)
         self.count = 0
@@ -122,40 +127,64 @@ class GradientAccumulation(Callback):
         self.count = 0
 
 
+def _scaler_guards(learn: Any) -> bool:
+    """Whether float16 mixed precision's GradScaler already skips steps with non-finite gradients."""
+    from .mixed_precision import MixedPrecision
+
+    mp = getattr(learn, "mixed_precision", None)
+    return isinstance(mp, MixedPrecision) and mp.use_scaler
+
+
 class GradientClip(Callback):
     """Clip the total gradient norm (over every parameter that has a gradient) to `max_norm` before each step.
 
     With float16 mixed precision the gradients are unscaled first. Frozen parameters have no gradient and
     do not count; the norm is one norm over all layer groups. The norm before clipping is kept, as a
-    tensor (reading it is a host-device sync), in `learn.gradient_clip.last_norm`.
+    tensor, in `learn.gradient_clip.last_norm`. A step whose gradients are not finite (an infinite or NaN norm)
+    is skipped and counted in `n_skipped`, instead of clipping them to NaN weights: checking that reads the
+    norm once per step (a host-device sync; under float16 the GradScaler does it instead).
     """
 
     order = 12  # after GradientAccumulation (6) and MixedPrecision (10)
 
     def __init__(self, max_norm: float = 1.0, norm_type: float = 2.0) -> None:
-        if not max_norm > 0:
-            raise ValueError(f"max_norm must be positive, got {max_norm}")
+        if not (isinstance(max_norm, (int, float)) and math.isfinite(max_norm) and max_norm > 0):
+            raise ValueError(f"max_norm must be a positive finite number, got {max_norm!r}")
         self.max_norm, self.norm_type = float(max_norm), float(norm_type)
         self.last_norm: torch.Tensor | None = None
+        self.n_skipped = 0
+
+    def before_fit(self) -> None:
+        """Count skipped steps afresh."""
+        self.n_skipped = 0
 
     def before_step(self) -> None:
-        """Unscale (float16), then clip in place."""
+        """Unscale (float16), clip in place; skip the step when the gradients are not finite."""
         from .mixed_precision import MixedPrecision
 
-        mp = getattr(self.learn, "mixed_precision", None)
+        learn = self.learn
+        mp = getattr(learn, "mixed_precision", None)
         if isinstance(mp, MixedPrecision):
             mp.unscale_grads()
-        params = [p for pg in self.learn.opt.param_groups for p in pg["params"] if p.grad is not None]
-        if params:
-            self.last_norm = torch.nn.utils.clip_grad_norm_(params, self.max_norm, self.norm_type)
+        assert learn.opt is not None
+        params = [p for pg in learn.opt.param_groups for p in pg["params"] if p.grad is not None]
+        if not params:
+            return
+        self.last_norm = torch.nn.utils.clip_grad_norm_(params, self.max_norm, self.norm_type)
+        if not _scaler_guards(learn) and not bool(torch.isfinite(self.last_norm)):
+            self.n_skipped += 1
+            raise CancelStepException()
 
 
 class TerminateOnNaNCallback(Callback):
-    """Stop the fit (`CancelFitException`) at the first training batch whose loss is NaN or infinite.
+    """Stop the fit (`CancelFitException`) at the first training batch whose loss or gradients are NaN or
+    infinite.
 
-    It checks before the backward pass, so the weights are those of the last finite step. Reading the loss
-    is one host-device sync per training batch: the price of stopping at once (only this opt-in callback
-    pays it). In a distributed run the check is shared by all processes, so they stop together.
+    It checks the loss before the backward pass and the gradients before the step, so the weights are those of
+    the last finite step. Reading them is a host-device sync per training batch: the price of stopping at once
+    (only this opt-in callback pays it). Under float16 mixed precision, infinite gradients are the GradScaler's
+    to skip, so only the loss is checked. In a distributed run the check is shared by all processes, so they
+    stop together.
     """
 
     order = -9
@@ -174,17 +203,30 @@ class TerminateOnNaNCallback(Callback):
 
     def before_backward(self) -> None:
         """Stop if the loss is not finite."""
+        loss = self.learn.loss.detach()
+        self._stop_if((~torch.isfinite(loss)).any(), f"the training loss is {float(loss)}")
+
+    def before_step(self) -> None:
+        """Stop if a gradient is not finite (the loss was)."""
         learn = self.learn
-        bad = (~torch.isfinite(learn.loss.detach())).any().float()
+        if _scaler_guards(learn):
+            return
+        assert learn.opt is not None
+        grads = _grads(learn.opt)
+        if grads:
+            worst = torch.nn.utils.get_total_norm(grads, norm_type=math.inf)  # inf or NaN iff one entry is
+            self._stop_if(~torch.isfinite(worst), "a gradient is not finite (the loss is)")
+
+    def _stop_if(self, bad: torch.Tensor, what: str) -> None:
+        learn = self.learn
+        flag = bad.float()
         dist = torch.distributed
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            dist.all_reduce(bad)  # all ranks stop together (one stopping alone would hang the others)
-        if bool(bad):
+            dist.all_reduce(flag)  # all ranks stop together (one stopping alone would hang the others)
+        if bool(flag):
             self.stopped_at = (learn.epoch, learn.iter)
-            warnings.warn(f"TerminateOnNaNCallback: the training loss is {float(learn.loss.detach())} at epoch "
-                          f"{learn.epoch}, batch {learn.iter}; the fit stops (the weights are from before "
-                          "this batch)",
-                          RuntimeWarning, stacklevel=2)
+            warnings.warn(f"TerminateOnNaNCallback: {what} at epoch {learn.epoch}, batch {learn.iter}; the fit stops "
+                          "(the weights are from before this batch)", RuntimeWarning, stacklevel=3)
             raise CancelFitException()
 
 

@@ -218,3 +218,56 @@ def test_plots_label_frozen_groups():
         assert "(frozen)" in labels[0] and "(frozen)" in labels[1] and "(frozen)" not in labels[2]
     unfrozen = [t.get_text() for t in runs[1].plot_sched().axes[0].get_legend().get_texts()]
     assert not any("(frozen)" in t for t in unfrozen)
+
+
+def test_plot_sched_shows_the_headline_fact():
+    """Log LR axis by default, each group's requested peak in the legend (1e-2, not the 0.00999 a batch saw),
+    frozen groups faded, and both phases of fine_tune on one figure."""
+    learn = make_learner(dls=synth_dls(n_train=224, bs=32))  # 7 batches: no batch lands exactly on the peak
+    learn.fit_one_cycle(1, slice(1e-4, 1e-2))
+    assert learn.recorder.lrs[:, 2].max() < 1e-2
+    fig = learn.recorder.plot_sched()
+    assert fig.axes[0].get_yscale() == "log" and fig.axes[1].get_yscale() == "linear"
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["group 0: peak 0.0001", "group 1: peak 0.001", "group 2 (head): peak 0.01"]
+    lines = fig.axes[0].get_lines()[:3]
+    lower = lines[0].get_ydata()
+    assert lower.min() > 0 and lower.max() == pytest.approx(learn.recorder.lrs[:, 0].max())  # visible on log axis
+
+    learn.fine_tune(1, base_lr=4e-3)
+    both = learn.recorder.plot_sched(fits=2)
+    ax = both.axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[0] == "group 0 (frozen in fit 1): peak 0.0004 | 2e-05"  # slice(4e-3): stop/10
+    assert labels[2] == "group 2 (head): peak 0.004 | 0.002"
+    frozen_line = [ln for ln in ax.get_lines() if ln.get_color() == "C0"][0]  # group 0 in the frozen fit
+    assert frozen_line.get_alpha() == pytest.approx(0.35)
+    n1, n2 = len(learn.recorder.fits[-2].lrs), len(learn.recorder.fits[-1].lrs)
+    assert sum(len(ln.get_ydata()) for ln in ax.get_lines() if ln.get_color() == "C2") == n1 + n2
+    assert "(2 fits)" in ax.get_title()
+    with pytest.raises(ValueError, match=r"fits is how many of the latest fits to draw"):
+        learn.recorder.plot_sched(fits=0)
+
+
+def test_dry_run_plan_of_fine_tune_plots_both_phases_and_names_exact_peaks():
+    learn = make_learner()
+    with learn.dry_run() as runs:
+        learn.fine_tune(2)
+    assert repr(runs[1]) == ("PlanRecord(2 epochs, 16 iterations, peak lr group 0: 1e-05, group 1: 0.0001, "
+                             "group 2 (head): 0.001)")
+    fig = runs.plot_sched()
+    assert "planned" in fig.axes[0].get_title() and "(2 fits)" in fig.axes[0].get_title()
+    assert sum(len(ln.get_ydata()) for ln in fig.axes[0].get_lines() if ln.get_color() == "C2") == 8 + 16
+
+
+def test_after_a_dry_run_the_learner_saves_and_resumes_as_if_it_never_ran(tmp_path):
+    learn = make_learner(path=tmp_path)
+    before = {k: getattr(learn, k) for k in ("epoch", "n_epoch", "train_iter", "pct_train", "start_epoch")}
+    with learn.dry_run():
+        learn.fit_one_cycle(3)
+    assert {k: getattr(learn, k) for k in before} == before
+    learn.save("untrained")
+    pos = torch.load(tmp_path / "models" / "untrained.pth", weights_only=True)["position"]
+    assert pos["train_iter"] == 0 and pos["next_epoch"] == 0
+    learn.fit_one_cycle(3, resume=True)  # resumes from the untrained checkpoint: all 3 epochs run
+    assert len(learn.recorder.values) == 3
