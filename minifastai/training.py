@@ -68,7 +68,7 @@ class GradientAccumulation(Callback):
         self.n_acc: int = int(n_acc)
         self.count: int = 0
         self.n_steps: int = 0
-        self._bs = 0
+        self._bs: int = 0
         self._no_sync: Any = None
 
     def before_fit(self) -> None:
@@ -83,9 +83,9 @@ class GradientAccumulation(Callback):
         if not learn.training:
             return
         self._bs = batch_size(learn)
-        ddp = isinstance(learn.model, torch.nn.parallel.DistributedDataParallel)
-        if ddp and not self._steps_now(self.count + self._bs):
-            self._no_sync = learn.model.no_sync()
+        model = learn.model
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel) and not self._steps_now(self.count + self._bs):
+            self._no_sync = model.no_sync()
             self._no_sync.__enter__()
 
     def before_backward(self) -> None:
