@@ -10,9 +10,9 @@ from mkdocs.structure.files import File, Files
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "minifastai"
 # the reading order of the API reference; modules not listed here follow in alphabetical order
-API_ORDER = ["learner", "data", "groups", "callback", "schedule", "recorder", "plan", "lr_find", "summary",
-             "metrics", "progress", "training", "tracker", "mixed_precision", "checkpoint", "distributed", "vision",
-             "tabular"]
+API_ORDER = ["learner", "state", "data", "groups", "callback", "checks", "schedule", "recorder", "plan", "lr_find",
+             "summary", "inference", "metrics", "progress", "training", "tracker", "mixed_precision", "checkpoint",
+             "distributed", "vision", "tabular"]
 PLACEHOLDER = ("# {title}\n\n!!! note\n    This guide is being written; the [API reference](../api/index.md) "
                "documents every function meanwhile.\n")
 
@@ -46,7 +46,10 @@ def on_config(config: Any) -> Any:
 def on_files(files: Files, config: Any) -> Files:
     """Generate the API pages, and a placeholder for any guide in the nav that is not on disk yet."""
     for m in api_modules():
-        files.append(File.generated(config, f"api/{m}.md", content=f"# minifastai.{m}\n\n::: minifastai.{m}\n"))
+        # the Learner's fit methods, inference and summary are functions of their modules bound in the class body
+        # (`fit_one_cycle = schedule.fit_one_cycle`): inspection shows them with their signatures on its page
+        opts = "    options:\n      force_inspection: true\n" if m == "learner" else ""
+        files.append(File.generated(config, f"api/{m}.md", content=f"# minifastai.{m}\n\n::: minifastai.{m}\n{opts}"))
     docs = Path(config["docs_dir"])
     for title, path in _guide_pages(config["nav"]):
         if not (docs / path).exists() and files.get_file_from_path(path) is None:

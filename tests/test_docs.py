@@ -36,3 +36,11 @@ def test_same_output_tolerates_float_noise_and_times_only():
     assert gen.same_output(a, "epoch 0  0.693150  00:07\nbody 1e-05")
     assert not gen.same_output(a, "epoch 0  0.793147  00:01\nbody 1e-05")
     assert not gen.same_output(a, "epoch 0  0.693147  00:01\nhead 1e-05")
+
+
+def test_api_index_lists_every_module():
+    index = (DOCS / "api" / "index.md").read_text()
+    modules = sorted(p.stem for p in (DOCS.parent / "minifastai").glob("*.py") if not p.stem.startswith("_"))
+    modules += sorted(p.name for p in (DOCS.parent / "minifastai").iterdir() if (p / "__init__.py").exists())
+    missing = [m for m in modules if f"[{m}]({m}.md)" not in index]
+    assert not missing, f"docs/api/index.md does not list {missing}"
