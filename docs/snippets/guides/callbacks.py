@@ -8,7 +8,7 @@ class GroupGradNorm(Callback):
         self.norms = []
 
     def after_backward(self):  # gradients are there, the optimizer has not stepped yet
-        groups = self.learn.layer_groups
+        groups = self.learn.layer_groups  # not one of the loop's names: reach it through self.learn
         self.norms.append(torch.stack([torch.linalg.vector_norm(
             torch.stack([p.grad.norm() for p in g if p.grad is not None] or [torch.zeros(())])) for g in groups]))
 
