@@ -95,7 +95,7 @@ def minifastai_loop(train_dl, valid_dl) -> float:
     learn = Learner(DataLoaders(train_dl, valid_dl, device="cpu"), make_model(), nn.CrossEntropyLoss(),
                     metrics=accuracy)
     learn.fit_one_cycle(EPOCHS, LR)
-    return learn.recorder.values[-1][3]
+    return learn.recorder.values[-1][2]
 
 
 def timed(f, *args) -> tuple[float, float, float]:
