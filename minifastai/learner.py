@@ -142,7 +142,7 @@ class Learner:
         """A torch optimizer whose param groups are tagged with their layer group."""
         lrs = self.lr_range(self.lr)
         pgs = G.make_param_groups(self.layer_groups, G.no_wd_params(self.model), lrs,
-                                  0.01 if self.wd is None else self.wd, self.wd_bn_bias)
+                                  self.wd, self.wd_bn_bias)  # wd=None: the optimizer's default
         self.opt = self.opt_func(pgs, lr=lrs[-1])
         return self.opt
 
