@@ -37,6 +37,8 @@ ACTIVATIONS: dict[str | None, Callable[[torch.Tensor], torch.Tensor]] = {
 
 def activation_for(loss_func: Any) -> str | None:
     """The activation that turns the model's output into predictions for this loss (as fastai's)."""
+    if hasattr(loss_func, "activation_name"):  # the losses of minifastai.losses name their `activation`
+        return loss_func.activation_name
     if isinstance(loss_func, nn.CrossEntropyLoss):
         return "softmax"
     if isinstance(loss_func, (nn.BCEWithLogitsLoss,)):
