@@ -10,7 +10,7 @@ import torch
 
 from .callback import Callback
 from .groups import get_hyper, groups_training
-from .metrics import metric_name
+from .metrics import metric_name, metric_value
 
 HP_LABELS = {"lr": "learning rate", "mom": "momentum", "wd": "weight decay"}
 
@@ -101,7 +101,7 @@ class Recorder(ScheduleView, Callback):
             self._vloss = self._vloss + learn.loss.detach() * bs
             self._vcount += bs
             for m in learn.metrics:
-                m.accumulate(learn.pred, *learn.yb)
+                m.accumulate(learn)
 
     def record_hps(self) -> None:
         """Append the hyper-parameters each layer group uses now."""
@@ -115,7 +115,7 @@ class Recorder(ScheduleView, Callback):
     def after_validate(self) -> None:
         """Valid loss and metric values, read from the device once."""
         if self._vcount:
-            self.valid_values = [float(self._vloss / self._vcount), *(m.value for m in self.learn.metrics)]
+            self.valid_values = [float(self._vloss / self._vcount), *(metric_value(m) for m in self.learn.metrics)]
         else:
             self.valid_values = []
 
