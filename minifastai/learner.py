@@ -203,6 +203,8 @@ class Learner:
         if self.loss_func is None:
             raise ValueError("this Learner has no loss_func; pass one, e.g. Learner(dls, model, "
                              "loss_func=nn.CrossEntropyLoss())")
+        if self.dls.train is None:
+            raise ValueError("dls.train is None (inference-only data, e.g. from load_learner): fit needs training data")
         for name in ("train", "valid"):
             dl = getattr(self.dls, name)
             if dl is not None and hasattr(dl, "__len__") and len(dl) == 0:
