@@ -312,6 +312,8 @@ def _scalar(name: str, v: Any) -> float:
 def _as_value(x: Any, what: str) -> Value:
     if isinstance(x, (int, float)) and not isinstance(x, bool):
         v: Value = float(x)
+    elif isinstance(x, (str, bytes)) or x is None:
+        raise TypeError(f"{what} must be a number or one number per layer group, got {x!r}")
     elif isinstance(x, slice):
         raise TypeError(f"{what} is a slice; a schedule takes a float or one value per layer group: use "
                         "learn.lr_range(slice(...)) to spread a slice over the groups")
