@@ -198,7 +198,7 @@ def metric_value(m: Metric) -> float:
 
 def _describe(v: Any) -> str:
     if v is None:
-        return "None (does it forget to `return`?)"
+        return "None (does it forget to return?)"
     shape = getattr(v, "shape", None)
     return f"a {type(v).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else f" ({str(v)[:40]!r})")
 
