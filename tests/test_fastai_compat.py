@@ -501,25 +501,50 @@ class _NoSync(torch.Tensor):
         return super().__torch_function__(func, types, args, kwargs or {})
 
 
-@pytest.mark.parametrize("metric", [accuracy, mmet.error_rate, partial(accuracy_multi, thresh=0.3), mmet.rmse,
-                                    mmet.mae, partial(mmet.top_k_accuracy, k=2), BalancedAccMetric()])
-def test_builtin_metrics_accumulate_without_host_sync(metric):
-    from types import SimpleNamespace
+SYNC_FREE = [accuracy, mmet.error_rate, partial(accuracy_multi, thresh=0.3), mmet.rmse, mmet.mae,
+             partial(mmet.top_k_accuracy, k=2), BalancedAccMetric()]
 
-    m = mmet.to_metric(metric)
-    m.reset()
-    plain = mmet.to_metric(metric)
-    plain.reset()
+
+def _metric_batches(metric, n=3):
     torch.manual_seed(0)
-    for _ in range(3):
+    for _ in range(n):
         pred, targ = torch.randn(8, 3), torch.randint(0, 3, (8,))
         if metric in (mmet.rmse, mmet.mae):
             pred, targ = pred[:, 0], targ.float()
         if isinstance(metric, partial) and metric.func is accuracy_multi:
             targ = torch.randint(0, 2, (8, 3))
-        m.accumulate(SimpleNamespace(pred=pred.as_subclass(_NoSync), yb=(targ.as_subclass(_NoSync),)))
+        yield pred, targ
+
+
+@pytest.mark.parametrize("metric", SYNC_FREE)
+def test_builtin_metrics_accumulate_without_host_sync(metric):
+    from types import SimpleNamespace
+
+    spied, plain = mmet.to_metric(metric), mmet.to_metric(metric)
+    for pred, targ in _metric_batches(metric):
+        spied.accumulate(SimpleNamespace(pred=pred.as_subclass(_NoSync), yb=(targ.as_subclass(_NoSync),)))
         plain.accumulate(SimpleNamespace(pred=pred, yb=(targ,)))
     assert np.isfinite(mmet.metric_value(plain))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("metric", SYNC_FREE[:-1])
+def test_builtin_metrics_accumulate_without_sync_on_cuda(metric):
+    from types import SimpleNamespace
+
+    m = mmet.to_metric(metric)
+    batches = [(p.cuda(), t.cuda()) for p, t in _metric_batches(metric)]
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for pred, targ in batches:
+            m.accumulate(SimpleNamespace(pred=pred, yb=(targ,)))
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    cpu = mmet.to_metric(metric)
+    for pred, targ in _metric_batches(metric):
+        cpu.accumulate(SimpleNamespace(pred=pred, yb=(targ,)))
+    assert mmet.metric_value(m) == pytest.approx(mmet.metric_value(cpu), rel=1e-5)
 
 
 # ---- set_seed -----------------------------------------------------------------------------------------------------
