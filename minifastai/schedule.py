@@ -89,8 +89,10 @@ class ParamScheduler(Callback):
 
     def _group_values(self, name: str, fs: list[SchedLike], per_group: bool, pos: float, n: int) -> list[float]:
         if per_group:
-            return [_scalar(name, f(pos)) for f in fs]
-        return group_values(name, fs[0](pos), n)
+            vals = [f(pos) for f in fs]
+            return vals if all(type(v) is float for v in vals) else [_scalar(name, v) for v in vals]
+        v = fs[0](pos)
+        return [v] * n if type(v) is float else group_values(name, v, n)
 
     def before_batch(self) -> None:
         """Set every group's value for the current position."""
