@@ -102,15 +102,12 @@ class DataLoaders:
     ) -> DataLoaders:
         """Wrap two datasets in `torch.utils.data.DataLoader`s of `bs` items, as fastai's `from_dsets`: the
         training loader shuffled with its last partial batch dropped, the validation loader in order, complete.
+        (A training set smaller than `bs` then gives no batch: `fit` and `one_batch` say so.)
 
         `vocab` defaults to the training dataset's `classes` (torchvision datasets have one).
         """
         if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
             raise ValueError(f"bs must be a positive integer (items per batch), got {bs!r}")
-        n_train = len(train_ds) if hasattr(train_ds, "__len__") else None
-        if drop_last and n_train is not None and n_train < bs:
-            raise ValueError(f"the training set has {n_train} items, fewer than bs={bs}: with drop_last=True (fastai's "
-                             f"default) it would yield no batch; pass bs<={n_train} or drop_last=False")
         kwargs.setdefault("vocab", getattr(train_ds, "classes", None))
         dev = torch.device(device) if device is not None else default_device()
         pin = dev.type == "cuda"

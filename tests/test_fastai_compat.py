@@ -596,7 +596,8 @@ def test_from_dsets_batches_as_fastai():
 
 
 @pytest.mark.parametrize("call,err,match", [
-    (lambda: DataLoaders.from_dsets(TensorDataset(torch.randn(10, 2)), bs=16), ValueError, "fewer than bs=16"),
+    (lambda: DataLoaders.from_dsets(TensorDataset(torch.randn(10, 2)), bs=16).one_batch(), ValueError,
+     "yielded no batch.*drop_last"),
     (lambda: DataLoaders.from_dsets(TensorDataset(torch.randn(10, 2)), bs=0), ValueError, "positive integer"),
     (lambda: DataLoaders(b for b in [(torch.ones(2), torch.ones(2))]), TypeError, "iterated only once"),
     (lambda: DataLoaders([(torch.ones(2), torch.ones(2))], 5), TypeError, "dls.valid must be an iterable"),
@@ -617,6 +618,9 @@ def test_unsized_loader_is_refused_and_train_none_cannot_fit():
 
     with pytest.raises(TypeError, match="has no length"):
         DataLoaders(DataLoader(Stream(), 4))
+    small = DataLoaders.from_dsets(TensorDataset(torch.randn(10, 8), torch.randint(0, 2, (10,))), bs=16, device="cpu")
+    with pytest.raises(ValueError, match="dls.train is empty"):
+        make_learner(dls=small).fit(1)
     learn = make_learner(dls=DataLoaders(None, device="cpu"))
     before = state_copy(learn.model)
     with pytest.raises(ValueError, match="fit needs training data"):
