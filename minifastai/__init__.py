@@ -21,13 +21,50 @@ from .checkpoint import load_learner
 from .data import DataLoaders
 from .groups import default_splitter, lr_range
 from .learner import Learner
+from .losses import (
+    BaseLoss,
+    BCELossFlat,
+    BCEWithLogitsLossFlat,
+    CrossEntropyLossFlat,
+    L1LossFlat,
+    LabelSmoothingCrossEntropy,
+    LabelSmoothingCrossEntropyFlat,
+    MSELossFlat,
+)
 from .lr_find import LRFinder, LRSweep, SuggestedLRs, minimum, slide, steep, valley
-from .metrics import AvgMetric, Metric, accuracy, error_rate, mae, rmse
+from .metrics import (
+    AvgMetric,
+    Metric,
+    TorchMetric,
+    accuracy,
+    accuracy_multi,
+    error_rate,
+    mae,
+    mse,
+    rmse,
+    top_k_accuracy,
+)
 from .mixed_precision import MixedPrecision
+from .optimizer import SGD, Adam, OptimWrapper, RMSProp
 from .plan import PlanRecord
 from .progress import ProgressCallback
 from .recorder import Recorder
-from .schedule import OneCycle, ParamScheduler, combined_cos, sched_cos, sched_exp, sched_lin
+from .schedule import (
+    OneCycle,
+    ParamScheduler,
+    SchedCos,
+    SchedExp,
+    SchedLin,
+    SchedNo,
+    SchedPoly,
+    combine_scheds,
+    combined_cos,
+    sched_cos,
+    sched_exp,
+    sched_lin,
+    sched_no,
+)
+from .seed import set_seed
 from .tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback, TrackerCallback
 from .training import CSVLogger, GradientAccumulation, GradientClip, TerminateOnNaNCallback
 
@@ -45,4 +82,10 @@ __all__ = [
     # training callbacks
     "MixedPrecision", "GradientAccumulation", "GradientClip", "EarlyStoppingCallback", "SaveModelCallback",
     "TerminateOnNaNCallback", "CSVLogger", "TrackerCallback", "ReduceLROnPlateau",
+    # fastai names (schedules, optimizers, losses, metrics, seeding)
+    "SchedLin", "SchedCos", "SchedNo", "SchedExp", "SchedPoly", "combine_scheds", "sched_no",
+    "SGD", "Adam", "RMSProp", "OptimWrapper",
+    "BaseLoss", "CrossEntropyLossFlat", "BCEWithLogitsLossFlat", "BCELossFlat", "MSELossFlat", "L1LossFlat",
+    "LabelSmoothingCrossEntropy", "LabelSmoothingCrossEntropyFlat",
+    "accuracy_multi", "top_k_accuracy", "mse", "TorchMetric", "set_seed",
 ]

@@ -1,7 +1,8 @@
 """DataLoaders: a train and a valid loader, the device, and how to turn items into batches and back."""
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,20 +36,53 @@ def shapes_of(batch: Any) -> str:
     return type(batch).__name__
 
 
+def check_loader(dl: Any, name: str) -> None:
+    """A loader must be None or a re-iterable collection of batches (a DataLoader, a list of tuples, a stream
+    object whose `__iter__` starts over). One without `len()` trains with `fit` at a constant LR; schedules,
+    which need the number of batches per epoch, say so when the fit starts."""
+    if dl is None:
+        return
+    if isinstance(dl, Iterator):
+        raise TypeError(f"dls.{name} is a {type(dl).__name__}, which can be iterated only once, so every epoch after "
+                        "the first would be empty: pass a DataLoader or a list of batches")
+    if not isinstance(dl, Iterable):
+        raise TypeError(f"dls.{name} must be an iterable of batches (e.g. a torch DataLoader), not "
+                        f"{type(dl).__name__}")
+
+
+def _dataset(dl: Any, name: str) -> Any:
+    if dl is None:
+        raise AttributeError(f"dls.{name} is None, so there is no dls.{name}_ds")
+    if not hasattr(dl, "dataset"):
+        raise AttributeError(f"dls.{name} is a {type(dl).__name__} without a .dataset (only torch DataLoaders and "
+                             f"loaders that keep their dataset have dls.{name}_ds)")
+    return dl.dataset
+
+
 class DataLoaders:
-    """A training and a validation loader (any sized iterables of batch tuples) and their device."""
+    """A training and a validation loader (sized, re-iterable collections of batch tuples) and their device.
+
+    `train=None` makes an inference-only `DataLoaders` (what `load_learner` builds). `path` is where the data
+    lives (the learner's default `path`); `loss_func` is the loss the data's task calls for (None when unknown).
+    """
+
+    loss_func: Callable | None = None
+    """The loss for this data's task (classification, regression), used by `Learner(dls, model)`; None here."""
 
     def __init__(
         self,
-        train: Iterable,
+        train: Iterable | None,
         valid: Iterable | None = None,
         device: torch.device | str | None = None,
         n_inp: int | None = None,
         vocab: Sequence | None = None,
+        path: str | Path = ".",
     ) -> None:
+        for name, dl in (("train", train), ("valid", valid)):
+            check_loader(dl, name)
         self.train, self.valid = train, valid
         self.device = torch.device(device) if device is not None else default_device()
-        self.n_inp, self.vocab = n_inp, vocab
+        self.n_inp, self.vocab, self.path = n_inp, vocab, Path(path)
 
     @classmethod
     def from_dsets(
@@ -57,20 +91,48 @@ class DataLoaders:
         valid_ds: Dataset | None = None,
         bs: int = 64,
         shuffle: bool = True,
+        drop_last: bool = True,
         num_workers: int = 0,
         device: torch.device | str | None = None,
         **kwargs: Any,
     ) -> DataLoaders:
-        """Wrap two datasets in `torch.utils.data.DataLoader`s (valid: twice the batch size, unshuffled).
+        """Wrap two datasets in `torch.utils.data.DataLoader`s of `bs` items, as fastai's `from_dsets`: the
+        training loader shuffled with its last partial batch dropped, the validation loader in order, complete.
+        (A training set smaller than `bs` then gives no batch: `fit` and `one_batch` say so.)
 
         `vocab` defaults to the training dataset's `classes` (torchvision datasets have one).
         """
+        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
+            raise ValueError(f"bs must be a positive integer (items per batch), got {bs!r}")
         kwargs.setdefault("vocab", getattr(train_ds, "classes", None))
         dev = torch.device(device) if device is not None else default_device()
         pin = dev.type == "cuda"
-        train = DataLoader(train_ds, bs, shuffle=shuffle, num_workers=num_workers, pin_memory=pin)
-        valid = None if valid_ds is None else DataLoader(valid_ds, bs * 2, num_workers=num_workers, pin_memory=pin)
+        train = DataLoader(train_ds, bs, shuffle=shuffle, drop_last=drop_last, num_workers=num_workers,
+                           pin_memory=pin)
+        valid = None if valid_ds is None else DataLoader(valid_ds, bs, num_workers=num_workers, pin_memory=pin)
         return cls(train, valid, device=dev, **kwargs)
+
+    @property
+    def train_ds(self) -> Any:
+        """The training loader's dataset (`dls.train.dataset`)."""
+        return _dataset(self.train, "train")
+
+    @property
+    def valid_ds(self) -> Any:
+        """The validation loader's dataset (`dls.valid.dataset`)."""
+        return _dataset(self.valid, "valid")
+
+    def one_batch(self) -> Any:
+        """The first batch of the training loader, on `dls.device` (to look at shapes and values)."""
+        if self.train is None:
+            raise ValueError("dls.train is None (an inference-only DataLoaders, e.g. from load_learner): there is no "
+                             "training batch")
+        try:
+            b = next(iter(self.train))
+        except StopIteration:
+            raise ValueError("dls.train yielded no batch: check the dataset and the batch size (drop_last=True with "
+                             "fewer items than bs yields nothing)") from None
+        return to_device(b, self.device)
 
     def __getitem__(self, i: int) -> Iterable | None:
         return (self.train, self.valid)[i]

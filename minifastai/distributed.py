@@ -225,12 +225,13 @@ class DistributedTrainer(Callback):
         vals: list[Any] = []
         if isinstance(rec, Recorder) and hasattr(rec, "_vloss"):
             vals += [rec._vloss, rec._vcount]
-        for m in self.learn.metrics:
+        summed = [m for m in self.learn.metrics if hasattr(m, "total") and hasattr(m, "count")]  # others reduce
+        for m in summed:  # themselves (torchmetrics) or see their own shard (documented)
             vals += [m.total, m.count]
         red = all_reduce_sum(vals, self.device)
         if isinstance(rec, Recorder) and hasattr(rec, "_vloss"):
             rec._vloss, rec._vcount, red = red[0], red[1], red[2:]
-        for m, (t, c) in zip(self.learn.metrics, zip(red[::2], red[1::2])):
+        for m, (t, c) in zip(summed, zip(red[::2], red[1::2])):
             m.total, m.count = t, c
 
     def after_fit(self) -> None:

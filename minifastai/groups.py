@@ -150,17 +150,22 @@ default_opt = partial(torch.optim.AdamW, betas=(0.9, 0.99), eps=1e-5)
 default_opt.__doc__ = "AdamW(betas=(0.9, 0.99), eps=1e-5): fastai's default Adam with decoupled weight decay."
 
 
-def make_param_groups(groups: list[list[nn.Parameter]], no_wd: set[int], lrs: list[float], wd: float,
+def make_param_groups(groups: list[list[nn.Parameter]], no_wd: set[int], lrs: list[float], wd: float | None,
                       wd_bn_bias: bool) -> list[dict]:
-    """torch param groups, each tagged with its `layer_group` and whether weight decay applies."""
+    """torch param groups, each tagged with its `layer_group` and whether weight decay applies.
+
+    `wd=None` leaves the weight decay of the decayed groups to the optimizer's default (fastai's `Learner(wd=None)`).
+    """
     pgs = []
     for gi, (g, lr) in enumerate(zip(groups, lrs)):
         split = [(True, g)] if wd_bn_bias else [(True, [p for p in g if id(p) not in no_wd]),
                                                 (False, [p for p in g if id(p) in no_wd])]
         for apply_wd, ps in split:
             if ps:
-                pgs.append({"params": ps, "lr": lr, "weight_decay": wd if apply_wd else 0.0,
-                            "layer_group": gi, "apply_wd": apply_wd})
+                pg = {"params": ps, "lr": lr, "layer_group": gi, "apply_wd": apply_wd}
+                if wd is not None or not apply_wd:
+                    pg["weight_decay"] = wd if apply_wd else 0.0
+                pgs.append(pg)
     return pgs
 
 

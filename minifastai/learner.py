@@ -206,7 +206,7 @@ class Learner(LoopState):
         """A torch optimizer whose param groups are tagged with their layer group."""
         lrs = self.lr_range(self.lr)
         pgs = G.make_param_groups(self.layer_groups, G.no_wd_params(self.model), lrs,
-                                  0.01 if self.wd is None else self.wd, self.wd_bn_bias)
+                                  self.wd, self.wd_bn_bias)  # wd=None: the optimizer's default
         self.opt = self.opt_func(pgs, lr=lrs[-1])
         return self.opt
 
@@ -312,7 +312,8 @@ class Learner(LoopState):
             raise ValueError("this Learner has no loss_func and its data sets none; pass one, e.g. Learner(dls, "
                              "model, loss_func=CrossEntropyLossFlat())")
         if self.dls.train is None:
-            raise ValueError("dls.train is None: a fit needs a training loader")
+            raise ValueError("dls.train is None (inference-only data, e.g. from load_learner): a fit needs a training "
+                             "loader")
         for name in ("train", "valid"):
             dl = getattr(self.dls, name)
             if n_batches(dl) == 0:

@@ -12,7 +12,7 @@ import torch
 
 from .callback import Callback
 from .groups import get_hyper, groups_training
-from .metrics import metric_name
+from .metrics import metric_name, metric_value
 
 HP_LABELS = {"lr": "learning rate", "mom": "momentum", "wd": "weight decay"}
 NAN = float("nan")
@@ -148,7 +148,7 @@ class Recorder(ScheduleView, Callback):
             self._vloss = self._vloss + learn.loss.detach() * bs
             self._vcount += bs
             for m in learn.metrics:
-                m.accumulate(learn.pred, *learn.yb)
+                m.accumulate(learn)
 
     def record_hps(self) -> None:
         """Append the hyper-parameters each layer group uses now."""
@@ -167,7 +167,7 @@ class Recorder(ScheduleView, Callback):
         """Valid loss and metric values, read from the device once (NaN when the validation did not complete)."""
         done = self._vcount > 0 and not self._vcancelled
         metrics = self.learn.metrics
-        self.valid_result = [float(self._vloss / self._vcount), *(m.value for m in metrics)] if done \
+        self.valid_result = [float(self._vloss / self._vcount), *(metric_value(m) for m in metrics)] if done \
             else [NAN] * (1 + len(metrics))
         self.validated = done
         self._vloss, self._vcount, self._vcancelled = 0.0, 0, False

@@ -249,7 +249,7 @@ def test_dry_run_shows_the_sweep_without_training():
     assert len(runs) == 1 and runs[0].lrs.shape == (50, 3)
     np.testing.assert_allclose(runs[0].lrs[:, 0], 1e-7 * 1e8 ** (np.arange(50) / 50))
     _assert_same_state(weights, _state(learn.model))
-    assert not hasattr(learn.recorder, "lr_sweep")
+    assert learn.recorder.lr_sweep is None  # a planned sweep measures nothing
 
 
 # ---- suggestion functions (fastai's algorithms) --------------------------------------------------

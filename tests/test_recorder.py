@@ -157,7 +157,7 @@ def test_from_dsets_takes_vocab_from_dataset_classes():
     ds = torch.utils.data.TensorDataset(torch.randn(10, 8), torch.randint(0, 2, (10,)))
     ds.classes = ["cat", "dog"]
     dls = DataLoaders.from_dsets(ds, ds, bs=4, device="cpu")
-    assert dls.vocab == ["cat", "dog"] and len(dls.train) == 3 and dls.valid.batch_size == 8
+    assert dls.vocab == ["cat", "dog"] and len(dls.train) == 2 and dls.valid.batch_size == 4  # as fastai's
     assert DataLoaders.from_dsets(ds, ds, vocab=["a", "b"]).vocab == ["a", "b"]
 
 

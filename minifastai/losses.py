@@ -1,0 +1,185 @@
+"""fastai's flattened losses: torch losses that flatten predictions and targets, with `activation` and `decodes`.
+
+`CrossEntropyLossFlat()(pred, targ)` is `nn.CrossEntropyLoss()(pred.view(-1, c), targ.view(-1))` after moving
+the class `axis` last, so the same loss serves (N, C) and (N, ..., C) outputs. `activation` turns the model's
+output into what `get_preds` returns (softmax, sigmoid or nothing) and `decodes` turns that into targets.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BaseLoss:
+    """`loss_cls(*args, **kwargs)` applied to flattened input and target (fastai's `BaseLoss`).
+
+    `axis` is the class axis (moved last before flattening), `flatten` flattens input to (-1, c) (`is_2d`) or
+    (-1,) and target to (-1,), `floatify` converts the target to float (for regression and BCE).
+    """
+
+    activation_name: str | None = None
+    """The name minifastai's exports store for `activation` ('softmax', 'sigmoid' or None)."""
+
+    def __init__(self, loss_cls: Callable[..., Any], *args: Any, axis: int = -1, flatten: bool = True,
+                 floatify: bool = False, is_2d: bool = True, **kwargs: Any) -> None:
+        self.axis, self.flatten, self.floatify, self.is_2d = axis, flatten, floatify, is_2d
+        self.func = loss_cls(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"FlattenedLoss of {self.func}"
+
+    @property
+    def reduction(self) -> str:
+        """The wrapped loss's reduction ('mean', 'sum' or 'none')."""
+        return self.func.reduction
+
+    @reduction.setter
+    def reduction(self, v: str) -> None:
+        self.func.reduction = v
+
+    def _contiguous(self, x: Any) -> Any:
+        return x.transpose(self.axis, -1).contiguous() if isinstance(x, torch.Tensor) else x
+
+    def __call__(self, inp: torch.Tensor, targ: torch.Tensor, **kwargs: Any) -> torch.Tensor:
+        """The loss of `inp` (model output) against `targ`, both flattened."""
+        inp, targ = self._contiguous(inp), self._contiguous(targ)
+        if self.floatify and targ.dtype != torch.float16:
+            targ = targ.float()
+        if targ.dtype in (torch.int8, torch.int16, torch.int32):
+            targ = targ.long()
+        if self.flatten:
+            inp = inp.reshape(-1, inp.shape[-1]) if self.is_2d else inp.reshape(-1)
+        return self.func(inp, targ.reshape(-1) if self.flatten else targ, **kwargs)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        """The output activation for predictions (none for this loss)."""
+        return x
+
+    def decodes(self, x: torch.Tensor) -> torch.Tensor:
+        """Predictions (after `activation`) in the format of the targets (unchanged for this loss)."""
+        return x
+
+    def to(self, device: torch.device | str) -> BaseLoss:
+        """Move the wrapped loss (and its class weights) to `device`."""
+        if isinstance(self.func, nn.Module):
+            self.func.to(device)
+        return self
+
+
+class CrossEntropyLossFlat(BaseLoss):
+    """`nn.CrossEntropyLoss` on flattened input and target; `activation` is softmax, `decodes` the arg-max."""
+
+    y_int = True
+    activation_name = "softmax"
+
+    def __init__(self, *args: Any, axis: int = -1, **kwargs: Any) -> None:
+        super().__init__(nn.CrossEntropyLoss, *args, axis=axis, **kwargs)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax over the class axis."""
+        return F.softmax(x, dim=self.axis)
+
+    def decodes(self, x: torch.Tensor) -> torch.Tensor:
+        """The class index: arg-max over the class axis."""
+        return x.argmax(dim=self.axis)
+
+
+class BCEWithLogitsLossFlat(BaseLoss):
+    """`nn.BCEWithLogitsLoss` on flattened input and float target; `activation` is sigmoid, `decodes` `x > thresh`."""
+
+    activation_name = "sigmoid"
+
+    def __init__(self, *args: Any, axis: int = -1, floatify: bool = True, thresh: float = 0.5, **kwargs: Any) -> None:
+        if kwargs.get("pos_weight") is not None:
+            if kwargs.get("flatten") is True:
+                raise ValueError("BCEWithLogitsLossFlat: flatten must be False with pos_weight (it is per class)")
+            kwargs["flatten"] = False
+        super().__init__(nn.BCEWithLogitsLoss, *args, axis=axis, floatify=floatify, is_2d=False, **kwargs)
+        self.thresh = thresh
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        """Sigmoid."""
+        return torch.sigmoid(x)
+
+    def decodes(self, x: torch.Tensor) -> torch.Tensor:
+        """`x > thresh`: one boolean per label."""
+        return x > self.thresh
+
+
+class BCELossFlat(BaseLoss):
+    """`nn.BCELoss` on flattened input (probabilities) and float target."""
+
+    def __init__(self, *args: Any, axis: int = -1, floatify: bool = True, **kwargs: Any) -> None:
+        super().__init__(nn.BCELoss, *args, axis=axis, floatify=floatify, is_2d=False, **kwargs)
+
+
+class MSELossFlat(BaseLoss):
+    """`nn.MSELoss` on flattened input and float target (so (N, 1) outputs meet (N,) targets)."""
+
+    def __init__(self, *args: Any, axis: int = -1, floatify: bool = True, **kwargs: Any) -> None:
+        super().__init__(nn.MSELoss, *args, axis=axis, floatify=floatify, is_2d=False, **kwargs)
+
+
+class L1LossFlat(BaseLoss):
+    """`nn.L1Loss` on flattened input and float target."""
+
+    def __init__(self, *args: Any, axis: int = -1, floatify: bool = True, **kwargs: Any) -> None:
+        super().__init__(nn.L1Loss, *args, axis=axis, floatify=floatify, is_2d=False, **kwargs)
+
+
+class LabelSmoothingCrossEntropy(nn.Module):
+    """fastai's label-smoothing cross entropy: `eps / c * sum(-log p) + (1 - eps) * nll` (classes on dim 1)."""
+
+    y_int = True
+    activation_name = "softmax"
+
+    def __init__(self, eps: float = 0.1, weight: torch.Tensor | None = None, reduction: str = "mean") -> None:
+        super().__init__()
+        if not 0 <= eps <= 1:
+            raise ValueError(f"LabelSmoothingCrossEntropy: eps must be in [0, 1], got {eps}")
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"LabelSmoothingCrossEntropy: reduction must be mean, sum or none, got {reduction!r}")
+        self.eps, self.weight, self.reduction = eps, weight, reduction
+
+    def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The smoothed loss of logits `output` (N, C) against class indices `target` (N,)."""
+        c = output.size(1)
+        log_preds = F.log_softmax(output, dim=1)
+        if self.reduction == "sum":
+            smooth = -log_preds.sum()
+        else:
+            smooth = -log_preds.sum(dim=1)
+            if self.reduction == "mean":
+                smooth = smooth.mean()
+        nll = F.nll_loss(log_preds, target.long(), weight=self.weight, reduction=self.reduction)
+        return smooth * self.eps / c + (1 - self.eps) * nll
+
+    def activation(self, out: torch.Tensor) -> torch.Tensor:
+        """Softmax over the last axis."""
+        return F.softmax(out, dim=-1)
+
+    def decodes(self, out: torch.Tensor) -> torch.Tensor:
+        """The class index: arg-max over the last axis."""
+        return out.argmax(dim=-1)
+
+
+class LabelSmoothingCrossEntropyFlat(BaseLoss):
+    """`LabelSmoothingCrossEntropy(eps=0.1)` on flattened input and target."""
+
+    y_int = True
+    activation_name = "softmax"
+
+    def __init__(self, *args: Any, axis: int = -1, **kwargs: Any) -> None:
+        super().__init__(LabelSmoothingCrossEntropy, *args, axis=axis, **kwargs)
+
+    def activation(self, out: torch.Tensor) -> torch.Tensor:
+        """Softmax over the last axis."""
+        return F.softmax(out, dim=-1)
+
+    def decodes(self, out: torch.Tensor) -> torch.Tensor:
+        """The class index: arg-max over the last axis."""
+        return out.argmax(dim=-1)
