@@ -19,7 +19,7 @@ from .callback import (
 )
 from .checkpoint import load_learner
 from .data import DataLoaders
-from .groups import default_splitter, lr_range
+from .groups import LayerDecay, default_splitter, layer_decay, lr_range
 from .learner import Learner
 from .losses import (
     BaseLoss,
@@ -71,7 +71,7 @@ from .training import CSVLogger, GradientAccumulation, GradientClip, TerminateOn
 __all__ = [
     # core
     "Learner", "DataLoaders", "Callback", "TrainEvalCallback", "Recorder", "ProgressCallback", "PlanRecord",
-    "lr_range", "default_splitter", "load_learner",
+    "lr_range", "layer_decay", "LayerDecay", "default_splitter", "load_learner",
     "CancelBatchException", "CancelBackwardException", "CancelStepException", "CancelTrainException",
     "CancelValidException", "CancelEpochException", "CancelFitException",
     # schedules and the LR finder

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -14,7 +15,35 @@ NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d,
               nn.InstanceNorm3d, nn.LayerNorm, nn.GroupNorm, nn.SyncBatchNorm)
 
 Splitter = Callable[[nn.Module], Sequence[Sequence[nn.Parameter]]]
-LRLike = float | slice | Sequence[float]
+
+
+@dataclass(frozen=True)
+class LayerDecay:
+    """Layer-wise LR decay (BEiT/ConvNeXt's LLRD, ULMFiT's per-group factor): group i of n gets
+    `lr * decay ** (n - 1 - i)`, so the head gets `lr`. Build it with `layer_decay(lr, decay)`."""
+
+    lr: float
+    decay: float
+
+    def values(self, n_groups: int) -> list[float]:
+        """One LR per layer group, the head's last."""
+        return [self.lr * self.decay ** (n_groups - 1 - i) for i in range(n_groups)]
+
+    def __repr__(self) -> str:
+        return f"layer_decay({self.lr:g}, {self.decay:g})"
+
+
+def layer_decay(lr: float, decay: float) -> LayerDecay:
+    """An LR spec for every layer group: the head gets `lr`, each group before it `decay` times the next one's
+    (`lr_range(layer_decay(1e-3, 0.5), 4)` -> `[1.25e-4, 2.5e-4, 5e-4, 1e-3]`); accepted wherever an LR is."""
+    lr = _check_lr(lr, "layer_decay's lr")
+    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not (0 < decay <= 1):
+        raise ValueError(f"layer_decay's decay must be in (0, 1] (each group's LR is decay times the next group's; "
+                         f"typical 0.65 to 0.8), got {decay!r}; to raise LRs towards the input, use a list")
+    return LayerDecay(lr, float(decay))
+
+
+LRLike = float | slice | Sequence[float] | LayerDecay
 
 SLICE_HINT = ("a slice spreads peak learning rates across layer groups (first group = start, last = stop); "
               "it does not shape the schedule over time, which fit_one_cycle does")
@@ -74,7 +103,10 @@ def check_groups(model: nn.Module, groups: Sequence[Sequence[nn.Parameter]]) -> 
 
 
 def lr_range(lr: LRLike, n_groups: int) -> list[float]:
-    """One learning rate per layer group from a float, `slice(stop)`, `slice(start, stop)` or a list."""
+    """One learning rate per layer group from a float, `slice(stop)`, `slice(start, stop)`, a list, or
+    `layer_decay(lr, decay)`."""
+    if isinstance(lr, LayerDecay):
+        return lr.values(n_groups)
     if isinstance(lr, slice):
         if lr.step is not None:
             raise ValueError(f"slice({lr.start}, {lr.stop}, {lr.step}) has a step; {SLICE_HINT}. "

@@ -13,7 +13,7 @@ import torch
 
 from .callback import Callback, listify
 from .checks import check_div, check_int, check_moms, check_number, check_pct
-from .groups import LRLike, set_hyper
+from .groups import LayerDecay, LRLike, layer_decay, set_hyper
 
 if TYPE_CHECKING:
     from .learner import Learner
@@ -202,11 +202,15 @@ def fit_flat_cos(learn: Learner, n_epoch: int, lr: LRLike | None = None, div_fin
     learn.fit(n_epoch, lr=lrs, wd=wd, cbs=[sched, *listify(cbs)], start_epoch=start_epoch, resume=resume)
 
 
-def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs: int = 1, lr_mult: float = 100,
-              pct_start: float = 0.3, div: float = 5.0, **kwargs: Any) -> None:
+def fine_tune(learn: Learner, epochs: int, base_lr: float | LayerDecay = 2e-3, freeze_epochs: int = 1,
+              lr_mult: float = 100, pct_start: float = 0.3, div: float = 5.0, **kwargs: Any) -> None:
     """fastai's transfer-learning recipe: train the head frozen for `freeze_epochs`, then all groups with
-    `slice(base_lr/2/lr_mult, base_lr/2)`. Every argument of both phases is checked before anything changes;
-    other keyword arguments (`wd`, `moms`, `cbs`, `div_final`) go to both `fit_one_cycle` calls."""
+    `slice(base_lr/2/lr_mult, base_lr/2)`; with `base_lr=layer_decay(lr, decay)` the second phase uses
+    `layer_decay(lr/2, decay)` instead (`lr_mult` is then unused). Every argument of both phases is checked before
+    anything changes; other keyword arguments (`wd`, `moms`, `cbs`, `div_final`) go to both `fit_one_cycle` calls."""
+    decay = base_lr.decay if isinstance(base_lr, LayerDecay) else None
+    if isinstance(base_lr, LayerDecay):
+        base_lr = base_lr.lr
     if isinstance(base_lr, slice) or isinstance(base_lr, (list, tuple)):
         raise TypeError(f"fine_tune's base_lr is one float, the head's peak LR (fastai's default 2e-3), got "
                         f"{base_lr!r}: fine_tune builds the slice itself (slice(base_lr/2/lr_mult, base_lr/2) after "
@@ -216,9 +220,10 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float = 2e-3, freeze_epochs:
     epochs = check_int(epochs, "epochs", low=1, hint=" (epochs after unfreezing)")
     freeze_epochs = check_int(freeze_epochs, "freeze_epochs", low=0, hint=" (epochs with the body frozen)")
     lr_mult = check_number(lr_mult, "lr_mult", 1.0, hint=" (the head's LR over the first group's, e.g. 100)")
-    frozen = _one_cycle_args(learn, freeze_epochs, slice(base), pct_start=0.99, **kwargs) if freeze_epochs else None
-    unfrozen = _one_cycle_args(learn, epochs, slice(base / 2 / lr_mult, base / 2), div=div, pct_start=pct_start,
-                               **kwargs)
+    first: LRLike = slice(base) if decay is None else layer_decay(base, decay)
+    second: LRLike = slice(base / 2 / lr_mult, base / 2) if decay is None else layer_decay(base / 2, decay)
+    frozen = _one_cycle_args(learn, freeze_epochs, first, pct_start=0.99, **kwargs) if freeze_epochs else None
+    unfrozen = _one_cycle_args(learn, epochs, second, div=div, pct_start=pct_start, **kwargs)
     if frozen is not None:
         learn.freeze()
         learn.fit(**frozen)

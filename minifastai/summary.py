@@ -48,7 +48,9 @@ def summary(learn: Learner) -> Summary:
                  + (" (wd_bn_bias=True: to all)" if learn.wd_bn_bias else "") + ".")
     if learn.n_groups > 1:
         ex = ", ".join(f"{x:.0e}" for x in learn.lr_range(slice(1e-5, 1e-3)))
-        lines.append(f"slice(1e-5, 1e-3) would give peaks [{ex}]: one per group, first = input side.")
+        ld = ", ".join(f"{x:.2g}" for x in learn.lr_range(G.layer_decay(1e-3, 0.7)))
+        lines.append(f"slice(1e-5, 1e-3) would give peaks [{ex}]: one per group, first = input side; "
+                     f"layer_decay(1e-3, 0.7) [{ld}].")
     else:
         lines.append("One layer group: a float LR is the natural choice; a slice gives this group its stop value.")
     return Summary("\n".join(lines))

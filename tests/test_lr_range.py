@@ -1,6 +1,7 @@
 """lr_range: every row of SPEC §2's table, and every error with its hint."""
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -71,3 +72,37 @@ def test_errors_raised_before_any_weight_changes(call):
         call(learn)
     assert same_state(before, state_copy(learn.model))
     assert len(learn.recorder.values) == 0
+
+
+# ---- layer_decay --------------------------------------------------------------------------------
+def test_layer_decay_spec_numbers():
+    from minifastai import layer_decay
+
+    assert lr_range(layer_decay(1e-3, 0.5), 4) == pytest.approx([1.25e-4, 2.5e-4, 5e-4, 1e-3])  # SPEC §11
+    assert lr_range(layer_decay(1e-3, 1.0), 3) == pytest.approx([1e-3] * 3)
+    assert lr_range(layer_decay(2e-3, 0.7), 1) == [2e-3]
+    assert repr(layer_decay(1e-3, 0.75)) == "layer_decay(0.001, 0.75)"
+    for bad in (0, -0.5, 1.5, float("nan"), True):
+        with pytest.raises(ValueError, match=r"layer_decay's decay must be in \(0, 1\]"):
+            layer_decay(1e-3, bad)
+    with pytest.raises(ValueError, match="layer_decay's lr is -0.001"):
+        layer_decay(-1e-3, 0.5)
+
+
+def test_layer_decay_through_dry_run_a_real_fit_fine_tune_and_summary():
+    from minifastai import layer_decay
+
+    learn = make_learner()
+    with learn.dry_run() as runs:
+        learn.fit_one_cycle(1, layer_decay(1e-2, 0.6))
+    np.testing.assert_allclose(runs[0].peak_lrs(), [3.6e-3, 6e-3, 1e-2])
+    learn.fit_one_cycle(1, layer_decay(1e-2, 0.6))
+    lrs = learn.recorder.lrs
+    np.testing.assert_allclose(lrs / lrs[:, -1:], np.tile([0.36, 0.6, 1.0], (len(lrs), 1)), rtol=1e-12)
+    np.testing.assert_array_equal(lrs, runs[0].lrs)
+    learn.fine_tune(1, base_lr=layer_decay(4e-3, 0.5))
+    np.testing.assert_allclose(learn.recorder.fits[-1].peak_lrs(), [5e-4, 1e-3, 2e-3])  # phase 2: lr/2, same decay
+    learn.lr = layer_decay(1e-3, 0.5)
+    learn.opt = None
+    assert "learn.lr = layer_decay(0.001, 0.5)" in learn.summary()
+    assert "0.00025" in learn.summary()
