@@ -106,7 +106,7 @@ def _loader(learn: Learner, ds_idx: int, dl: Iterable | None) -> Iterable:
 
 def run_valid(learn: Learner, dl: Iterable, cbs: Any = None) -> None:
     """One validation pass over `dl` (eval mode, no grad) with extra callbacks."""
-    learn.model.to(learn.dls.device)
+    learn.to_data_device()
     with learn.added_cbs(cbs):
         learn.run_validation(dl)
 

@@ -275,9 +275,16 @@ class Learner(LoopState):
                 G.set_group_hypers(self.opt, "wd", [a["wd"]] * self.n_groups)
             self.n_epoch, self.start_epoch, self.epoch, self.training = n_epoch, start_epoch, start_epoch, False
             if not self.dry:
-                self.model.to(self.dls.device)
+                self.to_data_device()
                 self.opt.zero_grad(set_to_none=True)
             self._run_fit()
+
+    def to_data_device(self) -> None:
+        """Put the model, and a loss with weights or buffers (e.g. a class-weighted CrossEntropyLossFlat), on
+        `dls.device`."""
+        self.model.to(self.dls.device)
+        if isinstance(self.loss_func, nn.Module) or callable(getattr(self.loss_func, "to", None)):
+            self.loss_func.to(self.dls.device)  # type: ignore[union-attr]
 
     def _run_fit(self) -> None:
         """`before_fit`, the epochs, then `after_fit` for every callback even when some raise: the first error
