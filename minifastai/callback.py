@@ -37,6 +37,12 @@ class CancelFitException(Exception):
     """Stop the fit; `after_cancel_fit` then `after_fit` run."""
 
 
+def camel2snake(name: str) -> str:
+    """`MyF1Score` -> `my_f1_score`, `TrackLR` -> `track_lr` (fastai's rule for callback and metric names)."""
+    s1 = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s1).lower()
+
+
 def _loop_attr(name: str, doc: str) -> Any:
     """A read-only view of the learner's `name` on a callback (fastai's `self.model`, `self.loss`, ...)."""
 
@@ -85,9 +91,9 @@ class Callback:
 
     @property
     def name(self) -> str:
-        """Snake-case class name without a `Callback` suffix; the learner exposes the callback under it."""
-        n = re.sub(r"Callback$", "", type(self).__name__) or "callback"
-        return re.sub(r"(?<!^)(?=[A-Z])", "_", n).lower()
+        """The class name without a `Callback` suffix in snake case, by fastai's rule (`TrackLR` -> `track_lr`);
+        the learner exposes the callback under it."""
+        return camel2snake(re.sub(r"Callback$", "", type(self).__name__) or "callback")
 
     def after_create(self) -> None:
         """The learner was just created."""

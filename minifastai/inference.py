@@ -47,8 +47,8 @@ def decode_preds(loss_func: Any, activation: str | None, preds: torch.Tensor) ->
 
 def per_item_loss(loss_func: Any) -> Callable[..., torch.Tensor]:
     """The loss function with `reduction='none'` (for `get_preds(with_loss=True)`)."""
-    if isinstance(loss_func, nn.Module) and hasattr(loss_func, "reduction"):
-        f = copy.copy(loss_func)
+    if hasattr(loss_func, "reduction"):  # torch losses and the flat losses (whose setter reaches the inner loss)
+        f = copy.deepcopy(loss_func)  # deep: a flat loss's inner torch loss must not change
         setattr(f, "reduction", "none")  # noqa: B010 (a torch loss's attribute)
         return f
     try:

@@ -17,14 +17,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
+from .callback import camel2snake
+
 if TYPE_CHECKING:
     from .learner import Learner
-
-
-def camel2snake(name: str) -> str:
-    """`MyF1Score` -> `my_f1_score` (fastai's rule for metric names)."""
-    s1 = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", s1).lower()
 
 
 class Metric:

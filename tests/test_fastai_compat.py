@@ -28,14 +28,17 @@ from minifastai import (  # noqa: E402
     SGD,
     Adam,
     BCEWithLogitsLossFlat,
+    Callback,
     CrossEntropyLossFlat,
     DataLoaders,
+    EarlyStoppingCallback,
     LabelSmoothingCrossEntropyFlat,
     Learner,
     Metric,
     MSELossFlat,
     OptimWrapper,
     ParamScheduler,
+    ProgressCallback,
     RMSProp,
     SchedCos,
     SchedExp,
@@ -624,3 +627,113 @@ def test_single_pass_loaders_are_refused_and_train_none_cannot_fit():
     with pytest.raises(ValueError, match="a fit needs a training loader"):
         learn.fit(1)
     assert same_state(before, state_copy(learn.model)) and learn.opt is None
+
+
+# ---- the Learner, Recorder and callbacks as fastai's docs and course notebooks write them -----------------------
+def _fastai_and_ours_fitted(n_epoch=3, lr=1e-2, flat=False):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 5, generator=g)
+    y = (x[:, 0] - x[:, 2] > 0).long()
+
+    def parts():
+        torch.manual_seed(1)
+        return (DataLoader(TensorDataset(x[:64], y[:64]), 16), DataLoader(TensorDataset(x[64:], y[64:]), 16),
+                nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2)))
+
+    from fastai.losses import CrossEntropyLossFlat as FastaiCEFlat
+
+    t, v, m = parts()
+    fl = FastaiLearner(FastaiDataLoaders(t, v, device="cpu"), m, metrics=fmet.accuracy,
+                       loss_func=FastaiCEFlat() if flat else nn.CrossEntropyLoss())
+    with fl.no_bar(), fl.no_logging():
+        fl.fit_one_cycle(n_epoch, lr)
+    t, v, m = parts()
+    ml = Learner(DataLoaders(t, v, device="cpu"), m, CrossEntropyLossFlat() if flat else nn.CrossEntropyLoss(),
+                 metrics=accuracy)
+    with ml.no_bar():
+        ml.fit_one_cycle(n_epoch, lr)
+    return fl, ml, (x[64:], y[64:])
+
+
+def test_recorder_values_losses_iters_and_final_record_match_fastai():
+    fl, ml, _ = _fastai_and_ours_fitted()
+    fr, mr = fl.recorder, ml.recorder
+    assert mr.metric_names == list(fr.metric_names)  # ['epoch', 'train_loss', 'valid_loss', 'accuracy', 'time']
+    np.testing.assert_allclose(mr.values, [[float(v) for v in row] for row in fr.values], rtol=1e-5)
+    np.testing.assert_allclose(mr.losses, [float(v) for v in fr.losses], rtol=1e-5)  # smoothed, as fastai's
+    assert mr.iters == list(fr.iters)
+    np.testing.assert_allclose(ml.final_record, [float(v) for v in fl.final_record], rtol=1e-5)
+    assert ml.recorder.values[-1][-1] == pytest.approx(float(fl.recorder.values[-1][-1]))  # the course's idiom
+    np.testing.assert_allclose(mr.lrs[:, -1], [float(v) for v in fr.lrs], rtol=1e-6)  # fastai keeps the last group
+
+
+def test_get_preds_with_decoded_and_with_loss_match_fastai():
+    from fastai.data.core import DataLoaders as FastaiDLs
+
+    fl, ml, (xv, yv) = _fastai_and_ours_fitted(flat=True)  # fastai applies softmax for its flat losses only
+    ds = TensorDataset(xv, yv)
+    fdl = FastaiDLs.from_dsets(ds, ds, bs=16, shuffle=False, device="cpu")  # fastai's get_preds needs its loaders
+    f_preds, f_targs, f_dec, f_loss = fl.get_preds(dl=fdl.valid, with_decoded=True, with_loss=True)
+    inp, preds, targs, dec, loss = ml.get_preds(with_input=True, with_decoded=True, with_loss=True)
+    torch.testing.assert_close(preds, f_preds, rtol=1e-5, atol=1e-6)
+    assert torch.equal(targs, f_targs) and torch.equal(dec, f_dec) and inp.shape == (32, 5)
+    torch.testing.assert_close(loss, f_loss, rtol=1e-5, atol=1e-6)
+
+
+class TrackLR(Callback):
+    """A callback written as fastai's docs write one: the loop's state through `self`."""
+
+    def before_fit(self):
+        self.seen = []
+
+    def after_batch(self):
+        if self.training:
+            self.seen.append((self.epoch, self.iter, self.n_iter, float(self.opt.param_groups[-1]["lr"]),
+                              round(float(self.pct_train), 6), float(self.loss)))
+
+
+def test_a_callback_written_for_fastai_sees_the_same_loop():
+    from fastai.callback.core import Callback as FastaiCallback
+
+    class FastaiTrackLR(FastaiCallback):
+        def before_fit(self):
+            self.seen = []
+
+        def after_batch(self):
+            if self.training:
+                self.seen.append((self.epoch, self.iter, self.n_iter, float(self.opt.hypers[-1]["lr"]),
+                                  round(float(self.pct_train), 6), float(self.loss)))
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 5, generator=g)
+    y = (x[:, 0] > 0).long()
+
+    def parts():
+        torch.manual_seed(1)
+        return DataLoader(TensorDataset(x[:48], y[:48]), 16), DataLoader(TensorDataset(x[48:], y[48:]), 16), \
+            nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2))
+
+    t, v, m = parts()
+    fl = FastaiLearner(FastaiDataLoaders(t, v, device="cpu"), m, loss_func=nn.CrossEntropyLoss(), cbs=FastaiTrackLR())
+    with fl.no_bar(), fl.no_logging():
+        fl.fit_one_cycle(2, 1e-2)
+    t, v, m = parts()
+    ml = Learner(DataLoaders(t, v, device="cpu"), m, nn.CrossEntropyLoss(), cbs=TrackLR())
+    with ml.no_bar():
+        ml.fit_one_cycle(2, 1e-2)
+    ours, theirs = ml.track_lr.seen, fl.fastai_track_lr.seen
+    assert [s[:3] for s in ours] == [s[:3] for s in theirs]
+    np.testing.assert_allclose([s[3:] for s in ours], [s[3:] for s in theirs], rtol=1e-5)
+
+
+def test_learner_conveniences_as_fastai_writes_them(capsys):
+    learn = make_learner()
+    learn.remove_cb(ProgressCallback)  # fastai: learn.remove_cb(ProgressCallback)
+    learn.fit(1, 1e-2)
+    assert capsys.readouterr().out == ""
+    learn.add_cb(ProgressCallback())
+    with learn.no_bar(), learn.no_logging():
+        learn.fit_one_cycle(1, 1e-2)
+    assert capsys.readouterr().out == ""
+    learn.fit_one_cycle(1, 1e-2, cbs=[EarlyStoppingCallback(monitor="accuracy", min_delta=0.01, patience=2)])
+    assert "accuracy" in capsys.readouterr().out
