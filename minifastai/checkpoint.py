@@ -933,7 +933,7 @@ def _check_export(state: dict, path: Path) -> None:
 def _builder(state: dict, path: Path) -> tuple[str, Callable[..., Learner]]:
     builder = state.get("builder")
     module = builder.get("module") if isinstance(builder, dict) else None
-    if module not in BUILDERS:
+    if not (isinstance(module, str) and module in BUILDERS):
         raise ValueError(f"{path}: entry builder['module'] = {module!r} is not one of minifastai's exporters "
                          f"({', '.join(BUILDERS)}); load_learner runs no other code. For another model, pass it: "
                          f"load_learner({str(path)!r}, model=MyNet())")
