@@ -586,8 +586,8 @@ def _apply_checkpoint(learn: Learner, state: dict, path: Path, with_opt: bool, s
         try:
             check_rng_state(rng, gens, rng.get("loaders"))
         except ValueError as e:
-            raise DamagedFileError(f"{path}: entry 'rng' is damaged ({e}); learn.load(..., with_rng=False) loads "
-                                   "the rest") from e
+            raise DamagedFileError(f"{path}: entry 'rng' is damaged ({e}); minifastai.checkpoint.load_checkpoint("
+                                   "learn, path, with_rng=False) loads the rest") from e
     cb_states = state.get("callbacks") if with_cbs else None
     if cb_states and not all(isinstance(k, str) for k in cb_states):
         raise _malformed(path, "'callbacks'", "is not a dict of callback name -> state")
@@ -631,7 +631,8 @@ class RestoreCallbackStates(Callback):
                     load(self.states[cb.name])
                 except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
                     raise ValueError(f"the state of callback {cb.name!r} in {self.path} does not fit it "
-                                     f"({type(e).__name__}: {e}); load with with_cbs=False to skip it") from e
+                                     f"({type(e).__name__}: {e}); minifastai.checkpoint.load_checkpoint(learn, path, "
+                                     "with_cbs=False) loads the rest") from e
         self.learn.remove_cb(self)
 
 

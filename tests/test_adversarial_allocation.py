@@ -67,9 +67,10 @@ def _vision_export(tmp: Path, arch: str = "resnet10") -> Path:
     rng = np.random.default_rng(0)
     for split in ("train", "valid"):
         for c in ("a", "b"):
-            (tmp / "imgs" / split / c).mkdir(parents=True, exist_ok=True)
+            folder = tmp / "imgs" / split / c
+            folder.mkdir(parents=True, exist_ok=True)
             for i in range(2):
-                Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(tmp / "imgs" / split / c / f"{i}.png")
+                Image.fromarray(rng.integers(0, 255, (8, 8, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     dls = ImageDataLoaders.from_folder(tmp / "imgs", bs=2, device="cpu")
     return vision_learner(dls, arch, pretrained=False).export(tmp / "vis.pkl")
 
