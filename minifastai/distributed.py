@@ -308,12 +308,18 @@ def _seconds(timeout: float | datetime.timedelta) -> float:
 
 def report_failure(exc: BaseException) -> None:
     """Print one line to stderr at once (before any teardown that could wait on other ranks): this rank, the
-    error and where it was raised. Python prints the full traceback when the process ends."""
-    tb = traceback.extract_tb(exc.__traceback__)
+    original error (the first of a chain of errors raised while handling it) and where it was raised. Python
+    prints the full traceback when the process ends."""
+    chain = [exc]
+    while chain[-1].__context__ is not None and chain[-1].__context__ not in chain and len(chain) < 20:
+        chain.append(chain[-1].__context__)
+    first = chain[-1]
+    tb = traceback.extract_tb(first.__traceback__)
     where = f" (raised at {tb[-1].filename}:{tb[-1].lineno} in {tb[-1].name})" if tb else ""
-    print(f"[rank {rank()}/{world_size()}] training failed on this rank with {type(exc).__name__}: {exc}{where}; "
-          "this rank runs no more collectives, so the other ranks stop at their next one", file=sys.stderr,
-          flush=True)
+    then = f"; then, while handling it, {type(exc).__name__}: {exc}" if first is not exc else ""
+    print(f"[rank {rank()}/{world_size()}] training failed on this rank with {type(first).__name__}: {first}{where}"
+          f"{then}; this rank runs no more collectives, so the other ranks stop at their next one",
+          file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
