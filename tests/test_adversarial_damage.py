@@ -66,7 +66,7 @@ def test_bit_flips_in_a_checkpoint_are_errors_naming_it_or_change_nothing():
             outcomes["error"] += 1
             continue
         state = torch.load(bad, weights_only=True)
-        assert checksum({k: v for k, v in state.items() if k != "checksum"}) == saved["checksum"]["sha256"], (
+        assert checksum({k: v for k, v in state.items() if k != "checksum"}) == saved["checksum"]["crc32"], (
             f"flip at byte {pos} bit {bit} loaded different contents without an error")
         assert same_state(state_copy(target.model), saved["model"])
         outcomes["identical"] += 1
@@ -145,8 +145,8 @@ def test_what_is_written_carries_a_checksum_of_all_its_parts():
     learn.fit(1, 1e-2)
     for path in (learn.save("ck"), learn.export("ex.pkl")):
         st = torch.load(path, weights_only=True)
-        assert list(st)[-1] == "checksum" and re.fullmatch(r"[0-9a-f]{64}", st["checksum"]["sha256"])
-        assert st["checksum"]["sha256"] == checksum({k: v for k, v in st.items() if k != "checksum"})
+        assert list(st)[-1] == "checksum" and re.fullmatch(r"[0-9a-f]{8}", st["checksum"]["crc32"])
+        assert st["checksum"]["crc32"] == checksum({k: v for k, v in st.items() if k != "checksum"})
         assert with_checksum(st)["checksum"] == st["checksum"]
         assert "checksum" not in safe_load(path)  # checked, then dropped
     # every part counts: a tensor's bytes, dtype and shape, a plain value, a key, the order of a list
@@ -154,5 +154,13 @@ def test_what_is_written_carries_a_checksum_of_all_its_parts():
     variants = [{"model": {"w": torch.arange(4.0).half()}}, {"model": {"w": torch.arange(4.0).reshape(2, 2)}},
                 {"model": {"w": torch.tensor([0.0, 1, 2, 3.5])}}, {"position": {"epoch": 2}},
                 {"position": {"epoch": 1.0}}, {"position": {"epoch ": 1}}, {"names": ["b", "a"]}, {"names": ("a", "b")}]
-    digests = {checksum({**base, **v}) for v in variants} | {checksum(base)}
-    assert len(digests) == len(variants) + 1
+    for algorithm in ("crc32", "sha256"):
+        digests = {checksum({**base, **v}, algorithm) for v in variants} | {checksum(base, algorithm)}
+        assert len(digests) == len(variants) + 1
+    st = with_checksum(torch.load("models/ck.pth", weights_only=True), "sha256")  # files may name either
+    torch.save(st, "models/sha.pth")
+    assert same_state(learn.load("sha").model.state_dict(), st["model"])
+    st["model"]["0.weight"][0, 0] += 1
+    torch.save(st, "models/sha.pth")
+    with pytest.raises(DamagedFileError, match=r"models/sha\.pth is damaged: .* \(sha256 [0-9a-f]{16} vs"):
+        learn.load("sha")
