@@ -50,7 +50,8 @@ class DamagedFileError(RuntimeError):
 # ---- atomic writes -----------------------------------------------------------------------------
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
 _TMP = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]+)\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
-_LEGACY_TMP = re.compile(r"^\..+\.tmp(?P<pid>\d+)$")  # minifastai before checksums: .model.pth.tmp<pid>
+# minifastai 0.1 named them .model.pth.tmp<pid> (checkpoints, exports, the pointer)
+_LEGACY_TMP = re.compile(r"^\.(.+\.(pth|pkl|pt)|latest_checkpoint\.txt)\.tmp(?P<pid>\d+)$")
 STALE_AFTER = 24 * 3600.0
 """Seconds after which a temporary file of another machine (or of a legacy name) counts as abandoned."""
 

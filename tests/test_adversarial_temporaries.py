@@ -118,11 +118,12 @@ def test_temporaries_that_may_be_in_use_and_unrelated_files_stay(monkeypatch):
             f".b.pth.{ck._HOST}.{os.getppid()}.0000abcd.tmp",         # a live process on this machine
             ".c.pth.othermachine.1.0000abcd.tmp",                     # another machine, recent
             f".d.pth.tmp{os.getpid()}"]                                # old naming, recent
-    unrelated = [".hidden", ".e.pth.bak", "notes.tmp", ".f.pth.host.12.nothex.tmp", "f.pth.host.1.0000abcd.tmp"]
-    stale = [".g.pth.othermachine.1.0000abcd.tmp", ".h.pth.tmp99999999"]  # made old below
+    unrelated = [".hidden", ".e.pth.bak", "notes.tmp", ".f.pth.host.12.nothex.tmp", "f.pth.host.1.0000abcd.tmp",
+                 ".other_program.tmp12", ".notes.txt.tmp12"]
+    stale = [".g.pth.othermachine.1.0000abcd.tmp", ".h.pth.tmp99999999", ".latest_checkpoint.txt.tmp99999999"]
     for name in live + unrelated + stale:
         (folder / name).write_bytes(b"partial")
-    for name in stale:
+    for name in stale + unrelated:  # old, all of them: only minifastai's own names go
         os.utime(folder / name, (now - 2 * ck.STALE_AFTER, now - 2 * ck.STALE_AFTER))
     learn.save("keep")
     left = set(os.listdir(folder))
