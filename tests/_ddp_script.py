@@ -84,7 +84,7 @@ def main(out: Path) -> None:
         learn.fit_one_cycle(2, 2e-2, cbs=[SaveModelCallback(every_epoch=True), CSVLogger()])
         weights, values = _weights(learn), learn.recorder.values
         validated = learn.validate()
-        learn.export()
+        learn.export("export.pkl")
         learn.load(out / "rank0" / "models" / "model_0.pth")  # every rank loads what rank 0 wrote
         learn.fit_one_cycle(2, 2e-2, start_epoch=1)
         resumed = _weights(learn)

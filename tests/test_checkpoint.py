@@ -164,11 +164,11 @@ def test_callback_state_that_cannot_be_loaded_safely_is_refused_at_save():
 def test_export_of_a_custom_model_loads_with_weights_only_and_the_model_passed_in():
     learn = make_learner()
     learn.fit(1, 1e-2)
-    path = learn.export()
-    assert path == Path("export.pth")
+    path = learn.export("exp.pkl")  # the default name is fastai's export.pkl (tested with the learner)
+    assert path == Path("exp.pkl")
     st = torch.load(path, weights_only=True)
     assert st["manifest"]["minifastai"] and st["manifest"]["torch"] == torch.__version__.split("+")[0]
-    with pytest.raises(ValueError, match=r"custom model: pass it, e\.g\. load_learner\('export\.pth', model="):
+    with pytest.raises(ValueError, match=r"custom model: pass it, e\.g\. load_learner\('exp\.pkl', model="):
         load_learner(path)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # same versions: no warning
@@ -194,8 +194,8 @@ def test_export_refuses_what_weights_only_loading_could_not_read():
     learn = make_learner()
     learn.export_info = {"module": "minifastai.vision", "mean": np.zeros(3)}
     with pytest.raises(TypeError, match=r"learn\.export_info\['mean'\] is a ndarray"):
-        learn.export()
-    assert not Path("export.pth").exists()
+        learn.export("exp.pkl")
+    assert not Path("exp.pkl").exists()
     learn.export_info = {"module": "minifastai.vision", "n": np.int64(3)}  # numpy scalars become numbers
-    assert torch.load(learn.export(), weights_only=True)["builder"]["n"] == 3
+    assert torch.load(learn.export("exp.pkl"), weights_only=True)["builder"]["n"] == 3
     copy.deepcopy(learn.export_info)

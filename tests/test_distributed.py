@@ -116,5 +116,5 @@ def test_torchrun_two_processes_agree_and_cover_the_whole_validation_set(tmp_pat
     assert sorted(p.name for p in (tmp_path / "rank0" / "models").glob("*.pth")) == ["model_0.pth", "model_1.pth"]
     single.load(tmp_path / "rank0" / "models" / "model_1.pth")
     assert all(torch.equal(v, r0["model"][k]) for k, v in single.model.state_dict().items())
-    exported = load_learner(tmp_path / "rank0" / "export.pth", model=make_model())
+    exported = load_learner(tmp_path / "rank0" / "export.pkl", model=make_model())
     assert all(torch.equal(v, r0["model"][k]) for k, v in exported.model.state_dict().items())
