@@ -1,10 +1,19 @@
-"""Distributed data parallel training under `torchrun`: process group, DDP, sharded data, reductions."""
+"""Distributed data parallel training under `torchrun`: process group, DDP, sharded data, reductions.
+
+On the error path no collective runs: a rank whose fit raises skips every collective of minifastai (buffer
+broadcast, barriers), prints its error with its rank at once, and leaves, so the other ranks fail fast (their
+next collective sees the closed connection, or times out after `distrib_ctx(timeout=...)`) instead of
+waiting for a collective that never comes.
+"""
 from __future__ import annotations
 
 import contextlib
+import datetime
 import os
-from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+import sys
+import traceback
+from collections.abc import Iterable, Iterator, Sequence, Sized
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 import torch
 import torch.distributed as dist
@@ -21,11 +30,25 @@ from torch.utils.data import (
 )
 
 from .callback import Callback
-from .progress import ProgressCallback
-from .recorder import Recorder
 
 if TYPE_CHECKING:
     from .learner import Learner
+
+DEFAULT_TIMEOUT = 600.0
+"""Seconds a collective waits for the other ranks before it fails (`distrib_ctx(timeout=...)`); torch's own
+defaults are 10 minutes for NCCL and 30 for gloo."""
+
+
+class _RankState:
+    """Whether this rank's fit is failing: then minifastai runs no collective until the next fit starts."""
+
+    failing = False
+
+
+def _error_in_flight(outer: BaseException | None) -> bool:
+    """True when an exception other than `outer` (one already being handled around the fit) is propagating."""
+    exc = sys.exc_info()[1]
+    return exc is not None and exc is not outer
 
 
 def _env_int(name: str, default: int) -> int:
@@ -65,7 +88,10 @@ def in_distributed() -> bool:
 
 
 def barrier() -> None:
-    """Wait until every process gets here (does nothing when not distributed)."""
+    """Wait until every process gets here (does nothing when not distributed, or while this rank's fit is
+    failing: the others are not coming)."""
+    if _RankState.failing:
+        return
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         if dist.get_backend() == "nccl":
             dist.barrier(device_ids=[torch.cuda.current_device()])
@@ -113,7 +139,7 @@ class ShardedLoader:
                 yield b
 
 
-def _is_map_loader(dl: Any) -> bool:
+def _is_map_loader(dl: Any) -> TypeGuard[DataLoader]:
     return (isinstance(dl, DataLoader) and dl.batch_size is not None
             and not isinstance(dl.dataset, IterableDataset)
             and type(dl.sampler) in (RandomSampler, SequentialSampler))
@@ -137,8 +163,8 @@ def shard_train(dl: Iterable, rank: int, world_size: int, seed: int = 0) -> Iter
     if hasattr(dl, "map_loader"):
         return dl.map_loader(lambda inner: shard_train(inner, rank, world_size, seed))
     if _is_map_loader(dl):
-        sampler = DistributedSampler(dl.dataset, num_replicas=world_size, rank=rank,
-                                     shuffle=isinstance(dl.sampler, RandomSampler), seed=seed)
+        sampler: DistributedSampler = DistributedSampler(
+            dl.dataset, num_replicas=world_size, rank=rank, shuffle=isinstance(dl.sampler, RandomSampler), seed=seed)
         return _rebuild_loader(dl, sampler)
     if not hasattr(dl, "__len__"):
         raise TypeError(f"cannot shard an unsized training loader ({type(dl).__name__}) so that every "
@@ -151,7 +177,7 @@ def shard_valid(dl: Iterable, rank: int, world_size: int) -> Iterable:
     if hasattr(dl, "map_loader"):
         return dl.map_loader(lambda inner: shard_valid(inner, rank, world_size))
     if _is_map_loader(dl):
-        return _rebuild_loader(dl, ShardSampler(len(dl.dataset), rank, world_size))
+        return _rebuild_loader(dl, ShardSampler(len(cast(Sized, dl.dataset)), rank, world_size))
     return ShardedLoader(dl, rank, world_size, even=False)
 
 
@@ -161,7 +187,8 @@ def all_reduce_sum(values: Sequence[Any], device: torch.device) -> list[Any]:
     flat = [torch.as_tensor(v, dtype=torch.float64, device=device).reshape(-1) for v in values]
     buf = torch.cat(flat) if flat else torch.zeros(0, dtype=torch.float64, device=device)
     dist.all_reduce(buf)
-    out, i = [], 0
+    out: list[Any] = []
+    i = 0
     for v, f in zip(values, flat):
         chunk = buf[i : i + f.numel()]
         i += f.numel()
@@ -185,10 +212,13 @@ class DistributedTrainer(Callback):
     def __init__(self, device: torch.device, train_dl: Iterable, valid_dl: Iterable | None,
                  ddp_kwargs: dict[str, Any]) -> None:
         self.device, self.train_dl, self.valid_dl, self.ddp_kwargs = device, train_dl, valid_dl, ddp_kwargs
+        self._outer: BaseException | None = None
 
     def before_fit(self) -> None:
         """Wrap the model (frozen parameters are left out by DDP, so wrapping per fit follows `freeze`)."""
         learn = self.learn
+        _RankState.failing = False
+        self._outer = sys.exc_info()[1]  # an exception the caller is handling is not this fit's error
         self._wrapped = not isinstance(learn.model, DDP)
         if not self._wrapped:
             return
@@ -221,6 +251,8 @@ class DistributedTrainer(Callback):
         """Sum loss, item count and metric accumulators of every shard, before `Recorder.after_validate`."""
         if not self._on_valid():
             return
+        from .recorder import Recorder
+
         rec = getattr(self.learn, "recorder", None)
         vals: list[Any] = []
         if isinstance(rec, Recorder) and hasattr(rec, "_vloss"):
@@ -235,22 +267,31 @@ class DistributedTrainer(Callback):
             m.total, m.count = t, c
 
     def after_fit(self) -> None:
-        """Leave every rank with rank 0's buffers, and unwrap the model if this callback wrapped it."""
+        """Leave every rank with rank 0's buffers, and unwrap the model if this callback wrapped it.
+
+        When the fit is ending with an error on this rank, the other ranks are somewhere else (in a backward
+        pass, a reduction): no collective runs, here or in later callbacks' `after_fit` (barriers are skipped).
+        """
         learn = self.learn
-        _broadcast_buffers(learn.model)
+        if _error_in_flight(self._outer):
+            _RankState.failing = True
+        else:
+            _broadcast_buffers(learn.model)
         if getattr(self, "_wrapped", False) and isinstance(learn.model, DDP):
             learn.model = learn.model.module
         self._wrapped = False
 
 
 def _broadcast_buffers(model: nn.Module) -> None:
+    if _RankState.failing:
+        return
     for b in model.buffers():
         dist.broadcast(b.data, src=0)
 
 
 def _convert_sync_bn(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
     """Swap BatchNorm layers for SyncBatchNorm sharing their parameters and buffers; returns the undo list."""
-    swaps = []
+    swaps: list[tuple[nn.Module, str, nn.Module]] = []
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
             if isinstance(child, _BatchNorm) and not isinstance(child, nn.SyncBatchNorm):
@@ -259,26 +300,55 @@ def _convert_sync_bn(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]
     return swaps
 
 
+def _seconds(timeout: float | datetime.timedelta) -> float:
+    secs = timeout.total_seconds() if isinstance(timeout, datetime.timedelta) else float(timeout)
+    if not secs > 0:
+        raise ValueError(f"timeout must be a positive number of seconds (or a timedelta), got {timeout!r}")
+    return secs
+
+
+def report_failure(exc: BaseException) -> None:
+    """Print one line to stderr at once (before any teardown that could wait on other ranks): this rank, the
+    original error (the first of a chain of errors raised while handling it) and where it was raised. Python
+    prints the full traceback when the process ends."""
+    chain = [exc]
+    while chain[-1].__context__ is not None and chain[-1].__context__ not in chain and len(chain) < 20:
+        chain.append(chain[-1].__context__)
+    first = chain[-1]
+    tb = traceback.extract_tb(first.__traceback__)
+    where = f" (raised at {tb[-1].filename}:{tb[-1].lineno} in {tb[-1].name})" if tb else ""
+    then = f"; then, while handling it, {type(exc).__name__}: {exc}" if first is not exc else ""
+    print(f"[rank {rank()}/{world_size()}] training failed on this rank with {type(first).__name__}: {first}{where}"
+          f"{then}; this rank runs no more collectives, so the other ranks stop at their next one",
+          file=sys.stderr, flush=True)
+
+
 @contextlib.contextmanager
 def distrib_ctx(learn: Learner, sync_bn: bool = True, backend: str | None = None, seed: int | None = None,
-                **ddp_kwargs: Any) -> Iterator[Learner]:
+                timeout: float | datetime.timedelta = DEFAULT_TIMEOUT, **ddp_kwargs: Any) -> Iterator[Learner]:
     """Under `torchrun` (more than one process): set up the process group if needed (nccl on GPU, gloo on
     CPU), put this process on its GPU (`LOCAL_RANK`), shard train and validation data, train with
     DistributedDataParallel, reduce validation loss and metrics over all shards, and let only rank 0 show
     progress and write files. Everything is undone on exit. Outside `torchrun` it does nothing.
 
     `sync_bn` turns BatchNorm into SyncBatchNorm on GPU; `seed` fixes the shuffling of the shards (default:
-    drawn from torch's RNG on rank 0); other keyword arguments go to `DistributedDataParallel`.
+    drawn from torch's RNG on rank 0); `timeout` (seconds or a timedelta, default 10 minutes) is how long a
+    collective waits for the other ranks, for a process group this context creates; other keyword arguments
+    go to `DistributedDataParallel`. An error on one rank is printed at once with its rank and re-raised; the
+    rank runs no more collectives, so the others fail fast instead of hanging.
     """
+    secs = _seconds(timeout)
     if not in_distributed():
         yield learn
         return
+    from .progress import ProgressCallback
+
     on_gpu = learn.dls.device.type == "cuda" and torch.cuda.is_available()
     created = False
     if not dist.is_initialized():
         if on_gpu:
             torch.cuda.set_device(local_rank())
-        dist.init_process_group(backend or ("nccl" if on_gpu else "gloo"))
+        dist.init_process_group(backend or ("nccl" if on_gpu else "gloo"), timeout=datetime.timedelta(seconds=secs))
         created = True
     r, ws = dist.get_rank(), dist.get_world_size()
     device = torch.device("cuda", local_rank()) if on_gpu else learn.dls.device
@@ -303,9 +373,16 @@ def distrib_ctx(learn: Learner, sync_bn: bool = True, backend: str | None = None
         learn.add_cb(cb)
         try:
             yield learn
+        except (Exception, KeyboardInterrupt) as e:
+            _RankState.failing = True
+            report_failure(e)
+            raise
         finally:
             learn.remove_cb(cb)
     finally:
+        _RankState.failing = False
+        if isinstance(learn.model, DDP):  # an error outside a fit's after_fit left it wrapped
+            learn.model = learn.model.module
         for parent, name, child in swaps:
             setattr(parent, name, child)
         for c in progress:

@@ -1,12 +1,15 @@
-"""Run under `torchrun --nproc_per_node=2 _ddp_script.py OUT` by the distributed tests (CPU, gloo).
+"""Run under `torchrun --nproc_per_node=2 _ddp_script.py OUT [fail]` by the distributed tests (CPU, gloo).
 
 Each rank trains in `with learn.distrib_ctx():` (its own `path`, so the test can see which rank wrote files)
 and writes OUT/rank{r}.pt with its final weights, recorded values and what it saw during the fit.
+With `fail`, rank 1 raises in `after_loss` in the middle of the second epoch (the model has BatchNorm buffers,
+and SaveModelCallback has a best model to load back) and each rank prints how long it took to leave.
 """
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -16,6 +19,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from minifastai import Callback, CSVLogger, DataLoaders, Learner, ProgressCallback, SaveModelCallback, accuracy
 
 N_TRAIN, N_VALID, BS, VALID_BS = 70, 37, 8, 10
+FAIL_TIMEOUT = 30  # seconds: distrib_ctx(timeout=...) in the failure run
 
 
 def data() -> tuple[torch.Tensor, ...]:
@@ -80,7 +84,7 @@ def main(out: Path) -> None:
         learn.fit_one_cycle(2, 2e-2, cbs=[SaveModelCallback(every_epoch=True), CSVLogger()])
         weights, values = _weights(learn), learn.recorder.values
         validated = learn.validate()
-        learn.export()
+        learn.export("export.pkl")
         learn.load(out / "rank0" / "models" / "model_0.pth")  # every rank loads what rank 0 wrote
         learn.fit_one_cycle(2, 2e-2, start_epoch=1)
         resumed = _weights(learn)
@@ -93,5 +97,29 @@ def main(out: Path) -> None:
     torch.save(res, out / f"rank{r}.pt")
 
 
+class FailOnRank1(Callback):
+    """Raises on rank 1 only, in the middle of epoch 1, while rank 0 goes on into its backward pass."""
+
+    def after_loss(self) -> None:
+        """The injected error."""
+        learn = self.learn
+        if int(os.environ.get("RANK", 0)) == 1 and learn.training and learn.epoch == 1 and learn.iter == 2:
+            raise ValueError("injected failure on rank 1")
+
+
+def fail(out: Path) -> None:
+    """Fit with an error on rank 1; print when each rank leaves `distrib_ctx`."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    r = int(os.environ.get("RANK", 0))
+    learn = make_learner(out / "shared", cbs=[FailOnRank1()])  # a folder every rank reads, as on a cluster
+    t0 = time.monotonic()
+    try:
+        with learn.distrib_ctx(timeout=FAIL_TIMEOUT):
+            learn.fit(2, 1e-2, cbs=SaveModelCallback())
+    finally:
+        print(f"rank {r} left distrib_ctx after {time.monotonic() - t0:.1f} s", flush=True)
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    (fail if sys.argv[2:] == ["fail"] else main)(Path(sys.argv[1]))

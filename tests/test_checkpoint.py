@@ -13,7 +13,7 @@ from helpers import make_learner, same_state, state_copy, three_group_model
 from torch import nn
 
 from minifastai import Callback, SaveModelCallback, load_learner
-from minifastai.checkpoint import atomic_save, safe_load
+from minifastai.checkpoint import atomic_save, safe_load, with_checksum
 
 
 class Counter(Callback):
@@ -76,7 +76,7 @@ def test_checkpoint_holds_position_rng_callback_state_and_loads_with_weights_onl
 
 
 def test_failed_write_leaves_the_previous_file_intact_and_no_temporary_file():
-    path = atomic_save({"model": {"w": torch.ones(2)}}, "models/a.pth")
+    path = atomic_save(with_checksum({"model": {"w": torch.ones(2)}}), "models/a.pth")
     with pytest.raises(Exception, match="pickle|lambda"):
         atomic_save({"model": {"w": torch.zeros(2)}, "bad": lambda x: x}, path)  # fails half-way through
     assert torch.equal(safe_load(path)["model"]["w"], torch.ones(2))
@@ -185,7 +185,7 @@ def test_manifest_mismatch_warns():
     path = learn.export("exp.pth")
     st = torch.load(path, weights_only=True)
     st["manifest"]["torch"] = "0.0.1"
-    torch.save(st, path)
+    torch.save(with_checksum(st), path)  # an export written by another version, checksum and all
     with pytest.warns(UserWarning, match=r"exp\.pth was written with torch 0\.0\.1 \(now "):
         load_learner(path, model=three_group_model())
 
@@ -197,5 +197,5 @@ def test_export_refuses_what_weights_only_loading_could_not_read():
         learn.export()
     assert not Path("export.pkl").exists()
     learn.export_info = {"module": "minifastai.vision", "n": np.int64(3)}  # numpy scalars become numbers
-    assert torch.load(learn.export(), weights_only=True)["builder"]["n"] == 3
+    assert torch.load(learn.export("exp.pkl"), weights_only=True)["builder"]["n"] == 3
     copy.deepcopy(learn.export_info)

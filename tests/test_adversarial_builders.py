@@ -1,0 +1,66 @@
+"""Issue 10, class 3: an export cannot choose what `load_learner` imports or runs.
+
+`load_learner` calls only the builders of `minifastai.checkpoint.BUILDERS` (exact names); each probe names
+something else in `builder['module']` (a planted module on `sys.path` that records being imported, the package
+itself, other minifastai modules, prefix tricks, stdlib modules, non-strings) and checks the error names the file
+and the entry, and that nothing was imported.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import make_learner
+
+from minifastai import load_learner
+from minifastai.checkpoint import BUILDERS, with_checksum
+
+
+@pytest.fixture
+def planted(tmp_path, monkeypatch) -> Path:
+    """A module on sys.path that leaves a file behind when imported."""
+    flag = tmp_path / "imported.flag"
+    (tmp_path / "mfa_planted_probe.py").write_text(
+        f"open({str(flag)!r}, 'w').write('ran')\ndef rebuild_learner(state, device='cpu'):\n    raise SystemExit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return flag
+
+
+def _export_naming(module) -> Path:
+    learn = make_learner()
+    path = learn.export("crafted.pkl")
+    st = torch.load(path, weights_only=True)
+    st.pop("checksum")
+    st["builder"] = {"module": module, "arch": "resnet18", "n_out": 2}
+    torch.save(with_checksum(st), path)
+    return path
+
+
+@pytest.mark.parametrize("module", ["mfa_planted_probe", "minifastai", "minifastai.checkpoint", "minifastai.learner",
+                                    "minifastai.visionx", "minifastai.vision.evil", "minifastai.tabular ",
+                                    "os", "builtins", "", None, 3, ["minifastai.vision"]])
+def test_only_allow_listed_builders_run(module, planted):
+    path = _export_naming(module)
+    before = set(sys.modules)
+    with pytest.raises(ValueError, match=rf"{path}: entry builder\['module'\] = .* is not one of minifastai's "
+                                         r"exporters \(minifastai\.vision, minifastai\.tabular\); load_learner runs "
+                                         r"no other code"):
+        load_learner(path)
+    assert not planted.exists()
+    assert "mfa_planted_probe" not in sys.modules
+    assert {m for m in set(sys.modules) - before if m.startswith("minifastai")} == set()
+
+
+def test_the_allow_list_is_exactly_the_built_in_learners():
+    assert sorted(BUILDERS) == ["minifastai.tabular", "minifastai.vision"]
+    assert [BUILDERS[m]().__module__ for m in sorted(BUILDERS)] == ["minifastai.tabular", "minifastai.vision"]
+
+
+def test_a_custom_model_passed_in_ignores_the_builder_entry(planted):
+    from helpers import three_group_model
+
+    path = _export_naming("mfa_planted_probe")
+    learn = load_learner(path, model=three_group_model())  # the caller chose the code: the entry is not used
+    assert not planted.exists() and learn.model[0].weight.shape == (16, 8)
