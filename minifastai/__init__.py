@@ -22,6 +22,7 @@ from .checkpoint import SaveModelCallback, load_learner
 from .data import DataLoaders
 from .groups import default_splitter, lr_range
 from .learner import Learner
+from .loggers import MLflowCallback, TensorBoardCallback
 from .lr_find import LRFinder, LRSweep, SuggestedLRs, minimum, slide, steep, valley
 from .metrics import AvgMetric, Metric, accuracy, error_rate, mae, rmse
 from .mixed_precision import MixedPrecision
@@ -44,4 +45,6 @@ __all__ = [
     # training callbacks
     "MixedPrecision", "GradientAccumulation", "GradientClip", "EarlyStoppingCallback", "SaveModelCallback",
     "TerminateOnNaNCallback", "CSVLogger",
+    # seeing and speeding up training
+    "TensorBoardCallback", "MLflowCallback",
 ]
