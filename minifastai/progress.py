@@ -70,7 +70,8 @@ class ProgressCallback(Callback):
     the share of time spent waiting for data) and, where it helps, live bars.
 
     `throughput=False` leaves the last two columns out. Each epoch's figures are kept in `stats` (a list of
-    dicts with `items_per_s`, `data_wait` and `seconds`, the training phase's duration).
+    dicts with `items_per_s`, `data_wait` and `seconds`, the training phase's duration); `epoch_stats` is the
+    current epoch's (None until its training phase ends).
     """
 
     order = 60
@@ -83,7 +84,7 @@ class ProgressCallback(Callback):
         self.pbar: Any = None
         self.stats: list[dict[str, float]] = []
         self._in_train = False
-        self._epoch_stats: dict[str, float] | None = None
+        self.epoch_stats: dict[str, float] | None = None
         self._loss_shown: float | None = None
         self._pending: tuple[torch.Tensor, Any] | None = None
 
@@ -124,7 +125,7 @@ class ProgressCallback(Callback):
 
     def before_epoch(self) -> None:
         """Advance the epoch bar; start the epoch's clock."""
-        self._t_epoch, self._epoch_stats = time.perf_counter(), None
+        self._t_epoch, self.epoch_stats = time.perf_counter(), None
         if self.mbar is not None:
             self.mbar.update(self.learn.epoch - self.learn.start_epoch)
 
@@ -149,9 +150,9 @@ class ProgressCallback(Callback):
         """This epoch's throughput and data-wait share."""
         self._in_train = False
         secs = time.perf_counter() - self._t_train
-        self._epoch_stats = {"items_per_s": self._items / secs if secs > 0 else math.nan,
-                             "data_wait": self._wait / secs if secs > 0 else math.nan, "seconds": secs}
-        self.stats.append(self._epoch_stats)
+        self.epoch_stats = {"items_per_s": self._items / secs if secs > 0 else math.nan,
+                            "data_wait": self._wait / secs if secs > 0 else math.nan, "seconds": secs}
+        self.stats.append(self.epoch_stats)
 
     def before_validate(self) -> None:
         """A child bar over the validation batches."""
@@ -213,7 +214,7 @@ class ProgressCallback(Callback):
         """Write this epoch's row of the table."""
         row = [format_cell(v) for v in self._epoch_row()]
         if self.throughput:
-            st = self._epoch_stats or {}
+            st = self.epoch_stats or {}
             row += [format_rate(st.get("items_per_s")), format_share(st.get("data_wait"))]
         if self.mbar is None:
             self._print_row(row)
