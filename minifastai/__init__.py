@@ -20,6 +20,7 @@ from .callback import (
 from .callbacks import CSVLogger, EarlyStoppingCallback, GradientAccumulation, GradientClip, TerminateOnNaNCallback
 from .checkpoint import SaveModelCallback, load_learner
 from .data import DataLoaders
+from .ema import EMA
 from .groups import default_splitter, lr_range
 from .learner import Learner
 from .loggers import MLflowCallback, TensorBoardCallback
@@ -46,5 +47,5 @@ __all__ = [
     "MixedPrecision", "GradientAccumulation", "GradientClip", "EarlyStoppingCallback", "SaveModelCallback",
     "TerminateOnNaNCallback", "CSVLogger",
     # seeing and speeding up training
-    "TensorBoardCallback", "MLflowCallback",
+    "TensorBoardCallback", "MLflowCallback", "EMA",
 ]
