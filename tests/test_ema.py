@@ -189,3 +189,33 @@ def test_sigkill_then_resume_continues_the_average_exactly(tmp_path):
     assert _close(res["model"], full["model"]) and _close(res["ema"], full["ema"])
     assert res["valid_loss"] == pytest.approx(full["valid_loss"][KILL_EPOCH:], abs=1e-6)
     assert KILL_BATCH < 8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_updates_without_host_device_sync_and_validates_on_the_average():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class NoSync(Callback):
+        order = 0  # between TrainEvalCallback and the Recorder (whose epoch-end read is a sync)
+
+        def before_train(self) -> None:
+            torch.cuda.set_sync_debug_mode("error")
+
+        def after_train(self) -> None:
+            torch.cuda.set_sync_debug_mode(0)
+
+        def after_fit(self) -> None:
+            torch.cuda.set_sync_debug_mode(0)
+
+    dls = synth_dls(n_train=256, bs=32)
+    dls.train = DataLoader(TensorDataset(*(t.cuda() for t in dls.train.dataset.tensors)), 32)
+    dls.valid = DataLoader(TensorDataset(*(t.cuda() for t in dls.valid.dataset.tensors)), 32)
+    dls.device = torch.device("cuda")
+    learn = make_learner(dls=dls, cbs=EMA(decay=0.9), opt_func=torch.optim.SGD)
+    learn.fit(1, 1e-2)  # warm-up: one-off syncs (optimizer state)
+    learn.fit(2, 1e-2, cbs=NoSync())
+    assert learn.ema.n_updates == 24 and learn.ema.ema_model.n_averaged.device.type == "cuda"
+    x, y = dls.valid.dataset.tensors
+    with torch.no_grad():
+        expected = F.cross_entropy(learn.ema.ema_model.module.eval()(x), y)
+    assert column(learn, "valid_loss")[-1] == pytest.approx(float(expected), rel=1e-4)
