@@ -128,8 +128,9 @@ def make_pair(args: argparse.Namespace, data: Synthetic, compiled: bool):
     learn.to_bf16().to_channels_last()
     hand_model.to(memory_format=torch.channels_last)
     if compiled:
-        learn.compile(backend=args.backend)
-        hand_model.compile(backend=args.backend)
+        kwargs = {"backend": args.backend} if args.dynamic is None else {"backend": args.backend, "dynamic": False}
+        learn.compile(**kwargs)
+        hand_model.compile(**kwargs)
     return learn, hand
 
 
@@ -195,7 +196,9 @@ def main() -> None:
     p.add_argument("--batches", type=int, default=30 if cuda else 3)
     p.add_argument("--repeats", type=int, default=5 if cuda else 2)
     p.add_argument("--backend", default="inductor" if cuda else "aot_eager")
-    p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--no-compile", action="store_true", help="skip the compiled runs")
+    p.add_argument("--only-compile", action="store_true", help="skip the eager runs")
+    p.add_argument("--dynamic", choices=["false"], default=None, help="compile with dynamic=False")
     args = p.parse_args()
     device = torch.device("cuda" if cuda else "cpu")
     if cuda:
@@ -209,7 +212,7 @@ def main() -> None:
           f"AdamW) at {args.size} px, batch {args.bs}, {args.batches} batches per run, bf16 autocast, channels-last",
           flush=True)
     data = Synthetic(args.batches, args.bs, args.size, device)
-    ok = bench(args, data, compiled=False, cuda=cuda)
+    ok = True if args.only_compile else bench(args, data, compiled=False, cuda=cuda)
     if not args.no_compile:
         try:
             ok = bench(args, data, compiled=True, cuda=cuda) and ok

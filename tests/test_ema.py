@@ -162,7 +162,7 @@ def test_bad_decay_and_a_replaced_model_are_clear_errors_that_change_nothing():
 
 
 def _script(out: Path, mode: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(SCRIPT.parent.parent)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SCRIPT.parent.parent), os.environ.get("PYTHONPATH", "")])}
     return subprocess.Popen([sys.executable, str(SCRIPT), str(out), mode], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
 
