@@ -130,7 +130,7 @@ def make_pair(args: argparse.Namespace, data: Synthetic, compiled: bool):
     if compiled:
         kwargs = {"backend": args.backend} if args.dynamic is None else {"backend": args.backend, "dynamic": False}
         learn.compile(**kwargs)
-        hand_model.compile(**kwargs)
+        hand.model = torch.compile(hand_model, **kwargs)  # the usual way by hand (same parameters)
     return learn, hand
 
 

@@ -108,15 +108,32 @@ def is_compiled(model: nn.Module) -> bool:
     return getattr(_unwrap(model), "_compiled_call_impl", None) is not None
 
 
+def _outer_frame(call: Any) -> Any:
+    """`call` inside a plain function: the frame where dynamo starts tracing. Some torch versions (2.11) skip a
+    root frame that belongs to torch.nn (`Module._call_impl` of an `nn.Sequential`, which `nn.Module.compile`
+    compiles) and then compile each block's `forward` on its own, recompiling per block until the recompile
+    limit; `torch.compile(module)` adds the same kind of outer frame for such modules."""
+
+    def compiled_call(*args: Any, **kwargs: Any) -> Any:
+        return call(*args, **kwargs)
+
+    return compiled_call
+
+
 def compile_learner(learn: Learner, **kwargs: Any) -> Learner:
     """Compile `learn.model` in place with `torch.compile(**kwargs)` (e.g. `mode="max-autotune"`,
-    `backend="inductor"`, `dynamic=False`); returns `learn`. The first batches of a fit are slow (compiling)."""
+    `backend="inductor"`, `dynamic=False`); returns `learn`. The first batches of a fit are slow (compiling).
+
+    This is `nn.Module.compile` (the module's call is compiled, the module and its parameter names stay), with
+    an outer frame for dynamo to start from (see `_outer_frame`).
+    """
     model = _unwrap(learn.model)
     if hasattr(model, "_orig_mod"):  # torch.compile(model)'s wrapper
         raise ValueError("learn.model is already wrapped by torch.compile(model) (its parameters are named "
                          "'_orig_mod.*', which checkpoints and exports would keep): give the Learner the plain "
                          "model and call learn.compile() instead")
-    model.compile(**kwargs)  # bad arguments raise here, before anything changes
+    compiled = torch.compile(_outer_frame(model._call_impl), **kwargs)  # bad arguments raise here: nothing changed
+    model._compiled_call_impl = compiled  # what nn.Module.compile sets; nn.Module.__call__ runs it
     for cb in [c for c in learn.cbs if isinstance(c, CompiledModel)]:
         learn.remove_cb(cb)
     learn.add_cb(CompiledModel(**kwargs))
