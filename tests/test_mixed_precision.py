@@ -266,10 +266,12 @@ def test_cuda_no_host_device_sync_per_batch_beyond_gradscaler():
                 torch.cuda.set_sync_debug_mode(0)
         return sum("synchroniz" in str(w.message) for w in caught)
 
+    # 8 vs 32 training batches per epoch: a sync per batch would add 2 * 24 = 48. The prototype sync debug mode
+    # reported one sync more or less from run to run on an H200 (torch 2.11), whatever the number of batches.
     for setup in (lambda learn: learn, lambda learn: learn.to_bf16()):
-        assert count_syncs(setup, 64) == count_syncs(setup, 128)  # 8 vs 16 training batches per epoch
-    grow = count_syncs(lambda learn: learn.to_fp16(), 128) - count_syncs(lambda learn: learn.to_fp16(), 64)
-    assert 0 < grow <= 2 * 8  # 2 epochs of 8 more batches: one check per step at most
+        assert abs(count_syncs(setup, 256) - count_syncs(setup, 64)) <= 1
+    grow = count_syncs(lambda learn: learn.to_fp16(), 256) - count_syncs(lambda learn: learn.to_fp16(), 64)
+    assert 0 < grow <= 2 * 24 + 1  # one check per optimizer step at most
 
 
 def test_lr_find_before_first_fit_leaves_no_scaler_behind():
