@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "minifastai"
 # the reading order of the API reference; modules not listed here follow in alphabetical order
 API_ORDER = ["learner", "data", "groups", "callback", "schedule", "recorder", "plan", "lr_find", "summary",
-             "metrics", "progress", "callbacks", "mixed_precision", "checkpoint", "distributed", "vision",
+             "metrics", "progress", "callbacks", "mixed_precision", "acceleration", "ema", "loggers",
+             "checkpoint", "distributed", "vision",
              "tabular"]
 PLACEHOLDER = ("# {title}\n\n!!! note\n    This guide is being written; the [API reference](../api/index.md) "
                "documents every function meanwhile.\n")

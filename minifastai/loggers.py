@@ -114,6 +114,9 @@ class _FitLogger(Callback):
         self._rows: list[tuple[int, float, list[float]]] = []
 
     # ---- what a backend implements ------------------------------------------------------------
+    def _prepare(self) -> None:
+        """At the start of a fit: what may be slow or fail (imports, connecting to a store), before training."""
+
     def _open(self) -> None:
         raise NotImplementedError
 
@@ -148,6 +151,7 @@ class _FitLogger(Callback):
         self._losses, self._rows = [], []
         self._hparams = fit_hyperparameters(learn)
         self._fit_start_iter = int(learn.train_iter)  # start_epoch * batches per epoch when resuming
+        self._prepare()
         self._t_flush = time.perf_counter()
 
     def _ensure_open(self) -> None:
@@ -288,6 +292,9 @@ class TensorBoardCallback(_FitLogger):
         self.run_dir: Path | None = None  # the folder written (log_dir, or the default chosen at the first fit)
         self.writer: Any = None
 
+    def _prepare(self) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (importing it takes seconds)
+
     def _open(self) -> None:
         from tensorboard.compat.proto.event_pb2 import Event, SessionLog
         from torch.utils.tensorboard import SummaryWriter
@@ -362,11 +369,16 @@ class MLflowCallback(_FitLogger):
         """`kind/name` in MLflow's allowed characters."""
         return mlflow_key(f"{kind}/{name}")
 
-    def _open(self) -> None:
-        import mlflow
+    def _prepare(self) -> None:
         from mlflow.tracking import MlflowClient
 
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        if self.client is None:  # connect now: a new SQLite store takes seconds to set up, a bad URI fails here
+            self.client = MlflowClient(tracking_uri=self.tracking_uri)
+            self.client.search_experiments(max_results=1)
+
+    def _open(self) -> None:
+        import mlflow
+
         active = mlflow.active_run()
         if active is not None and self.run_id in (None, active.info.run_id):  # the user's run: use it, keep it open
             self.run_id, self._owns_run = active.info.run_id, False

@@ -183,6 +183,17 @@ def test_bad_arguments_are_clear_errors():
         MLflowCallback(flush_secs=float("nan"))
 
 
+def test_mlflow_bad_store_fails_before_training(tmp_path):
+    from mlflow.exceptions import MlflowException
+
+    learn = make_learner()
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    with pytest.raises(MlflowException):
+        learn.fit(1, 1e-3, cbs=MLflowCallback("nosuchscheme://nowhere"))
+    assert all(torch.equal(before[k], v) for k, v in learn.model.state_dict().items())
+    assert len(learn.recorder.lrs) == 0
+
+
 def test_mlflow_key_follows_mlflows_rules():
     assert mlflow_key("lr/group 2 (head)") == "lr/group 2 head"
     assert mlflow_key("epoch/accuracy_multi[0.5]") == "epoch/accuracy_multi0.5"
