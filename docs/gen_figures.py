@@ -77,7 +77,7 @@ def figure_paths(path: Path, n: int) -> list[Path]:
 
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 TIME = re.compile(r"\b\d\d:\d\d\b")
-THROUGHPUT = re.compile(r"(?<![\w.,])\d[\d,]*(?:\.\d+)?/s\b|(?<![\w.])\d+%")  # items/s and data-wait cells
+THROUGHPUT = re.compile(r"(?<![\w.,])\d[\d,]*(?:\.\d+)?/s\b *|(?<![\w.])\d+%")  # items/s (and its padding), data wait
 
 
 def same_output(expected: str, got: str, rtol: float = 2e-2, atol: float = 1e-4) -> bool:
