@@ -2,7 +2,7 @@
 
 `learn.to_channels_last()` converts the model's 4-D weights and every 4-D input batch to channels-last
 (NHWC) memory format, which tensor cores prefer for convolutions. `learn.compile(**kwargs)` compiles the
-model *in place* with `nn.Module.compile` rather than wrapping it with `torch.compile(model)`: the learner keeps
+model *in place*, as `nn.Module.compile` does, rather than wrapping it with `torch.compile(model)`: the learner keeps
 the same module and parameter objects, so layer groups, the optimizer, freezing and `lr_find` see what they
 saw before, and `state_dict` names stay plain (no `_orig_mod.` prefix), so checkpoints and exports load into
 an uncompiled model.
