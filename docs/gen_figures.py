@@ -77,11 +77,14 @@ def figure_paths(path: Path, n: int) -> list[Path]:
 
 NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
 TIME = re.compile(r"\b\d\d:\d\d\b")
+THROUGHPUT = re.compile(r"(?<![\w.,])\d[\d,]*(?:\.\d+)?/s\b *|(?<![\w.])\d+%")  # items/s (and its padding), data wait
 
 
 def same_output(expected: str, got: str, rtol: float = 2e-2, atol: float = 1e-4) -> bool:
-    """Equal text, with numbers equal within a tolerance (BLAS differs across CPUs) and times ignored."""
+    """Equal text, with numbers equal within a tolerance (BLAS differs across CPUs); times and throughput
+    figures are ignored."""
     expected, got = TIME.sub("mm:ss", expected), TIME.sub("mm:ss", got)
+    expected, got = THROUGHPUT.sub("n", expected), THROUGHPUT.sub("n", got)  # they vary from run to run
     if NUMBER.split(expected) != NUMBER.split(got):
         return False
     a, b = NUMBER.findall(expected), NUMBER.findall(got)

@@ -19,8 +19,10 @@ from .callback import (
 )
 from .checkpoint import load_learner
 from .data import DataLoaders
+from .ema import EMA
 from .groups import LayerDecay, default_splitter, layer_decay, lr_range
 from .learner import Learner
+from .loggers import MLflowCallback, TensorBoardCallback
 from .losses import (
     BaseLoss,
     BCELossFlat,
@@ -88,4 +90,6 @@ __all__ = [
     "BaseLoss", "CrossEntropyLossFlat", "BCEWithLogitsLossFlat", "BCELossFlat", "MSELossFlat", "L1LossFlat",
     "LabelSmoothingCrossEntropy", "LabelSmoothingCrossEntropyFlat",
     "accuracy_multi", "top_k_accuracy", "mse", "TorchMetric", "set_seed",
+    # seeing and speeding up training
+    "TensorBoardCallback", "MLflowCallback", "EMA",
 ]

@@ -752,6 +752,17 @@ def check_manifest(saved: dict[str, str], path: Path) -> None:
                       "predictions", stacklevel=3)
 
 
+def export_weights(learn: Learner) -> dict[str, Any]:
+    """The weights `export` writes: the model's, unless a callback's `export_weights(weights)` replaces them
+    (`EMA` gives its averaged weights)."""
+    weights = _unwrap(learn.model).state_dict()
+    for cb in learn.cbs:
+        f = getattr(cb, "export_weights", None)
+        if callable(f):
+            weights = f(weights)
+    return weights
+
+
 def export_learner(learn: Learner, path: Path) -> Path:
     """Weights plus what inference needs (classes, preprocessing, how to rebuild the model), with a checksum,
     atomically.
@@ -762,7 +773,7 @@ def export_learner(learn: Learner, path: Path) -> Path:
     from .distributed import is_main_process
 
     path = Path(path)
-    state = {"model": _unwrap(learn.model).state_dict(),
+    state = {"model": export_weights(learn),
              "dls": check_plain(learn.dls.export_state(), "dls.export_state()"),
              "builder": check_plain(learn.export_info, "learn.export_info"),
              "activation": learn.activation_name,

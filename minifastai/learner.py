@@ -435,6 +435,18 @@ class Learner(LoopState):
 
         return to_fp32(self)
 
+    def to_channels_last(self) -> Learner:
+        """Channels-last memory format for the model's 4-D weights and the inputs (faster convolutions on GPU)."""
+        from .acceleration import to_channels_last
+
+        return to_channels_last(self)
+
+    def compile(self, **kwargs: Any) -> Learner:
+        """Compile the model in place with `torch.compile(**kwargs)`; names, freezing and checkpoints keep working."""
+        from .acceleration import compile_learner
+
+        return compile_learner(self, **kwargs)
+
     def distrib_ctx(self, **kwargs: Any) -> Any:
         """Context manager: under torchrun, train with DistributedDataParallel; elsewhere it does nothing."""
         from .distributed import distrib_ctx

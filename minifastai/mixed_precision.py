@@ -9,7 +9,7 @@ optimizer steps the gradients are unscaled, and a step whose gradients overflowe
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -51,7 +51,8 @@ class _StepProbe:
     @property
     def param_groups(self) -> list[dict]:
         """The real optimizer's param groups (what GradScaler unscales)."""
-        return self.cb.learn.opt.param_groups
+        opt = self.cb.learn.opt
+        return [] if opt is None else opt.param_groups
 
     def step(self, *args: Any, **kwargs: Any) -> None:
         """Called by GradScaler when the gradients are finite."""
@@ -76,10 +77,12 @@ class MixedPrecision(Callback):
         if dtype not in LOW_PRECISION:
             raise ValueError(f"MixedPrecision dtype must be torch.float16 or torch.bfloat16, got {dtype}")
         self.dtype, self.enabled, self.cast_outputs = dtype, enabled, cast_outputs
-        self.scaler_kwargs = dict(init_scale=init_scale, growth_factor=growth_factor,
-                                  backoff_factor=backoff_factor, growth_interval=growth_interval)
+        self.init_scale, self.growth_factor = init_scale, growth_factor
+        self.backoff_factor, self.growth_interval = backoff_factor, growth_interval
         self.scaler: torch.amp.GradScaler | None = None
-        self.skipped_steps, self.skipped_at = 0, []
+        self._scaler_device: str | None = None
+        self.skipped_steps = 0
+        self.skipped_at: list[int] = []
         self._probe = _StepProbe(self)
         self._autocast: Any = None
         self._unscaled, self._pending_update = False, False
@@ -96,7 +99,9 @@ class MixedPrecision(Callback):
             check_autocast(dev, self.dtype)
         self.device_type = dev
         if self.use_scaler and (self.scaler is None or self._scaler_device != dev):
-            self.scaler = torch.amp.GradScaler(dev, **self.scaler_kwargs)
+            self.scaler = torch.amp.GradScaler(dev, init_scale=self.init_scale, growth_factor=self.growth_factor,
+                                               backoff_factor=self.backoff_factor,
+                                               growth_interval=self.growth_interval)
             self._scaler_device = dev
 
     def before_fit(self) -> None:
@@ -104,7 +109,7 @@ class MixedPrecision(Callback):
         self._setup()
         self.skipped_steps, self.skipped_at = 0, []
         self._unscaled, self._pending_update = False, False
-        if self.use_scaler:  # creates the scale tensor on the device now, so a step never finds it missing
+        if self.scaler is not None and self.use_scaler:  # creates the scale tensor now: a step never misses it
             self.scaler.scale(torch.ones((), device=self.learn.dls.device))
 
     def before_validate(self) -> None:
@@ -135,23 +140,24 @@ class MixedPrecision(Callback):
     # ---- backward and step --------------------------------------------------------------------
     def before_backward(self) -> None:
         """Scale the gradient flowing out of the loss (the recorded `learn.loss` stays unscaled)."""
-        if self.use_scaler:
+        if self.scaler is not None and self.use_scaler:
             self._unscaled = False  # new (scaled) gradients are about to be added
-            self.learn.loss.register_hook(self.scaler.scale)
+            cast(torch.Tensor, self.learn.loss).register_hook(self.scaler.scale)
 
     def unscale_grads(self) -> None:
         """Divide the gradients by the scale now (once per step); `GradientClip` calls it before clipping."""
-        if self.use_scaler and not self._unscaled:
-            self.scaler.unscale_(self._probe)
+        if self.scaler is not None and self.use_scaler and not self._unscaled:
+            self.scaler.unscale_(cast(torch.optim.Optimizer, self._probe))
             self._unscaled, self._pending_update = True, True
 
     def before_step(self) -> None:
         """Unscale; skip the step (and count it) when the gradients overflowed; update the scale."""
-        if not self.use_scaler:
+        if self.scaler is None or not self.use_scaler:
             return
         probe = self._probe
         probe.stepped = False
-        self.scaler.step(probe)  # unscales unless done; calls probe.step() only if all grads are finite
+        # unscales unless done; calls probe.step() only if all grads are finite
+        self.scaler.step(cast(torch.optim.Optimizer, probe))
         self.scaler.update()
         self._unscaled, self._pending_update = True, False
         if not probe.stepped:
@@ -162,7 +168,7 @@ class MixedPrecision(Callback):
     def after_batch(self) -> None:
         """Leave autocast if a cancelled batch skipped `after_loss`."""
         self._exit_autocast()
-        if self._pending_update:  # unscaled, then another callback cancelled the step: close the step
+        if self._pending_update and self.scaler is not None:  # unscaled, then the step was cancelled: close it
             self.scaler.update()
             self._pending_update = False
 

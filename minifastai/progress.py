@@ -1,11 +1,23 @@
-"""Progress display: fastprogress bars in notebooks and terminals, one line per epoch elsewhere (CI logs)."""
+"""Progress display: fastprogress bars in notebooks and terminals, one line per epoch elsewhere (CI logs).
+
+Besides fastai's columns, the table shows the training throughput (items per second) and the share of the
+training time spent waiting for data (`data_wait`). Both are measured with host clocks only: no
+host-device synchronisation per batch. On a GPU the host runs ahead of the device, so a batch's time is
+attributed where the host waited: in the data loader (data_wait), or in the training step when the GPU
+is the bottleneck (the host then blocks when the launch queue is full). Over an epoch both are accurate
+because the epoch ends with a synchronisation (the Recorder reads the losses).
+"""
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import Any
 
+import torch
+
 from .callback import Callback
+from .recorder import Recorder
 
 
 def display_mode() -> str:
@@ -24,21 +36,77 @@ def format_cell(v: Any) -> str:
     return "None" if v is None else str(v)
 
 
+def format_rate(items_per_s: float | None, unit: str = "/s") -> str:
+    """Throughput as the table shows it: `25,314/s`, `812/s`, `3.41/s` (`-` when unknown)."""
+    if items_per_s is None or not math.isfinite(items_per_s):
+        return "-"
+    return (f"{items_per_s:,.0f}" if items_per_s >= 100 else f"{items_per_s:.3g}") + unit
+
+
+def format_share(share: float | None) -> str:
+    """A share of time as a whole percentage: `2%` (`-` when unknown)."""
+    return "-" if share is None or not math.isfinite(share) else f"{round(100 * share)}%"
+
+
+def n_items(x: Any) -> int:
+    """Batch size of the inputs `x`: the first dimension of their first tensor (0 when there is none)."""
+    if isinstance(x, torch.Tensor):
+        return int(x.shape[0]) if x.ndim else 0
+    if isinstance(x, dict):
+        x = list(x.values())
+    if isinstance(x, (list, tuple)):
+        for v in x:
+            n = n_items(v)
+            if n:
+                return n
+    return 0
+
+
+THROUGHPUT_COLUMNS = ["throughput", "data_wait"]
+
+
 class ProgressCallback(Callback):
-    """Shows the results table (epoch, train_loss, valid_loss, metrics, time) and, where it helps, bars."""
+    """Shows the results table (epoch, train_loss, valid_loss, metrics, time, then the training throughput and
+    the share of time spent waiting for data) and, where it helps, live bars.
+
+    `throughput=False` leaves the last two columns out. Each epoch's figures are kept in `stats` (a list of
+    dicts with `items_per_s`, `data_wait` and `seconds`, the training phase's duration); `epoch_stats` is the
+    current epoch's (None until its training phase ends).
+    """
 
     order = 60
 
-    def __init__(self, mode: str | None = None) -> None:
+    def __init__(self, mode: str | None = None, throughput: bool = True) -> None:
         if mode not in (None, "notebook", "terminal", "plain"):
             raise ValueError(f"mode must be 'notebook', 'terminal', 'plain' or None (auto), got {mode!r}")
-        self.mode = mode
-        self.mbar = self.pbar = None  # no bars until a fit opens them (get_preds/validate before any fit)
+        self.mode, self.throughput = mode, throughput
+        self.mbar: Any = None  # no bars until a fit opens them (get_preds/validate before any fit)
+        self.pbar: Any = None
+        self.stats: list[dict[str, float]] = []
+        self._in_train = False
+        self.epoch_stats: dict[str, float] | None = None
+        self._loss_shown: float | None = None
+        self._pending: tuple[torch.Tensor, Any] | None = None
+
+    @property
+    def recorder(self) -> Recorder:
+        """The learner's Recorder (the table's rows come from it)."""
+        for cb in self.learn.cbs:
+            if isinstance(cb, Recorder):
+                return cb
+        raise ValueError("ProgressCallback shows the Recorder's values: create the Learner with default_cbs=True "
+                         "or add a Recorder()")
+
+    @property
+    def columns(self) -> list[str]:
+        """The table's header: the Recorder's `metric_names`, then the throughput columns."""
+        return list(self.recorder.metric_names) + (THROUGHPUT_COLUMNS if self.throughput else [])
 
     def before_fit(self) -> None:
         """Open the epoch bar and write the table header."""
         self._mode = self.mode or display_mode()
-        names = self.learn.recorder.metric_names
+        self.stats, self._pending, self._loss_shown = [], None, None
+        names = self.columns
         if self._mode == "plain":
             self.mbar = None
             self._widths = [max(len(n), 8) for n in names]
@@ -58,16 +126,39 @@ class ProgressCallback(Callback):
         print("  ".join(c.ljust(w) for c, w in zip(cells, self._widths)).rstrip(), flush=True)
 
     def before_epoch(self) -> None:
-        """Advance the epoch bar."""
+        """Advance the epoch bar; start the epoch's clock."""
+        self._t_epoch, self.epoch_stats = time.perf_counter(), None
         if self.mbar is not None:
             self.mbar.update(self.learn.epoch - self.learn.start_epoch)
 
     def before_train(self) -> None:
-        """A child bar over the training batches."""
+        """A child bar over the training batches; start the throughput clocks."""
         self._child()
+        now = time.perf_counter()
+        self._in_train = True
+        self._t_train = self._t_last = self._t_window = now
+        self._wait = self._window_wait = 0.0
+        self._items = self._window_items = 0
+
+    def before_batch(self) -> None:
+        """Count the time since the previous batch ended as waiting for data, and the batch's items."""
+        if self._in_train:
+            now = time.perf_counter()
+            self._wait += now - self._t_last
+            n = n_items(self.learn.xb)
+            self._items += n
+
+    def after_train(self) -> None:
+        """This epoch's throughput and data-wait share."""
+        self._in_train = False
+        secs = time.perf_counter() - self._t_train
+        self.epoch_stats = {"items_per_s": self._items / secs if secs > 0 else math.nan,
+                            "data_wait": self._wait / secs if secs > 0 else math.nan, "seconds": secs}
+        self.stats.append(self.epoch_stats)
 
     def before_validate(self) -> None:
         """A child bar over the validation batches."""
+        self._in_train = False
         self._child()
 
     def _child(self) -> None:
@@ -78,22 +169,57 @@ class ProgressCallback(Callback):
         cls = NBProgressBar if self._mode == "notebook" else ConsoleProgressBar
         self.pbar = cls(range(self.learn.n_iter or 0), parent=self.mbar, leave=False)
         self.pbar.update(0)
-        self._t_comment = time.perf_counter()
 
     def after_batch(self) -> None:
-        """Move the bar; read the loss from the device at most once a second, for the comment."""
+        """Move the bar; at most once a second, update its comment (loss, items/s, data wait)."""
+        now = time.perf_counter()
+        if self._in_train:
+            self._t_last = now
         if self.mbar is None or self.pbar is None:
             return
-        if self.learn.training and time.perf_counter() - self._t_comment > 1.0:
-            self._t_comment = time.perf_counter()
-            self.pbar.comment = f"{float(self.learn.loss.detach()):.4f}"
+        if self._in_train and now - self._t_window > 1.0:
+            self.pbar.comment = self._comment(now)
         self.pbar.update(self.learn.iter + 1)
+
+    def _comment(self, now: float) -> str:
+        span = now - self._t_window
+        rate = (self._items - self._window_items) / span
+        share = (self._wait - self._window_wait) / span
+        self._t_window, self._window_items, self._window_wait = now, self._items, self._wait
+        loss = self._peek_loss()
+        parts = [] if loss is None else [f"{loss:.4f}"]
+        if self.throughput:
+            parts += [format_rate(rate, " items/s"), f"data wait {format_share(share)}"]
+        return " · ".join(parts)
+
+    def _peek_loss(self) -> float | None:
+        """The latest training loss without waiting for the device: on CUDA the value is copied to pinned host
+        memory asynchronously and shown once the copy is done (a second later), never by synchronising."""
+        loss = self.learn.loss
+        if loss is None:
+            return self._loss_shown
+        loss = loss.detach()
+        if loss.device.type != "cuda":
+            return float(loss) if loss.device.type == "cpu" else self._loss_shown
+        if self._pending is not None and self._pending[1].query():
+            self._loss_shown = float(self._pending[0])
+            self._pending = None
+        if self._pending is None:
+            host = torch.empty((), dtype=loss.dtype, pin_memory=True)
+            host.copy_(loss.reshape(()) if loss.numel() == 1 else loss.mean(), non_blocking=True)
+            done = torch.cuda.Event()
+            done.record()
+            self._pending = (host, done)
+        return self._loss_shown
 
     def after_epoch(self) -> None:
         """Write this epoch's row of the table."""
         if not self.learn.log_results:
             return
-        row = [format_cell(v) for v in self.learn.recorder.log]
+        row = [format_cell(v) for v in self.recorder.log]
+        if self.throughput:
+            st = self.epoch_stats or {}
+            row += [format_rate(st.get("items_per_s")), format_share(st.get("data_wait"))]
         if self.mbar is None:
             self._print_row(row)
         else:
@@ -101,6 +227,7 @@ class ProgressCallback(Callback):
 
     def after_fit(self) -> None:
         """Close the bars, even after an error."""
+        self._in_train = False
         if self.mbar is not None:
             if self.pbar is not None:
                 self.pbar.on_iter_end()

@@ -36,6 +36,9 @@ def test_same_output_tolerates_float_noise_and_times_only():
     assert gen.same_output(a, "epoch 0  0.693150  00:07\nbody 1e-05")
     assert not gen.same_output(a, "epoch 0  0.793147  00:01\nbody 1e-05")
     assert not gen.same_output(a, "epoch 0  0.693147  00:01\nhead 1e-05")
+    b = "0  0.693147  00:01  25,314/s  2%"
+    assert gen.same_output(b, "0  0.693150  00:01  912/s     17%")
+    assert not gen.same_output(b, "0  0.793147  00:01  912/s  17%")
 
 
 def test_api_index_lists_every_module():

@@ -249,12 +249,12 @@ def test_autocast_is_left_when_a_batch_is_cancelled_before_the_loss():
 
 @CUDA
 def test_cuda_no_host_device_sync_per_batch_beyond_gradscaler():
-    """bf16 adds no synchronising CUDA call; fp16 adds at most one per optimizer step (GradScaler's check)."""
+    """The number of synchronising CUDA calls of a fit does not grow with its batches in float32 and bfloat16;
+    float16 adds at most one per optimizer step (GradScaler's inf check)."""
     import warnings
 
-    def count_syncs(setup) -> int:
-        learn = Learner(regression_dls(device="cuda"), nn.Linear(4, 1), loss_func=nn.MSELoss())
-        learn.remove_cb(learn.progress)  # it reads the loss on a timer
+    def count_syncs(setup, n: int) -> int:
+        learn = Learner(regression_dls(n=n, device="cuda"), nn.Linear(4, 1), loss_func=nn.MSELoss())
         setup(learn)
         learn.fit(1)  # warm-up: one-off syncs (scale creation, optimizer state)
         with warnings.catch_warnings(record=True) as caught:
@@ -266,11 +266,12 @@ def test_cuda_no_host_device_sync_per_batch_beyond_gradscaler():
                 torch.cuda.set_sync_debug_mode(0)
         return sum("synchroniz" in str(w.message) for w in caught)
 
-    base = count_syncs(lambda learn: learn)
-    assert count_syncs(lambda learn: learn.to_bf16()) == base
-    extra = count_syncs(lambda learn: learn.to_fp16()) - base
-    assert 0 < extra <= 2 * 8  # 2 epochs of 8 training batches: one check per step at most
-
+    # 8 vs 32 training batches per epoch: a sync per batch would add 2 * 24 = 48. The prototype sync debug mode
+    # reported one sync more or less from run to run on an H200 (torch 2.11), whatever the number of batches.
+    for setup in (lambda learn: learn, lambda learn: learn.to_bf16()):
+        assert abs(count_syncs(setup, 256) - count_syncs(setup, 64)) <= 1
+    grow = count_syncs(lambda learn: learn.to_fp16(), 256) - count_syncs(lambda learn: learn.to_fp16(), 64)
+    assert 0 < grow <= 2 * 24 + 1  # one check per optimizer step at most
 
 
 def test_lr_find_before_first_fit_leaves_no_scaler_behind():

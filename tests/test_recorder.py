@@ -74,7 +74,7 @@ def test_plain_progress_prints_one_line_per_epoch(capsys):
     learn.fit_one_cycle(3, 1e-3)
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 4
-    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
+    assert lines[0].split() == ["epoch", "train_loss", "valid_loss", "accuracy", "time", "throughput", "data_wait"]
     assert [ln.split()[0] for ln in lines[1:]] == ["0", "1", "2"]
     assert float(lines[-1].split()[2]) == pytest.approx(learn.recorder.values[-1][1], abs=1e-6)
 

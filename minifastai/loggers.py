@@ -1,0 +1,423 @@
+"""Experiment loggers: TensorBoard and MLflow, with every layer group's hyper-parameters under its name.
+
+Both log, per training batch, each layer group's `lr`, `mom` and `wd` (`lr/<group name>`, e.g. `lr/body`,
+`lr/head`) and the batch's training loss (`batch/train_loss`); per epoch every column of
+`recorder.metric_names` (`epoch/train_loss`, `epoch/valid_loss`, `epoch/<metric>`, `epoch/epoch`,
+`epoch/time` in seconds) and, when the progress display measured them, `epoch/throughput` (items/s) and
+`epoch/data_wait` (share of the training time); per fit its hyper-parameters and the `plot_sched` figure.
+
+The step of every value is the number of training batches done, counted across the fits this callback
+saw (so `fine_tune`'s two fits follow each other on one axis). Batch values are kept as tensors on the
+device and written at most every `flush_secs` seconds and at the end of each training phase: no
+host-device synchronisation per batch. Only the main process of a distributed run writes. `lr_find`
+sweeps are not logged, and the loggers are never part of an export; a checkpoint keeps only what a
+resumed fit needs to continue the same run (the log folder or MLflow run id and the step count).
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import re
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from .callback import Callback
+from .distributed import is_main_process
+from .groups import group_hypers, groups_training
+from .metrics import metric_name
+from .progress import ProgressCallback
+
+if TYPE_CHECKING:
+    from .learner import Learner
+    from .recorder import Recorder
+
+HPS = ("lr", "mom", "wd")
+_DEFAULT_CBS = ("TrainEvalCallback", "Recorder", "ProgressCallback", "RestoreCallbackStates")
+
+
+def _recorder(learn: Learner) -> Recorder | None:
+    from .recorder import Recorder
+
+    return next((cb for cb in learn.cbs if isinstance(cb, Recorder)), None)
+
+
+def _plain(v: Any) -> Any:
+    """`v` as a loggable value (number or short string), or None when it is not a simple setting."""
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, (int, float, str)):
+        return v
+    if isinstance(v, (torch.dtype, slice, Path)):
+        return str(v)
+    if isinstance(v, (list, tuple)) and all(isinstance(x, (int, float, str, bool)) or x is None for x in v):
+        return str(list(v))
+    return None
+
+
+def _name_of(f: Any) -> str:
+    f = getattr(f, "func", f)  # functools.partial
+    return getattr(f, "__name__", None) or type(f).__name__
+
+
+def fit_hyperparameters(learn: Learner) -> dict[str, Any]:
+    """The settings of the fit that is starting: data, model, optimizer, layer groups and every added
+    callback's constructor arguments (e.g. `one_cycle.lr_max`, `one_cycle.pct_start`, `ema.decay`)."""
+    dl: Any = learn.dls.train
+    params = list(learn.model.parameters())
+    trainable = [name for name, t in zip(learn.group_names, groups_training(learn.model, learn.layer_groups)) if t]
+    hp: dict[str, Any] = {
+        "n_epoch": learn.n_epoch, "start_epoch": learn.start_epoch,
+        "batches_per_epoch": len(dl) if hasattr(dl, "__len__") else "unknown",
+        "batch_size": getattr(dl, "batch_size", None) or "unknown",
+        "model": type(learn.model).__name__, "n_params": sum(p.numel() for p in params),
+        "n_trainable_params": sum(p.numel() for p in params if p.requires_grad),
+        "loss_func": _name_of(learn.loss_func), "opt_func": _name_of(learn.opt_func),
+        "optimizer": type(learn.opt).__name__, "wd": learn.wd if learn.wd is not None else 0.01,
+        "wd_bn_bias": str(learn.wd_bn_bias), "train_bn": str(learn.train_bn), "moms": str(list(learn.moms)),
+        "n_groups": learn.n_groups, "group_names": str(list(learn.group_names)),
+        "trainable_groups": str(trainable),
+        "metrics": str([metric_name(m) for m in learn.metrics]),
+        "callbacks": str([type(cb).__name__ for cb in learn.cbs if type(cb).__name__ not in _DEFAULT_CBS]),
+    }
+    for cb in learn.cbs:
+        if type(cb).__name__ in _DEFAULT_CBS or isinstance(cb, _FitLogger):
+            continue
+        try:
+            args = inspect.signature(type(cb).__init__).parameters
+        except (TypeError, ValueError):
+            continue
+        for a in args:
+            v = _plain(getattr(cb, a, None)) if a != "self" and hasattr(cb, a) else None
+            if v is not None:
+                hp[f"{cb.name}.{a}"] = v
+    return hp
+
+
+class _FitLogger(Callback):
+    """What TensorBoard and MLflow share: buffering per-batch values, epoch rows, steps, run state."""
+
+    order = 65  # after the Recorder (50) and the progress display (60) have this epoch's figures
+
+    def __init__(self, flush_secs: float = 10.0, log_figure: bool = True) -> None:
+        if not flush_secs >= 0:
+            raise ValueError(f"flush_secs must be >= 0 (seconds between writes), got {flush_secs}")
+        self.flush_secs, self.log_figure = float(flush_secs), log_figure
+        self.step_offset = 0  # training batches of the fits this logger finished earlier
+        self.n_fits = 0
+        self._active = False
+        self._losses: list[torch.Tensor] = []
+        self._rows: list[tuple[int, float, list[float]]] = []
+
+    # ---- what a backend implements ------------------------------------------------------------
+    def _prepare(self) -> None:
+        """At the start of a fit: what may be slow or fail (imports, connecting to a store), before training."""
+
+    def _open(self) -> None:
+        raise NotImplementedError
+
+    def _write_scalars(self, rows: list[tuple[str, float, int, float]]) -> None:
+        """rows of (key, value, step, unix time)."""
+        raise NotImplementedError
+
+    def _write_params(self, params: dict[str, Any], fit_index: int) -> None:
+        raise NotImplementedError
+
+    def _write_figure(self, fig: Any, name: str, step: int) -> None:
+        raise NotImplementedError
+
+    def _close(self, failed: bool) -> None:
+        raise NotImplementedError
+
+    def key(self, kind: str, name: str) -> str:
+        """The name a value is logged under, e.g. `lr/head`."""
+        return f"{kind}/{name}"
+
+    # ---- events -------------------------------------------------------------------------------
+    def before_fit(self) -> None:
+        """Start logging this fit (main process only; an `lr_find` sweep is not logged)."""
+        from .lr_find import LRFinder
+
+        learn = self.learn
+        self._active = is_main_process() and not any(isinstance(cb, LRFinder) for cb in learn.cbs)
+        if not self._active:
+            return
+        self.fit_index, self.n_fits = self.n_fits, self.n_fits + 1
+        self._opened = False
+        self._losses, self._rows = [], []
+        self._hparams = fit_hyperparameters(learn)
+        self._fit_start_iter = int(learn.train_iter)  # start_epoch * batches per epoch when resuming
+        self._prepare()
+        self._t_flush = time.perf_counter()
+
+    def _ensure_open(self) -> None:
+        if not self._opened:
+            self._open()  # lazily: a resumed fit's saved run (restored after before_fit) is known by now
+            self._opened = True
+            self._write_params(self._hparams, self.fit_index)
+
+    def before_epoch(self) -> None:
+        """Start the epoch's clock."""
+        self._t_epoch = time.perf_counter()
+
+    def after_batch(self) -> None:
+        """Keep the batch's loss (a tensor) and every group's hyper-parameters; write them now and then."""
+        learn = self.learn
+        if not self._active or not learn.training or learn.loss is None:
+            return
+        self._losses.append(learn.loss.detach())
+        hps = [v for h in HPS for v in group_hypers(learn.opt, h, learn.n_groups)]
+        self._rows.append((self.step_offset + learn.train_iter, time.time(), hps))
+        if time.perf_counter() - self._t_flush > self.flush_secs:
+            self._flush()
+
+    def _flush(self) -> None:
+        self._t_flush = time.perf_counter()
+        if not self._rows:
+            return
+        self._ensure_open()
+        losses = torch.stack([t.float().mean() for t in self._losses]).cpu().tolist()  # one read per flush
+        names = list(self.learn.group_names)
+        out = []
+        for loss, (step, t, hps) in zip(losses, self._rows):
+            out.append((self.key("batch", "train_loss"), loss, step, t))
+            for i, h in enumerate(HPS):
+                for g, name in enumerate(names):
+                    out.append((self.key(h, name), hps[i * len(names) + g], step, t))
+        self._losses, self._rows = [], []
+        self._write_scalars(out)
+
+    def after_train(self) -> None:
+        """Write the training phase's batches."""
+        if self._active:
+            self._flush()
+
+    def after_epoch(self) -> None:
+        """Write every column of the epoch's row, and the measured throughput."""
+        if not self._active:
+            return
+        learn = self.learn
+        self._flush()
+        self._ensure_open()
+        rec = _recorder(learn)
+        step, now = self.step_offset + learn.train_iter, time.time()
+        cols: dict[str, Any] = {}
+        if rec is not None and rec.values:
+            cols = dict(zip(rec.metric_names[1:-1], rec.values[-1]))  # [train_loss, valid_loss, *metrics]
+        cols["epoch"] = learn.epoch
+        cols["time"] = time.perf_counter() - self._t_epoch  # seconds (the table's mm:ss is too coarse)
+        progress = next((cb for cb in learn.cbs if isinstance(cb, ProgressCallback)), None)
+        stats = None if progress is None else progress.epoch_stats
+        if stats:
+            cols["throughput"], cols["data_wait"] = stats["items_per_s"], stats["data_wait"]
+        rows = []
+        for name, v in cols.items():
+            try:
+                v = float(v)
+            except (TypeError, ValueError):
+                continue
+            if math.isfinite(v):
+                rows.append((self.key("epoch", name), v, step, now))
+        self._write_scalars(rows)
+
+    def after_fit(self) -> None:
+        """Write what is left and the schedule figure; close (a run that ended in an error is marked so)."""
+        if not self._active:
+            return
+        self._active = False
+        learn = self.learn
+        try:
+            self._flush()
+            rec = _recorder(learn)
+            if self.log_figure and self._opened and rec is not None and len(rec.lrs):
+                import matplotlib.pyplot as plt
+
+                fig = rec.plot_sched()
+                try:
+                    self._write_figure(fig, "plot_sched" if self.fit_index == 0 else f"plot_sched_fit{self.fit_index}",
+                                       self.step_offset + learn.train_iter)
+                finally:
+                    plt.close(fig)
+        finally:
+            self.step_offset += int(learn.train_iter)
+            if self._opened:
+                self._close(failed=sys.exc_info()[0] is not None)
+
+    # ---- checkpoint state ---------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Only what a resumed fit needs to continue the same run: where it logs and the step count."""
+        return {"step_offset": int(self.step_offset), "n_fits": int(self.n_fits), **self._run_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue the saved run (a fit resumed from a checkpoint logs into the same place, same steps)."""
+        self.step_offset, self.n_fits = int(state["step_offset"]), int(state["n_fits"])
+        if self._active:
+            self.fit_index = max(self.n_fits - 1, 0)
+        self._load_run_state(state)
+
+    def _run_state(self) -> dict:
+        raise NotImplementedError
+
+    def _load_run_state(self, state: dict) -> None:
+        raise NotImplementedError
+
+
+def _markdown_table(params: dict[str, Any]) -> str:
+    cells = ((k, str(v).replace("|", "\\|")) for k, v in params.items())
+    return "| hyper-parameter | value |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in cells)
+
+
+class TensorBoardCallback(_FitLogger):
+    """Log to TensorBoard event files in `log_dir` (default `learn.path / "runs" / <date-time>`).
+
+    Needs the `tensorboard` package (`pip install minifastai[tensorboard]`). Values are named after the
+    layer groups exactly as `learn.group_names` spells them (`lr/group 0`, `mom/head`, ...). Hyper-parameters
+    go to the text tab (`hyperparameters`, one step per fit), the schedule to the images tab (`plot_sched`).
+    """
+
+    def __init__(self, log_dir: str | Path | None = None, flush_secs: float = 10.0, log_figure: bool = True) -> None:
+        super().__init__(flush_secs, log_figure)
+        try:
+            import tensorboard  # noqa: F401
+        except ImportError as e:
+            raise ImportError("TensorBoardCallback needs tensorboard: pip install 'minifastai[tensorboard]'") from e
+        self.log_dir = None if log_dir is None else Path(log_dir)
+        self.run_dir: Path | None = None  # the folder written (log_dir, or the default chosen at the first fit)
+        self.writer: Any = None
+
+    def _prepare(self) -> None:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (importing it takes seconds)
+
+    def _open(self) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+        from torch.utils.tensorboard import SummaryWriter
+
+        if self.run_dir is None:
+            self.run_dir = self.log_dir or self.learn.path / "runs" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        self.writer = SummaryWriter(str(self.run_dir))
+        # a (re)start marker: TensorBoard drops what a crashed run wrote from this step on (a resumed fit
+        # writes those steps again)
+        start = Event(step=self.step_offset + self._fit_start_iter + 1, wall_time=time.time(),
+                      session_log=SessionLog(status=SessionLog.START))
+        self.writer.file_writer.add_event(start)
+
+    def _write_scalars(self, rows: list[tuple[str, float, int, float]]) -> None:
+        for key, v, step, t in rows:
+            self.writer.add_scalar(key, v, step, walltime=t)
+
+    def _write_params(self, params: dict[str, Any], fit_index: int) -> None:
+        self.writer.add_text("hyperparameters", _markdown_table(params), fit_index)
+
+    def _write_figure(self, fig: Any, name: str, step: int) -> None:
+        self.writer.add_figure("plot_sched", fig, step, close=False)
+
+    def _close(self, failed: bool) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def _run_state(self) -> dict:
+        return {"run_dir": None if self.run_dir is None else str(self.run_dir)}
+
+    def _load_run_state(self, state: dict) -> None:
+        if state.get("run_dir") and self.log_dir is None:
+            self.run_dir = Path(state["run_dir"])
+
+
+_MLFLOW_NAME = re.compile(r"[^/\w.\- :]")
+
+
+def mlflow_key(name: str) -> str:
+    """`name` with the characters MLflow refuses in metric and parameter names dropped (brackets) or made
+    `_` (others): `lr/group 2 (head)` -> `lr/group 2 head`."""
+    name = re.sub(r"[()\[\]{}<>]", "", name)
+    return re.sub(r"\s+", " ", _MLFLOW_NAME.sub("_", name)).strip()
+
+
+class MLflowCallback(_FitLogger):
+    """Log to an MLflow run: per-batch and per-epoch metrics, the fit's parameters, the schedule figure.
+
+    Needs the full `mlflow` package (`pip install minifastai[mlflow]`; `mlflow-skinny` has no SQLite store).
+    `tracking_uri` defaults to MLflow's own default (`MLFLOW_TRACKING_URI`, else `sqlite:///mlflow.db` in the
+    working folder): a local store, no server. The run is created in `experiment_name` (created if missing;
+    default: MLflow's default experiment) when the first values are written, unless a run is already active
+    (`mlflow.start_run()`), which is then used and left open. Every fit of this callback logs into the same
+    run; the parameters of the first fit have plain names, those of later fits a `fit<k>/` prefix. Names
+    follow MLflow's rules (see `mlflow_key`): `lr/group 2 (head)` is logged as `lr/group 2 head`.
+    """
+
+    def __init__(self, tracking_uri: str | None = None, experiment_name: str | None = None,
+                 run_name: str | None = None, flush_secs: float = 10.0, log_figure: bool = True) -> None:
+        super().__init__(flush_secs, log_figure)
+        try:
+            import mlflow  # noqa: F401
+        except ImportError as e:
+            raise ImportError("MLflowCallback needs mlflow: pip install 'minifastai[mlflow]'") from e
+        self.tracking_uri, self.experiment_name, self.run_name = tracking_uri, experiment_name, run_name
+        self.run_id: str | None = None
+        self._owns_run = True
+        self.client: Any = None
+
+    def key(self, kind: str, name: str) -> str:
+        """`kind/name` in MLflow's allowed characters."""
+        return mlflow_key(f"{kind}/{name}")
+
+    def _prepare(self) -> None:
+        from mlflow.tracking import MlflowClient
+
+        if self.client is None:  # connect now: a new SQLite store takes seconds to set up, a bad URI fails here
+            self.client = MlflowClient(tracking_uri=self.tracking_uri)
+            self.client.search_experiments(max_results=1)
+
+    def _open(self) -> None:
+        import mlflow
+
+        active = mlflow.active_run()
+        if active is not None and self.run_id in (None, active.info.run_id):  # the user's run: use it, keep it open
+            self.run_id, self._owns_run = active.info.run_id, False
+            return
+        self._owns_run = True
+        if self.run_id is not None:  # a later fit, or a fit resumed from a checkpoint: the same run again
+            self.client.update_run(self.run_id, status="RUNNING")
+            return
+        if self.experiment_name is None:
+            exp_id = "0"  # MLflow's default experiment
+        else:
+            exp = self.client.get_experiment_by_name(self.experiment_name)
+            exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(self.experiment_name)
+        self.run_id = self.client.create_run(exp_id, run_name=self.run_name).info.run_id
+
+    def _write_scalars(self, rows: list[tuple[str, float, int, float]]) -> None:
+        from mlflow.entities import Metric
+
+        metrics = [Metric(k, v, int(t * 1000), step) for k, v, step, t in rows]
+        for i in range(0, len(metrics), 1000):  # MLflow takes at most 1000 metrics per request
+            self.client.log_batch(self.run_id, metrics=metrics[i:i + 1000])
+
+    def _write_params(self, params: dict[str, Any], fit_index: int) -> None:
+        from mlflow.entities import Param
+
+        prefix = "" if fit_index == 0 else f"fit{fit_index}/"
+        logged = self.client.get_run(self.run_id).data.params  # a resumed fit's run has them already
+        new = [Param(mlflow_key(prefix + k), str(v)[:6000]) for k, v in params.items()]
+        new = [p for p in new if p.key not in logged]
+        for i in range(0, len(new), 100):  # MLflow takes at most 100 params per request
+            self.client.log_batch(self.run_id, params=new[i:i + 100])
+
+    def _write_figure(self, fig: Any, name: str, step: int) -> None:
+        self.client.log_figure(self.run_id, fig, f"{name}.png")
+
+    def _close(self, failed: bool) -> None:
+        if self._owns_run and self.client is not None:
+            self.client.set_terminated(self.run_id, status="FAILED" if failed else "FINISHED")
+
+    def _run_state(self) -> dict:
+        return {"run_id": self.run_id if self._owns_run else None}
+
+    def _load_run_state(self, state: dict) -> None:
+        if state.get("run_id"):
+            self.run_id = state["run_id"]

@@ -1,0 +1,221 @@
+"""EMA: the average equals torch's AveragedModel EMA, validation and export use it, checkpoints resume it."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from _ema_script import KILL_BATCH, KILL_EPOCH, N_EPOCH, column, run
+from helpers import make_learner, same_state, state_copy, synth_dls, three_group_model
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from minifastai import Callback, GradientAccumulation, load_learner
+from minifastai.ema import EMA
+
+SCRIPT = Path(__file__).with_name("_ema_script.py")
+
+
+class Reference(Callback):
+    """torch's own AveragedModel EMA, updated after every optimizer step, and the trained weights then."""
+
+    order = 100
+
+    def __init__(self, decay: float) -> None:
+        self.decay, self.steps = decay, 0
+
+    def before_fit(self) -> None:
+        self.avg = AveragedModel(self.learn.model, multi_avg_fn=get_ema_multi_avg_fn(self.decay), use_buffers=True)
+
+    def after_step(self) -> None:
+        self.avg.update_parameters(self.learn.model)
+        self.steps += 1
+        self.trained = state_copy(self.learn.model)
+
+
+def _close(a: dict, b: dict, floats_only: bool = False) -> bool:
+    keys = [k for k in a if a[k].is_floating_point()] if floats_only else list(a)
+    return all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6, rtol=1e-5) for k in keys)
+
+
+def valid_loss(model: torch.nn.Module, dl) -> float:
+    model.eval()
+    with torch.no_grad():
+        tot = sum(F.cross_entropy(model(x), y, reduction="sum") for x, y in dl)
+    return float(tot) / len(dl.dataset)
+
+
+def test_average_equals_torchs_ema_and_validation_uses_it():
+    learn = make_learner(cbs=EMA(decay=0.9))
+    ref = Reference(0.9)
+    learn.fit_one_cycle(2, 1e-2, cbs=ref)
+    ema, avg = learn.ema.ema_model.module.state_dict(), ref.avg.module.state_dict()
+    assert learn.ema.n_updates == ref.steps == 16 and int(learn.ema.ema_model.n_averaged) == 16
+    assert _close(ema, avg, floats_only=True)  # torch's own update garbles integer buffers: compare floats
+    assert int(ema["1.num_batches_tracked"]) == int(learn.model.state_dict()["1.num_batches_tracked"]) == 16
+    assert same_state(state_copy(learn.model), ref.trained)  # learn.model holds the trained weights
+    assert not _close(ema, ref.trained, floats_only=True)
+    # the epoch's validation ran on the averaged weights (norm statistics included)
+    vl = column(learn, "valid_loss")[-1]
+    assert vl == pytest.approx(valid_loss(learn.ema.ema_model.module, learn.dls.valid), rel=1e-5)
+    assert vl != pytest.approx(valid_loss(learn.model, learn.dls.valid), rel=1e-3)
+    # and so do validate, get_preds and predict after the fit; the model is left as trained
+    assert learn.validate()[0] == pytest.approx(vl, rel=1e-5)
+    preds, _ = learn.get_preds()
+    x = learn.dls.valid.dataset.tensors[0]
+    with torch.no_grad():
+        assert torch.allclose(preds, learn.ema.ema_model.module.eval()(x).softmax(-1), atol=1e-6)
+    assert same_state(state_copy(learn.model), ref.trained)
+
+
+def test_formula_with_decay_half():
+    """ema_0 = w_1 (the weights after the first step), then ema_k = 0.5 * ema_(k-1) + 0.5 * w_k."""
+    learn = make_learner(cbs=EMA(decay=0.5), dls=synth_dls(n_train=96, bs=32))  # 3 steps
+
+    class Weights(Callback):
+        order = 100
+
+        def before_fit(self):
+            self.w = []
+
+        def after_step(self):
+            self.w.append(self.learn.model[5].weight.detach().clone())
+
+    spy = Weights()
+    learn.fit(1, 1e-1, cbs=spy)
+    w = spy.w
+    expected = 0.5 * (0.5 * w[0] + 0.5 * w[1]) + 0.5 * w[2]
+    assert torch.allclose(learn.ema.ema_model.module[5].weight, expected, atol=1e-7)
+
+
+def test_validate_on_ema_false_validates_the_trained_weights():
+    learn = make_learner(cbs=EMA(decay=0.9, validate_on_ema=False))
+    learn.fit(1, 1e-2)
+    assert column(learn, "valid_loss")[-1] == pytest.approx(valid_loss(learn.model, learn.dls.valid), rel=1e-5)
+
+
+def test_export_writes_the_averaged_weights(tmp_path):
+    learn = make_learner(cbs=EMA(decay=0.9), path=tmp_path)
+    learn.fit(1, 1e-2)
+    trained = state_copy(learn.model)
+    path = learn.export()
+    assert same_state(state_copy(learn.model), trained)
+    loaded = load_learner(path, model=three_group_model())
+    assert _close(state_copy(loaded.model), learn.ema.ema_model.module.state_dict())
+    assert not _close(state_copy(loaded.model), trained, floats_only=True)
+
+
+def test_skipped_steps_do_not_update_and_lr_find_leaves_the_average_alone():
+    learn = make_learner(cbs=EMA(decay=0.9), dls=synth_dls(n_train=256, bs=32))
+    acc = GradientAccumulation(n_acc=64)  # 8 batches of 32: a step every second batch
+    learn.fit(1, 1e-2, cbs=acc)
+    assert acc.n_steps == 4 and learn.ema.n_updates == 4
+    before = state_copy(learn.ema.ema_model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a 10-batch sweep is too short for good suggestions: not the point here
+        learn.lr_find(num_it=10, show_plot=False)
+    assert learn.ema.n_updates == 4 and same_state(before, state_copy(learn.ema.ema_model))
+
+
+def test_no_per_batch_sync(monkeypatch):
+    counts = {"n": 0}
+    for name in ("item", "__float__", "__bool__", "__int__", "tolist", "numpy", "__format__"):
+        orig = getattr(torch.Tensor, name)
+
+        def wrapped(self, *a, _orig=orig, **k):
+            counts["n"] += 1
+            return _orig(self, *a, **k)
+        monkeypatch.setattr(torch.Tensor, name, wrapped)
+
+    def syncs(n_train: int) -> int:
+        learn = make_learner(dls=synth_dls(n_train=n_train, n_valid=64, bs=8), cbs=EMA(),
+                             opt_func=partial(torch.optim.SGD, momentum=0.9))
+        counts["n"] = 0
+        learn.fit_one_cycle(2, 1e-3)
+        return counts["n"]
+
+    assert syncs(64) == syncs(512)
+
+
+def test_bad_decay_and_a_replaced_model_are_clear_errors_that_change_nothing():
+    learn = make_learner()
+    cbs = list(learn.cbs)
+    with pytest.raises(ValueError, match=r"decay is the weight of the old average, in \[0, 1\]"):
+        learn.add_cb(EMA(decay=1.5))
+    assert learn.cbs == cbs
+    learn.add_cb(EMA())
+    learn.fit(1, 1e-3)
+    learn.model = torch.nn.Sequential(torch.nn.Linear(8, 2))
+    learn.layer_groups = [list(learn.model.parameters())]
+    learn.opt = None
+    before = state_copy(learn.model)
+    with pytest.raises(ValueError, match="no longer match the EMA's copy"):
+        learn.fit(1, 1e-3)
+    assert same_state(before, state_copy(learn.model))
+
+
+def _script(out: Path, mode: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SCRIPT.parent.parent), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, str(SCRIPT), str(out), mode], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def test_sigkill_then_resume_continues_the_average_exactly(tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    proc = _script(out, "kill")
+    full = run(tmp_path / "full", "full")  # the uninterrupted run, in this process while the other one starts
+    ready, t0 = out / "ready", time.monotonic()
+    while not ready.exists():
+        assert proc.poll() is None, f"training script died early:\n{proc.stdout.read()}"
+        assert time.monotonic() - t0 < 120, "training script never reached the kill point"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    state = torch.load(out / "models" / f"model_{KILL_EPOCH - 1}.pth", weights_only=True)["callbacks"]["ema"]
+    assert state["n_updates"] == KILL_EPOCH * 8 and set(state) == {"ema", "n_updates", "decay"}
+    resumed = _script(out, "resume")
+    log, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, log
+    res = torch.load(out / "result_resume.pt", weights_only=True)
+    assert res["n_updates"] == full["n_updates"] == N_EPOCH * 8
+    assert _close(res["model"], full["model"]) and _close(res["ema"], full["ema"])
+    assert res["valid_loss"] == pytest.approx(full["valid_loss"][KILL_EPOCH:], abs=1e-6)
+    assert KILL_BATCH < 8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_updates_without_host_device_sync_and_validates_on_the_average():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    class NoSync(Callback):
+        order = 0  # between TrainEvalCallback and the Recorder (whose epoch-end read is a sync)
+
+        def before_train(self) -> None:
+            torch.cuda.set_sync_debug_mode("error")
+
+        def after_train(self) -> None:
+            torch.cuda.set_sync_debug_mode(0)
+
+        def after_fit(self) -> None:
+            torch.cuda.set_sync_debug_mode(0)
+
+    dls = synth_dls(n_train=256, bs=32)
+    dls.train = DataLoader(TensorDataset(*(t.cuda() for t in dls.train.dataset.tensors)), 32)
+    dls.valid = DataLoader(TensorDataset(*(t.cuda() for t in dls.valid.dataset.tensors)), 32)
+    dls.device = torch.device("cuda")
+    learn = make_learner(dls=dls, cbs=EMA(decay=0.9), opt_func=torch.optim.SGD)
+    learn.fit(1, 1e-2)  # warm-up: one-off syncs (optimizer state)
+    learn.fit(2, 1e-2, cbs=NoSync())
+    assert learn.ema.n_updates == 24 and learn.ema.ema_model.n_averaged.device.type == "cuda"
+    x, y = dls.valid.dataset.tensors
+    with torch.no_grad():
+        expected = F.cross_entropy(learn.ema.ema_model.module.eval()(x), y)
+    assert column(learn, "valid_loss")[-1] == pytest.approx(float(expected), rel=1e-4)
