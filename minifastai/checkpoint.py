@@ -466,6 +466,26 @@ def loader_generators(dl: Any) -> list[torch.Generator]:
     return out
 
 
+def save(learn: Learner, name: str | Path, with_opt: bool = True) -> Path:
+    """`learn.save(name)`: model, optimizer, training position and RNG states, written atomically to
+    `learn.checkpoint_path(name)`; returns the path."""
+    return save_checkpoint(learn, learn.checkpoint_path(name), with_opt)
+
+
+def load(learn: Learner, name: str | Path, with_opt: bool = True, strict: bool = True, with_rng: bool = True,
+         with_cbs: bool = True) -> Learner:
+    """`learn.load(name)`: all or nothing (a damaged or mismatched file is an error naming it, and the learner is
+    unchanged); `with_rng=False` / `with_cbs=False` leave the RNG and callback states alone. Returns `learn`."""
+    load_checkpoint(learn, learn.checkpoint_path(name), with_opt, strict, with_rng, with_cbs)
+    return learn
+
+
+def export(learn: Learner, fname: str | Path = "export.pkl") -> Path:
+    """`learn.export()`: weights and what inference needs, to `learn.path / fname` (fastai's name; a
+    `torch.load(weights_only=True)` file, never a code pickle); see `load_learner`."""
+    return export_learner(learn, learn.path / fname)
+
+
 def save_checkpoint(learn: Learner, path: Path, with_opt: bool = True, next_epoch: int | None = None) -> Path:
     """Model, optimizer, training position, RNG states and callback states, with a checksum, written atomically
     (stale temporary files of killed saves in the folder are removed first).

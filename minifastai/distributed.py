@@ -209,7 +209,7 @@ class DistributedTrainer(Callback):
 
     order = -5
 
-    def __init__(self, device: torch.device, train_dl: Iterable, valid_dl: Iterable | None,
+    def __init__(self, device: torch.device, train_dl: Iterable | None, valid_dl: Iterable | None,
                  ddp_kwargs: dict[str, Any]) -> None:
         self.device, self.train_dl, self.valid_dl, self.ddp_kwargs = device, train_dl, valid_dl, ddp_kwargs
         self._outer: BaseException | None = None

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import acceleration, checkpoint, distributed, inference, lr_find, mixed_precision, plan, schedule, summary
 from . import groups as G
-from . import inference, lr_find, plan, schedule, summary
 from .callback import (
     BATCH_EVENTS,
     EVENTS,
@@ -416,42 +416,13 @@ class Learner(LoopState):
         weights and gradients), so that `.restore()` puts it back exactly."""
         return Snapshot(self, tensors)
 
-    # ---- scale (implemented in mixed_precision.py and distributed.py) ------------------------
-    def to_fp16(self, **kwargs: Any) -> Learner:
-        """Mixed precision with float16 autocast and a GradScaler (overflowing steps are skipped)."""
-        from .mixed_precision import to_fp16
-
-        return to_fp16(self, **kwargs)
-
-    def to_bf16(self, **kwargs: Any) -> Learner:
-        """Mixed precision with bfloat16 autocast (no scaler needed; works on CPU too)."""
-        from .mixed_precision import to_bf16
-
-        return to_bf16(self, **kwargs)
-
-    def to_fp32(self) -> Learner:
-        """Remove mixed precision."""
-        from .mixed_precision import to_fp32
-
-        return to_fp32(self)
-
-    def to_channels_last(self) -> Learner:
-        """Channels-last memory format for the model's 4-D weights and the inputs (faster convolutions on GPU)."""
-        from .acceleration import to_channels_last
-
-        return to_channels_last(self)
-
-    def compile(self, **kwargs: Any) -> Learner:
-        """Compile the model in place with `torch.compile(**kwargs)`; names, freezing and checkpoints keep working."""
-        from .acceleration import compile_learner
-
-        return compile_learner(self, **kwargs)
-
-    def distrib_ctx(self, **kwargs: Any) -> Any:
-        """Context manager: under torchrun, train with DistributedDataParallel; elsewhere it does nothing."""
-        from .distributed import distrib_ctx
-
-        return distrib_ctx(self, **kwargs)
+    # ---- scale (mixed_precision.py, acceleration.py, distributed.py) -------------------------
+    to_fp16 = mixed_precision.to_fp16
+    to_bf16 = mixed_precision.to_bf16
+    to_fp32 = mixed_precision.to_fp32
+    to_channels_last = acceleration.to_channels_last
+    compile = acceleration.compile_learner
+    distrib_ctx = distributed.distrib_ctx
 
     # ---- evaluation and inference (inference.py) ----------------------------------------------
     validate = inference.validate
@@ -464,32 +435,15 @@ class Learner(LoopState):
         rec = getattr(self, "recorder", None)
         return None if rec is None else rec.final_record
 
-    # ---- persistence (implemented in checkpoint.py) -------------------------------------------
+    # ---- persistence (checkpoint.py) -----------------------------------------------------------
     def checkpoint_path(self, name: str | Path) -> Path:
         """Where checkpoint `name` lives: `path / model_dir / f"{name}.pth"`."""
         p = Path(name)
         return p if p.suffix == ".pth" or p.is_absolute() else self.path / self.model_dir / f"{name}.pth"
 
-    def save(self, name: str | Path, with_opt: bool = True) -> Path:
-        """Write model, optimizer, training position and RNG states atomically; returns the path."""
-        from .checkpoint import save_checkpoint
-
-        return save_checkpoint(self, self.checkpoint_path(name), with_opt)
-
-    def load(self, name: str | Path, with_opt: bool = True, strict: bool = True) -> Learner:
-        """Load a checkpoint written by `save`; a damaged or mismatched file is an error naming it."""
-        from .checkpoint import load_checkpoint
-
-        load_checkpoint(self, self.checkpoint_path(name), with_opt, strict)
-        return self
-
-    def export(self, fname: str | Path = "export.pkl") -> Path:
-        """Weights and what inference needs, to `path / fname` (fastai's name; a `torch.load(weights_only=True)`
-        file, never a code pickle); see `load_learner`."""
-        from .checkpoint import export_learner
-
-        return export_learner(self, self.path / fname)
-
+    save = checkpoint.save
+    load = checkpoint.load
+    export = checkpoint.export
     summary = summary.summary
 
 

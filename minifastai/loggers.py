@@ -170,6 +170,7 @@ class _FitLogger(Callback):
         if not self._active or not learn.training or learn.loss is None:
             return
         self._losses.append(learn.loss.detach())
+        assert learn.opt is not None
         hps = [v for h in HPS for v in group_hypers(learn.opt, h, learn.n_groups)]
         self._rows.append((self.step_offset + learn.train_iter, time.time(), hps))
         if time.perf_counter() - self._t_flush > self.flush_secs:
