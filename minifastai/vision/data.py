@@ -79,12 +79,12 @@ def read_image(path: str | os.PathLike, backend: str | None = None) -> Tensor:
         raise FileNotFoundError(f"image {path} does not exist")
     try:
         if backend == "torchvision" and path.suffix.lower() in _TV_DECODE:
-            from torchvision.io import ImageReadMode, decode_image, read_file
-
             try:
+                from torchvision.io import ImageReadMode, decode_image, read_file
+
                 return _to_uint8(decode_image(read_file(str(path)), mode=ImageReadMode.RGB))
-            except RuntimeError:  # a format variant libpng/libjpeg refuse (e.g. CMYK): PIL reads more
-                pass
+            except (ImportError, RuntimeError):  # no image ops in this torchvision, or a variant libpng/libjpeg
+                pass                             # refuse (e.g. CMYK JPEG): PIL reads more
         return _read_pil(path)
     except Exception as e:
         raise RuntimeError(f"could not read image {path}: {type(e).__name__}: {e}. Delete or replace the "
@@ -467,15 +467,13 @@ class ImageDataLoaders(DataLoaders):
             return cls.from_items(root, [files[i] for i in t_idx], [labels[i] for i in t_idx],
                                   [files[i] for i in v_idx], [labels[i] for i in v_idx], vocab, item_tfms,
                                   batch_tfms, **kwargs)
-        parts = []
         for name, what in ((train, "train"), (valid, "valid")):
-            d = root / name
-            if not d.is_dir():
+            if not (root / name).is_dir():
                 raise FileNotFoundError(
-                    f"{what} folder {d} does not exist (folders in {root}: {_class_folders(root)}); pass "
-                    f"{what}='<folder name>', or valid_pct=0.2 to split the images under {root} at random")
-            parts.append(_class_samples(d, what))
-        (t_items, t_labels), (v_items, v_labels) = parts
+                    f"{what} folder {root / name} does not exist (folders in {root}: {_class_folders(root)}); "
+                    f"pass {what}='<folder name>', or valid_pct=0.2 to split the images under {root} at random")
+        t_items, t_labels = _class_samples(root / train, "train")
+        v_items, v_labels = _class_samples(root / valid, "valid")
         return cls.from_items(root, t_items, t_labels, v_items, v_labels, vocab, item_tfms, batch_tfms, **kwargs)
 
     @classmethod
@@ -564,7 +562,8 @@ class ImageDataLoaders(DataLoaders):
         """`from_df` on `path/csv_fname` (read with pandas)."""
         import pandas as pd
 
-        df = pd.read_csv(Path(path) / csv_fname, header=header, delimiter=delimiter)
+        kw = {} if delimiter is None else {"delimiter": delimiter}
+        df = pd.read_csv(Path(path) / csv_fname, header=header, **kw)
         return cls.from_df(df, path=path, **kwargs)
 
     @classmethod
