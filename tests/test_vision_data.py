@@ -167,7 +167,7 @@ def test_to_image_tensor_checks_ranges_and_layouts():
                                          r" \[\d+, \d+\].*torch.uint8"):
         to_image_tensor(u8.float())
     assert torch.equal(to_image_tensor(u8.long()), u8)
-    assert torch.equal(to_image_tensor((u8.to(torch.int32) * 257)), u8)  # 16-bit values scaled
+    assert torch.equal(to_image_tensor(u8.to(torch.int32) * 257), u8)  # 16-bit values scaled
     with pytest.raises(ValueError, match=r"shape \(C, H, W\) with 1, 3 or 4 channels"):
         to_image_tensor(torch.rand(5, 4, 4))
     with pytest.raises(TypeError, match="cannot read an image from a dict"):

@@ -75,8 +75,10 @@ def test_aug_transforms_lists_fastais_transforms_in_fastais_order():
 
 
 @pytest.mark.parametrize("tfm,ftfm", [
-    (Rotate(max_deg=30, p=1.0, draw=[25, -10, 0, 5, 30, -30]), fa.Rotate(max_deg=30, p=1.0, draw=[25, -10, 0, 5, 30, -30])),
-    (Zoom(max_zoom=2, p=1.0, draw=1.5, draw_x=0.2, draw_y=0.9), fa.Zoom(max_zoom=2, p=1.0, draw=1.5, draw_x=0.2, draw_y=0.9)),
+    (Rotate(max_deg=30, p=1.0, draw=[25, -10, 0, 5, 30, -30]),
+     fa.Rotate(max_deg=30, p=1.0, draw=[25, -10, 0, 5, 30, -30])),
+    (Zoom(max_zoom=2, p=1.0, draw=1.5, draw_x=0.2, draw_y=0.9),
+     fa.Zoom(max_zoom=2, p=1.0, draw=1.5, draw_x=0.2, draw_y=0.9)),
     (Flip(p=1.0), fa.Flip(p=1.0)),
     (Dihedral(p=1.0, draw=[0, 1, 2, 3, 4, 5]), fa.Dihedral(p=1.0, draw=[0, 1, 2, 3, 4, 5])),
     (Warp(magnitude=0.4, p=1.0, draw_x=0.3, draw_y=-0.2), fa.Warp(magnitude=0.4, p=1.0, draw_x=0.3, draw_y=-0.2)),
