@@ -148,7 +148,7 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
     """Image files under `path` (only in the top-level `folders` if given), sorted, as fastai lists them.
 
     Skipped: hidden files and folders (names starting with '.', e.g. macOS `._*` files), files that are
-    not images, and folders already listed (a symlink loop or a second link is not followed twice).
+    not images, and folders already listed or linking back to an ancestor (symlink loops are not followed).
     Image files minifastai cannot read (e.g. `.gif`, `.svg`) are reported in a warning.
     """
     root = Path(path)
@@ -176,7 +176,11 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
                 continue
             if entry.is_dir():
                 if recurse and (folders is None or not top or entry.name in folders):
-                    subdirs.append((Path(entry.path), False))
+                    child = os.path.realpath(entry.path)
+                    if child == real or real.startswith(child.rstrip(os.sep) + os.sep):  # a link to an ancestor
+                        repeated.append((entry.path, child))
+                    else:
+                        subdirs.append((Path(entry.path), False))
             elif entry.is_file() and not (top and folders is not None and "." not in folders):
                 ext = os.path.splitext(entry.name)[1].lower()
                 if ext in IMAGE_EXTENSIONS:
@@ -192,7 +196,7 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
                       f"{', '.join(IMAGE_EXTENSIONS)}. Convert them (e.g. to PNG) to use them.", stacklevel=2)
     if repeated:
         warnings.warn(f"get_image_files({str(root)!r}) did not enter {len(repeated)} folder(s) already listed "
-                      f"through another path (a symlink loop or a second link), e.g. {repeated[0][0]} -> "
+                      f"or linking back to an ancestor (a symlink loop or a second link), e.g. {repeated[0][0]} -> "
                       f"{repeated[0][1]}", stacklevel=2)
     return sorted(found)
 
