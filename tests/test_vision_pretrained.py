@@ -48,7 +48,7 @@ def test_pretrained_true_reads_torchvisions_file_from_the_hub_cache_offline(torc
     body = learn.model[0][0]  # torchvision's `features`
     assert torch.equal(body[0][0].weight, sd["features.0.0.weight"])
     assert torch.equal(body[18][1].running_var, sd["features.18.1.running_var"])
-    assert learn.group_names == ["body", "head"] and learn.export_info["weights"].endswith("IMAGENET1K_V1>")
+    assert learn.group_names == ["body", "head"] and learn.export_info["weights"] == "MobileNet_V2_Weights.IMAGENET1K_V1"
     assert not body[0][0].weight.requires_grad and body[0][1].weight.requires_grad  # frozen; BN trains
     assert dls.pipeline.norm.mean == [0.485, 0.456, 0.406]
     # weights= takes the file itself too
@@ -57,10 +57,11 @@ def test_pretrained_true_reads_torchvisions_file_from_the_hub_cache_offline(torc
 
 
 def test_imagenet_mobilenet_beats_random_init_by_a_wide_margin(torch_home, tree):
-    # Same recipe, same seed, same data (digits 5-9, 32 px, 240 training images, bs=8): fine_tune(1,
-    # base_lr=5e-3) = one frozen epoch + one unfrozen epoch (60 steps). Measured over seeds 0-4 on this
-    # machine: ImageNet weights reach accuracy 0.50-0.55 (valid loss 1.12-1.35), random init stays at chance
-    # 0.20 (valid loss 2.09-3.96); margin >= 0.30 in accuracy, >= 0.74 in valid loss.
+    # Same recipe, same seed, same data (digits 5-9, 32 px, 240 training images, bs=8, no augmentation):
+    # fine_tune(1, base_lr=1e-2) = one frozen and one unfrozen epoch, 60 steps, ~7 s of CPU each.
+    # Measured over seeds 0-4 on 2 shared cores: ImageNet weights reach accuracy 0.48-0.55 (valid loss
+    # 1.04-1.82); random init stays at chance, 0.20 (valid loss 2.60-3.03). Margins: accuracy >= 0.28,
+    # valid loss >= 0.78. The thresholds below leave room for BLAS differences between machines.
     P.place_mobilenet_weights()
     res = {}
     for pretrained in (True, False):
@@ -68,7 +69,7 @@ def test_imagenet_mobilenet_beats_random_init_by_a_wide_margin(torch_home, tree)
         dls = ImageDataLoaders.from_folder(tree, bs=8, device="cpu")
         learn = vision_learner(dls, mobilenet_v2, pretrained=pretrained, metrics=accuracy)
         learn.remove_cb(learn.progress)
-        learn.fine_tune(1, base_lr=5e-3)
+        learn.fine_tune(1, base_lr=1e-2)
         res[pretrained] = learn.validate()  # [valid_loss, accuracy]
     (pre_loss, pre_acc), (rnd_loss, rnd_acc) = res[True], res[False]
     assert pre_acc >= 0.4 and rnd_acc <= 0.3, res
