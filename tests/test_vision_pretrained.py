@@ -48,7 +48,8 @@ def test_pretrained_true_reads_torchvisions_file_from_the_hub_cache_offline(torc
     body = learn.model[0][0]  # torchvision's `features`
     assert torch.equal(body[0][0].weight, sd["features.0.0.weight"])
     assert torch.equal(body[18][1].running_var, sd["features.18.1.running_var"])
-    assert learn.group_names == ["body", "head"] and learn.export_info["weights"] == "MobileNet_V2_Weights.IMAGENET1K_V1"
+    assert learn.group_names == ["body", "head"]
+    assert learn.export_info["weights"] == "MobileNet_V2_Weights.IMAGENET1K_V1"
     assert not body[0][0].weight.requires_grad and body[0][1].weight.requires_grad  # frozen; BN trains
     assert dls.pipeline.norm.mean == [0.485, 0.456, 0.406]
     # weights= takes the file itself too
