@@ -111,6 +111,29 @@ def test_head_sizes_are_checked_before_the_head_is_allocated(export, tmp_path, m
     assert built == []  # the 2e6-way head (4 GB) was never allocated
 
 
+@pytest.mark.parametrize("arch,match", [
+    ("resnet152", r"the head it declares .* does not match its stored weights"),  # 2048 features, not 512
+    ("resnet18", r"stored weights do not fit the model the file declares \(\d+ missing tensors"),  # same head
+    ("vit_h_14", "vit_h_14 is a transformer, not a CNN"),
+])
+def test_an_other_arch_is_planned_on_the_meta_device_only(export, tmp_path, monkeypatch, arch, match):
+    import minifastai.vision.learner as vl
+
+    _, state = export
+    path = tampered(tmp_path, state, lambda s: s["builder"].update(arch=arch))
+    devices = []
+    real = vl.create_vision_model
+
+    def spy(*args, **kwargs):
+        devices.append(torch.get_default_device().type)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(vl, "create_vision_model", spy)
+    with pytest.raises(ValueError, match=match):
+        load_learner(path)
+    assert devices == ["meta"]  # 11M / 60M / 630M parameters were only planned, never allocated
+
+
 @pytest.mark.parametrize("field,value,match", [
     ("arch", "__import__('os').system", r"unknown architecture \"__import__\('os'\).system\"|unknown architecture"),
     ("arch", 3, r"builder\['arch'\] must be an architecture name"),

@@ -29,6 +29,7 @@ from minifastai.vision import (
     vision_learner,
 )
 
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 

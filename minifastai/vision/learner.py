@@ -139,6 +139,21 @@ def _head_shapes(sd: dict) -> list[tuple[int, ...]]:
     return [tuple(sd[k].shape) for k in keys]
 
 
+def _check_state_shapes(expected: dict, stored: dict, src: str) -> None:
+    """The stored tensors are exactly the model's (names and shapes), or a ValueError naming the first
+    differences."""
+    missing = [k for k in expected if k not in stored]
+    extra = [k for k in stored if k not in expected]
+    bad = [f"{k}: file {tuple(stored[k].shape)} vs model {tuple(v.shape)}" for k, v in expected.items()
+           if k in stored and tuple(stored[k].shape) != tuple(v.shape)]
+    if missing or extra or bad:
+        parts = [f"{len(x)} {what} (e.g. {x[:3]})" for x, what in ((missing, "missing tensors"),
+                                                                    (extra, "unexpected tensors"),
+                                                                    (bad, "shape mismatches")) if x]
+        raise ValueError(f"{src}: the stored weights do not fit the model the file declares ({'; '.join(parts)}); "
+                         "the file is damaged or was altered. Nothing was built.")
+
+
 def rebuild_learner(state: dict, device: Any = "cpu", source: str | None = None) -> VisionLearner:
     """Rebuild an exported vision learner (architecture, head, classes, transforms) from plain data; the
     caller (`load_learner`) loads the weights.
@@ -180,8 +195,11 @@ def rebuild_learner(state: dict, device: Any = "cpu", source: str | None = None)
                              f"{concat_pool}: Linear weights {declared}) does not match its stored weights "
                              f"({stored}); the file is damaged or was altered. Nothing was built.")
 
-    model, meta = create_vision_model(builder, int(n_out), None, cut, lin_ftrs, ps, concat_pool,  # type: ignore[arg-type]
-                                      check_head=check_head)
+    args = (builder, int(n_out), None, cut, lin_ftrs, ps, concat_pool)  # type: ignore[arg-type]
+    with torch.device("meta"):  # shapes only, no memory: a crafted file cannot make us allocate gigabytes
+        planned, _ = create_vision_model(*args, check_head=check_head)
+    _check_state_shapes(planned.state_dict(), sd, src)
+    model, meta = create_vision_model(*args)
     dls_state = state.get("dls")
     if not isinstance(dls_state, dict):
         raise ValueError(f"{src}: 'dls' must describe the data (a dict), got {type(dls_state).__name__}")
