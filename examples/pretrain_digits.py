@@ -111,7 +111,7 @@ def _pretrain(path: Path, epochs: int, lr: float, size: int, seed: int, verbose:
     if not verbose:
         learn.remove_cb(learn.progress)
     learn.fit_one_cycle(epochs, lr)
-    loss, acc = learn.recorder.values[-1][2:4]
+    loss, acc = learn.validate()
     if verbose:
         print(f"pretrained resnet10 on digits 0-4: valid loss {loss:.3f}, accuracy {acc:.3f}")
     return atomic_save(model.state_dict(), path)
