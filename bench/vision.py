@@ -16,7 +16,8 @@ Throughput: images/s of decode + item transform + collate + batch augmentation +
 `ImageDataLoaders` (no model), with torchvision's `decode_image` against PIL; the faster is the default
 (`minifastai.vision.data.DEFAULT_BACKEND`).
 
-Usage: python bench/vision.py [--repeats 3] [--threads 1] [--size 64] [--bs 64] [--profile]
+Usage: python bench/vision.py [--repeats 3] [--threads 1] [--size 64] [--bs 64] [--skip-fit] [--skip-decode]
+       [--profile]
 """
 from __future__ import annotations
 
@@ -227,6 +228,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=64)
     ap.add_argument("--bs", type=int, default=64)
     ap.add_argument("--skip-fit", action="store_true", help="only the decode + augment throughput")
+    ap.add_argument("--skip-decode", action="store_true", help="only the fine-tuning epoch")
     ap.add_argument("--profile", action="store_true", help="also print cProfile tables of one run of each")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -235,7 +237,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", message="The image decoding", category=DeprecationWarning)
     with tempfile.TemporaryDirectory() as tmp:
         tree = make_tree(Path(tmp), args.size)
-        bench_decode(tree, args.bs, max(args.repeats, 3))
+        if not args.skip_decode:
+            bench_decode(tree, args.bs, max(args.repeats, 3))
         if not args.skip_fit:
             bench_fit(tree, args.bs, args.repeats, args.profile)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU")

@@ -173,16 +173,17 @@ class ImagePipeline:
         if norms:
             norm = norms[0] if isinstance(norms[0], Normalize) else Normalize(norms[0].mean, norms[0].std)
         self.norm = norm
-        self.valid_item = [x for t in self.item_tfms for x in ([t] if isinstance(t, _OWN) else valid_version(t))]
+        self.valid_item = [x for t in self.item_tfms
+                           for x in ([t] if isinstance(t, ImageTransform) else valid_version(t))]
 
     def item(self, img: Tensor, train: bool) -> Tensor:
         """Apply the item transforms to one (C, H, W) uint8 image."""
         if train:
             for t in self.item_tfms:
-                img = t(img, True) if isinstance(t, _OWN) else t(img)
+                img = t(img, True) if isinstance(t, ImageTransform) else t(img)
         else:
             for t in self.valid_item:
-                img = t(img, False) if isinstance(t, _OWN) else t(img)
+                img = t(img, False) if isinstance(t, ImageTransform) else t(img)
         return img
 
     def batch(self, x: Tensor, train: bool) -> Tensor:
@@ -203,7 +204,7 @@ class ImagePipeline:
                     x = apply_lighting(tfms[i:j], x)
                 i = j
                 continue
-            if isinstance(t, _OWN):
+            if isinstance(t, ImageTransform):
                 x = t(x, train)
             elif is_augmentation(t):
                 if train:  # torchvision draws one set of parameters per call: call it per image
@@ -264,6 +265,3 @@ class ImagePipeline:
             except (TypeError, ValueError) as e:
                 raise ValueError(f"{source}: dls.normalize is invalid: {e}") from None
         return cls(lists["item_tfms"], lists["batch_tfms"], normalize)
-
-
-_OWN = ImageTransform
