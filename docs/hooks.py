@@ -20,6 +20,7 @@ PLACEHOLDER = ("# {title}\n\n!!! note\n    This guide is being written; the [API
 def api_modules() -> list[str]:
     """Public modules of the package, in reading order."""
     found = sorted(p.stem for p in PACKAGE.glob("*.py") if not p.stem.startswith("_"))
+    found += sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists() and not p.name.startswith("_"))
     return [m for m in API_ORDER if m in found] + [m for m in found if m not in API_ORDER]
 
 
@@ -35,6 +36,25 @@ def _guide_pages(nav: list) -> list[tuple[str, str]]:
     return out
 
 
+def api_page(m: str) -> str:
+    """A module's reference; a subpackage's lists its public submodules (re-exports of other libraries, listed
+    in SKIP_SUBMODULES, are left out)."""
+    folder = PACKAGE / m
+    if not (folder / "__init__.py").exists():
+        # the Learner's fit methods, inference, persistence and scale methods are functions of their modules bound
+        # in the class body (`fit_one_cycle = schedule.fit_one_cycle`): inspection shows their signatures there
+        opts = "    options:\n      force_inspection: true\n" if m == "learner" else ""
+        return f"# minifastai.{m}\n\n::: minifastai.{m}\n{opts}"
+    subs = sorted(p.stem for p in folder.glob("*.py")
+                  if not p.stem.startswith("_") and f"{m}.{p.stem}" not in SKIP_SUBMODULES)
+    head = f"# minifastai.{m}\n\n::: minifastai.{m}\n    options:\n      members: false\n"
+    return head + "".join(f"\n## minifastai.{m}.{s}\n\n::: minifastai.{m}.{s}\n    options:\n      heading_level: 3\n"
+                          for s in subs)
+
+
+SKIP_SUBMODULES = {"vision.tvm"}  # torchvision's builders, re-exported by name
+
+
 def on_config(config: Any) -> Any:
     """Fill the "API reference" section of the nav with one page per module."""
     for item in config["nav"]:
@@ -46,10 +66,7 @@ def on_config(config: Any) -> Any:
 def on_files(files: Files, config: Any) -> Files:
     """Generate the API pages, and a placeholder for any guide in the nav that is not on disk yet."""
     for m in api_modules():
-        # the Learner's fit methods, inference and summary are functions of their modules bound in the class body
-        # (`fit_one_cycle = schedule.fit_one_cycle`): inspection shows them with their signatures on its page
-        opts = "    options:\n      force_inspection: true\n" if m == "learner" else ""
-        files.append(File.generated(config, f"api/{m}.md", content=f"# minifastai.{m}\n\n::: minifastai.{m}\n{opts}"))
+        files.append(File.generated(config, f"api/{m}.md", content=api_page(m)))
     docs = Path(config["docs_dir"])
     for title, path in _guide_pages(config["nav"]):
         if not (docs / path).exists() and files.get_file_from_path(path) is None:

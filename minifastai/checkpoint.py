@@ -820,7 +820,8 @@ def _tabular_builder() -> Callable[..., Learner]:
 BUILDERS: dict[str, Callable[[], Callable[..., Learner]]] = {
     "minifastai.vision": _vision_builder, "minifastai.tabular": _tabular_builder}
 """The only code an export may ask `load_learner` to run: `builder["module"]` -> a function returning that
-module's `rebuild_learner(state, device)`. Anything else is an error naming the file and the entry."""
+module's `rebuild_learner(state, device, source)` (`source`: the file, for its error messages). Anything else
+is an error naming the file and the entry."""
 
 ALLOCATION_SLACK = 256 * 2**20
 """Bytes a model build may allocate beyond twice the stored weights when it cannot be checked on the meta
@@ -888,7 +889,7 @@ def _builder(state: dict, path: Path) -> tuple[str, Callable[..., Learner]]:
 
 def _build(rebuild: Callable[..., Learner], module: str, state: dict, path: Path, device: Any) -> Learner:
     try:
-        return rebuild(state, device=device)
+        return rebuild(state, device=device, source=str(path))
     except (KeyError, TypeError, AttributeError, IndexError) as e:
         raise DamagedFileError(f"{path} is malformed: the entries for {module} cannot be read "
                                f"({type(e).__name__}: {e})") from e
@@ -917,7 +918,9 @@ def rebuild_checked(state: dict, path: Path, device: Any = "cpu") -> Learner:
         warnings.simplefilter("ignore")
         try:
             with torch.device("meta"):
-                probe = rebuild(state, device=device)
+                probe = rebuild(state, device=device, source=str(path))
+        except ValueError:
+            raise  # the builder refused the file's entries (it names the file): nothing was built
         except Exception:
             probe = None  # not buildable on meta (or malformed: the real build below raises that)
     if probe is not None:

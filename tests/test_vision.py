@@ -16,17 +16,33 @@ from minifastai.vision import (
     IMAGENET_STATS,
     AdaptiveConcatPool2d,
     ImageDataLoaders,
+    RandomResizedCrop,
+    Resize,
     WeightsUnavailableError,
     aug_transforms,
     cnn_learner,
     create_body,
     create_head,
+    get_image_files,
     register_arch,
     resnet10,
     vision_learner,
 )
 
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def fastai_random_split(items, valid_pct, seed):
+    """fastai's RandomSplitter on these items (its own code; it reseeds torch's global RNG, so restore it)."""
+    from fastai.data.transforms import RandomSplitter
+
+    state = torch.get_rng_state()
+    try:
+        t, v = RandomSplitter(valid_pct, seed=seed)(items)
+    finally:
+        torch.set_rng_state(state)
+    return list(t), list(v)
 
 
 def _load_pretrain_module():
@@ -87,7 +103,7 @@ def test_resnet_groups_frozen_state_and_head(small_tree, weights):
                                        nn.ReLU, nn.BatchNorm1d, nn.Dropout, nn.Linear]
     assert head[2].num_features == 2 * 512 and head[4].out_features == 512 and head[8].out_features == 5
     assert head[3].p == 0.25 and head[7].p == 0.5 and head[4].bias is None and head[8].bias is None
-    assert dls.pipeline.norm == IMAGENET_STATS
+    assert (tuple(dls.pipeline.norm.mean), tuple(dls.pipeline.norm.std)) == IMAGENET_STATS
     assert cnn_learner is vision_learner
 
 
@@ -138,8 +154,9 @@ def test_slice_gives_per_group_lrs_and_frozen_weights_stay(small_tree, weights):
     assert runs[1].lrs[0] == pytest.approx([1e-5 / 5, 1e-4 / 5, 1e-3 / 5])
     learn.fit_one_cycle(1, slice(1e-5, 1e-3))
     lrs = learn.recorder.lrs
-    assert lrs.shape == (3, 3) and lrs[0] == pytest.approx([1e-5 / 25, 1e-4 / 25, 1e-3 / 25])
-    assert lrs / lrs[:, 2:] == pytest.approx(torch.tensor([[0.01, 0.1, 1.0]] * 3).numpy())  # same shape, scaled
+    # 80 training images at bs=32: 2 batches (the partial third is dropped, as fastai does)
+    assert lrs.shape == (2, 3) and lrs[0] == pytest.approx([1e-5 / 25, 1e-4 / 25, 1e-3 / 25])
+    assert lrs / lrs[:, 2:] == pytest.approx(torch.tensor([[0.01, 0.1, 1.0]] * 2).numpy())  # same shape, scaled
     assert torch.equal(learn.model[0][0].weight, conv)  # frozen conv: untouched
     assert not torch.equal(learn.model[1][4].weight, lin)  # head: trained
 
@@ -172,7 +189,7 @@ def test_pretrained_body_beats_random_body_after_one_frozen_epoch(full_tree, wei
             dls.normalize(*IMAGENET_STATS)
             learn.freeze()
         learn.fit_one_cycle(1, 2e-3)
-        res[pretrained] = learn.recorder.values[-1][1:3]  # valid_loss, accuracy
+        res[pretrained] = learn.validate()  # valid_loss, accuracy
     (pre_loss, pre_acc), (rnd_loss, rnd_acc) = res[True], res[False]
     assert pre_acc >= 0.7
     assert pre_acc - rnd_acc >= 0.15, res
@@ -238,7 +255,11 @@ def test_export_reload_predicts_the_same(small_tree, weights):
     assert state["builder"]["arch"] == "resnet10" and state["dls"]["vocab"] == ["eight", "five", "nine", "seven",
                                                                                   "six"]
     assert state["dls"]["normalize"] == [list(IMAGENET_STATS[0]), list(IMAGENET_STATS[1])]
-    assert state["dls"]["batch_tfms"] == []  # augmentation is training-only: nothing to apply at inference
+    # the whole pipeline is stored (augmentation too, for tta after reloading), as plain data
+    assert [d["name"] for d in state["dls"]["batch_tfms"]] == ["minifastai.Warp", "minifastai.Rotate",
+                                                               "minifastai.Zoom", "minifastai.Brightness",
+                                                               "minifastai.Contrast"]
+    assert state["dls"]["batch_tfms"][1]["args"]["max_deg"] == 10.0
     new = load_learner(path)
     assert new.group_names == learn.group_names and new.dls.vocab == dls.vocab
     img = sorted((small_tree / "valid" / "seven").glob("*.png"))[0]
@@ -282,27 +303,31 @@ def test_from_folder_vocab_split_and_batches(small_tree):
     assert y.dtype == torch.int64 and set(y.tolist()) == set(range(5))
     dls.device = "meta"  # the loaders follow dls.device (distrib_ctx sets it per process)
     assert next(iter(dls.valid))[0].device.type == "meta"
-    split = ImageDataLoaders.from_folder(small_tree, valid_pct=0.25, seed=1, device="cpu")
-    again = ImageDataLoaders.from_folder(small_tree, valid_pct=0.25, seed=1, device="cpu")
-    assert len(split.valid.dataset) == 20 and len(split.train.dataset) == 60  # train folder only, split 3:1
+    # fastai's valid_pct: every image under path, labelled by its folder, split by RandomSplitter(0.25, seed=1)
+    split = ImageDataLoaders.from_folder(small_tree, valid_pct=0.25, seed=1, device="cpu", bs=16)
+    again = ImageDataLoaders.from_folder(small_tree, valid_pct=0.25, seed=1, device="cpu", bs=16)
+    assert len(split.valid.dataset) == 25 and len(split.train.dataset) == 75
     assert split.valid.dataset.samples == again.valid.dataset.samples
+    files = get_image_files(small_tree)
+    t_idx, v_idx = fastai_random_split(files, 0.25, 1)
+    assert split.valid.items == [str(files[i]) for i in v_idx] and split.train.items == [str(files[i]) for i in t_idx]
+    assert split.path == small_tree and len(split.train) == 75 // 16  # last partial training batch dropped
 
 
 def test_augmentation_touches_training_batches_only(small_tree):
-    tfms = [v2.RandomResizedCrop(12, scale=(0.5, 1.0))]
-    dls = ImageDataLoaders.from_folder(small_tree, item_tfms=tfms, batch_tfms=aug_transforms(), bs=80,
-                                       shuffle=False, device="cpu")
+    dls = ImageDataLoaders.from_folder(small_tree, item_tfms=RandomResizedCrop(12, min_scale=0.5),
+                                       batch_tfms=aug_transforms(), bs=80, shuffle=False, device="cpu")
     t1, t2 = next(iter(dls.train))[0], next(iter(dls.train))[0]
     v1, v2_ = next(iter(dls.valid))[0], next(iter(dls.valid))[0]
     assert t1.shape[-2:] == (12, 12) and v1.shape[-2:] == (12, 12)
     assert not torch.equal(t1, t2) and torch.equal(v1, v2_)
     same = next(iter(dls.valid))[0][:1].expand(16, -1, -1, -1)  # 16 copies of one image
-    out = dls.pipeline.batch(same, train=True)
+    out = dls.pipeline.batch(same.clone(), train=True)
     assert len({tuple(o.flatten().tolist()) for o in out}) > 4  # each image gets its own random parameters
-    assert torch.equal(dls.pipeline.batch(same, train=False), same)
-    assert dls.pipeline.valid_batch == [] and [type(t) for t in dls.pipeline.valid_item] == [v2.Resize,
-                                                                                             v2.CenterCrop]
-    assert [d["name"] for d in dls.export_state()["item_tfms"]] == ["Resize", "CenterCrop"]
+    assert torch.equal(dls.pipeline.batch(same.clone(), train=False), same)
+    state = dls.export_state()
+    assert [d["name"] for d in state["item_tfms"]] == ["minifastai.RandomResizedCrop"]
+    assert state["item_tfms"][0]["args"]["min_scale"] == 0.5
 
 
 def test_folder_errors_name_the_path(tmp_path, small_tree):
@@ -328,16 +353,17 @@ def test_unreadable_and_odd_sized_images_name_the_path(tmp_path):
             Image.new("RGB", (8, 8), (10, 20, 30)).save(root / split / c / "ok.png")
     bad = root / "train" / "x" / "broken.png"
     bad.write_bytes(b"not a png at all")
-    dls = ImageDataLoaders.from_folder(root, bs=4, device="cpu", shuffle=False)
+    dls = ImageDataLoaders.from_folder(root, bs=2, device="cpu", shuffle=False)  # x/broken.png comes first
     with pytest.raises(RuntimeError, match=f"could not read image {bad}"):
         next(iter(dls.train))
     bad.unlink()
     Image.new("RGB", (9, 7)).save(root / "train" / "y" / "big.png")
-    dls = ImageDataLoaders.from_folder(root, bs=4, device="cpu", shuffle=False)
+    dls = ImageDataLoaders.from_folder(root, bs=2, device="cpu", shuffle=False)  # x/ok.png, y/big.png
     with pytest.raises(RuntimeError, match=r"different sizes \(3x7x9, 3x8x8\).*item_tfms"):
         next(iter(dls.train))
-    resized = ImageDataLoaders.from_folder(root, bs=4, device="cpu", item_tfms=v2.Resize((8, 8)))
-    assert next(iter(resized.train))[0].shape == (3, 3, 8, 8)
+    for tfm in (v2.Resize((8, 8)), Resize(8)):
+        resized = ImageDataLoaders.from_folder(root, bs=3, device="cpu", item_tfms=tfm)
+        assert next(iter(resized.train))[0].shape == (3, 3, 8, 8)
 
 
 def test_image_loaders_shard_their_inner_dataloader_for_distributed_training(small_tree):

@@ -1,0 +1,77 @@
+"""Vision: fine-tune torchvision CNNs the fastai way, offline.
+
+`vision_learner` cuts a (pretrained) torchvision CNN into a body, adds fastai's head, freezes the body and
+normalizes the data; `ImageDataLoaders` reads images with fastai's constructors and transforms
+(`Resize`, `RandomResizedCrop`, `aug_transforms`, `Normalize`), augmenting whole batches on the device;
+`ClassificationInterpretation`, `show_batch`, `show_results` and `tta` look at the results. torchvision's
+builders (`resnet34`, `mobilenet_v2`, ...) are exported here, as fastai exports them.
+"""
+from . import tvm
+from .data import (
+    IMAGE_EXTENSIONS,
+    ImageDataLoaders,
+    ImageDL,
+    ImageListDataset,
+    get_image_files,
+    parent_label,
+    read_image,
+    to_image_tensor,
+)
+from .interpret import ClassificationInterpretation
+from .learner import VisionLearner, cnn_learner, rebuild_learner, vision_learner
+from .models import (
+    AdaptiveConcatPool2d,
+    ArchMeta,
+    WeightsUnavailableError,
+    create_body,
+    create_head,
+    create_vision_model,
+    default_weights,
+    load_weights,
+    model_meta,
+    num_features,
+    register_arch,
+    resnet10,
+    resolve_arch,
+)
+from .pipeline import ImagePipeline
+from .transforms import (
+    IMAGENET_STATS,
+    AffineTfm,
+    Brightness,
+    Contrast,
+    CropPad,
+    Dihedral,
+    Flip,
+    ImageTransform,
+    LightingTfm,
+    Normalize,
+    PadMode,
+    RandomResizedCrop,
+    RandomResizedCropGPU,
+    Resize,
+    ResizeMethod,
+    Rotate,
+    Warp,
+    Zoom,
+    aug_transforms,
+    imagenet_stats,
+)
+from .tvm import *  # noqa: F403  (torchvision's builders and weights enums, listed in tvm.__all__)
+
+__all__ = [
+    # learners
+    "vision_learner", "cnn_learner", "VisionLearner", "rebuild_learner", "ClassificationInterpretation",
+    # data
+    "ImageDataLoaders", "ImageDL", "ImageListDataset", "ImagePipeline", "get_image_files", "parent_label",
+    "read_image", "to_image_tensor", "IMAGE_EXTENSIONS",
+    # transforms
+    "Resize", "ResizeMethod", "PadMode", "RandomResizedCrop", "CropPad", "aug_transforms", "Flip", "Dihedral",
+    "Rotate", "Zoom", "Warp", "Brightness", "Contrast", "RandomResizedCropGPU", "Normalize", "ImageTransform",
+    "AffineTfm", "LightingTfm", "imagenet_stats", "IMAGENET_STATS",
+    # models and weights
+    "AdaptiveConcatPool2d", "ArchMeta", "WeightsUnavailableError", "create_body", "create_head",
+    "create_vision_model", "default_weights", "load_weights", "model_meta", "num_features", "register_arch",
+    "resnet10", "resolve_arch",
+    *tvm.__all__,
+]

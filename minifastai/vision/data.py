@@ -1,0 +1,674 @@
+"""Image data: reading files, listing them (`get_image_files`), and `ImageDataLoaders` with fastai's
+constructors (`from_folder`, `from_name_func`, `from_name_re`, `from_path_func`, `from_path_re`,
+`from_lists`, `from_df`, `from_csv`).
+
+Images are decoded to uint8 `(3, H, W)` tensors (torchvision's `decode_image`, PIL for other formats),
+item transforms run per image in the `DataLoader`, batches move to the device and get their batch
+transforms there. Training batches are shuffled and the last partial one is dropped (fastai), so
+BatchNorm never sees a batch of one; validation uses every image, in order.
+"""
+from __future__ import annotations
+
+import mimetypes
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from ..data import DataLoaders, default_device
+from .pipeline import ImagePipeline
+from .transforms import Normalize
+
+__all__ = [
+    "IMAGE_EXTENSIONS", "ImageDataLoaders", "ImageDL", "ImageListDataset", "get_image_files", "parent_label",
+    "read_image", "to_image_tensor",
+]
+
+# what minifastai reads (torchvision's ImageFolder list); other image types are reported as skipped
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+_IMAGE_LIKE = {k for k, v in mimetypes.types_map.items() if v.startswith("image/")} | {".avif", ".heic", ".heif"}
+_TV_DECODE = (".jpg", ".jpeg", ".png", ".webp")  # decoded by torchvision.io.decode_image (faster, bench/vision.py)
+DEFAULT_BACKEND = "torchvision"
+
+
+# ================================================================================================
+# Reading images
+# ================================================================================================
+def _to_uint8(x: Tensor) -> Tensor:
+    """16-bit images (0-65535) scaled to 8 bits with rounding; uint8 unchanged."""
+    if x.dtype == torch.uint8:
+        return x
+    if x.dtype == torch.uint16:
+        x = x.to(torch.int32)
+    return torch.div(x.to(torch.int64) + 128, 257, rounding_mode="floor").clamp(0, 255).to(torch.uint8)
+
+
+def _read_pil(path: Path) -> Tensor:
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit grayscale: scale, do not clip
+            arr = np.asarray(im).astype(np.int64)
+            if im.mode == "I" and arr.max(initial=0) <= 255:
+                t = torch.from_numpy(arr).clamp(0, 255).to(torch.uint8)
+            else:
+                t = _to_uint8(torch.from_numpy(arr))
+            return t[None].expand(3, -1, -1).contiguous()
+        arr = np.asarray(im.convert("RGB"))
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+def read_image(path: str | os.PathLike, backend: str | None = None) -> Tensor:
+    """An image file as a uint8 RGB tensor (3, H, W). 16-bit PNGs are scaled to 8 bits (not clipped).
+
+    `backend`: "torchvision" (`torchvision.io.decode_image` for JPEG, PNG and WebP, PIL for the rest; the
+    default, faster on small images), or "pil" (PIL for everything).
+    """
+    path = Path(path)
+    backend = backend or DEFAULT_BACKEND
+    if backend not in ("torchvision", "pil"):
+        raise ValueError(f"backend={backend!r} must be 'torchvision' or 'pil'")
+    if not path.is_file():
+        raise FileNotFoundError(f"image {path} does not exist")
+    try:
+        if backend == "torchvision" and path.suffix.lower() in _TV_DECODE:
+            try:
+                from torchvision.io import ImageReadMode, decode_image, read_file
+
+                return _to_uint8(decode_image(read_file(str(path)), mode=ImageReadMode.RGB))
+            except (ImportError, RuntimeError):  # no image ops in this torchvision, or a variant libpng/libjpeg
+                pass                             # refuse (e.g. CMYK JPEG): PIL reads more
+        return _read_pil(path)
+    except Exception as e:
+        raise RuntimeError(f"could not read image {path}: {type(e).__name__}: {e}. Delete or replace the "
+                           "file.") from e
+
+
+def to_image_tensor(item: Any, backend: str | None = None) -> Tensor:
+    """A path, PIL image, (H, W[, C]) numpy array or (C, H, W) tensor as a 3-channel (3, H, W) image.
+
+    uint8 values are 0-255, float values must be in [0, 1] (a float tensor with values up to 255 is an
+    error that says how to pass it), 16-bit values are scaled to 8 bits.
+    """
+    if isinstance(item, (str, os.PathLike)):
+        return read_image(item, backend)
+    from PIL import Image
+
+    if isinstance(item, Image.Image):
+        import numpy as np
+
+        if item.mode.startswith("I"):
+            t = _to_uint8(torch.from_numpy(np.asarray(item).astype(np.int64)))
+            return t[None].expand(3, -1, -1).contiguous()
+        return torch.from_numpy(np.asarray(item.convert("RGB")).copy()).permute(2, 0, 1).contiguous()
+    if not isinstance(item, Tensor):
+        import numpy as np
+
+        try:
+            arr = np.asarray(item)
+        except Exception:
+            arr = None
+        if arr is None or arr.ndim not in (2, 3) or arr.dtype == object:
+            raise TypeError(f"cannot read an image from a {type(item).__name__}: pass a file path, a PIL "
+                            "image or a (C, H, W) tensor")
+        t = torch.from_numpy(arr.copy())
+        item = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
+    if item.ndim == 2:
+        item = item[None]
+    if item.ndim != 3 or item.shape[0] not in (1, 3, 4):
+        raise ValueError("an image tensor must have shape (C, H, W) with 1, 3 or 4 channels, got "
+                         f"{tuple(item.shape)}")
+    if item.is_floating_point():
+        lo, hi = float(item.min()), float(item.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise ValueError(f"a float image tensor must hold values in [0, 1]; this one spans [{lo:g}, {hi:g}]. "
+                             "For 0-255 values pass img.to(torch.uint8) (or img / 255)")
+    elif item.dtype != torch.uint8:
+        if item.dtype == torch.bool:
+            raise ValueError("a boolean tensor is not an image: pass uint8 (0-255) or float (0-1) values")
+        hi = int(item.max())
+        if hi > 255 and item.dtype not in (torch.int32, torch.int64, torch.uint16):
+            raise ValueError(f"an integer image tensor of {item.dtype} must hold 0-255 values, max is {hi}")
+        item = _to_uint8(item) if hi > 255 else item.clamp(0, 255).to(torch.uint8)
+    return item.expand(3, -1, -1) if item.shape[0] == 1 else item[:3]
+
+
+# ================================================================================================
+# Listing images
+# ================================================================================================
+def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequence[str] | None = None
+                    ) -> list[Path]:
+    """Image files under `path` (only in the top-level `folders` if given), sorted, as fastai lists them.
+
+    Skipped: hidden files and folders (names starting with '.', e.g. macOS `._*` files), files that are
+    not images, and folders already listed or linking back to an ancestor (symlink loops are not followed).
+    Image files minifastai cannot read (e.g. `.gif`, `.svg`) are reported in a warning.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} does not exist")
+    found: list[Path] = []
+    skipped: dict[str, list[str]] = {}
+    repeated: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    stack: list[tuple[Path, bool]] = [(root, True)]
+    while stack:
+        folder, top = stack.pop()
+        real = os.path.realpath(folder)
+        if real in seen:
+            repeated.append((str(folder), real))
+            continue
+        seen.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            raise OSError(f"cannot list {folder}: {e}") from e
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                if recurse and (folders is None or not top or entry.name in folders):
+                    child = os.path.realpath(entry.path)
+                    if child == real or real.startswith(child.rstrip(os.sep) + os.sep):  # a link to an ancestor
+                        repeated.append((entry.path, child))
+                    else:
+                        subdirs.append((Path(entry.path), False))
+            elif entry.is_file() and not (top and folders is not None and "." not in folders):
+                ext = os.path.splitext(entry.name)[1].lower()
+                if ext in IMAGE_EXTENSIONS:
+                    found.append(Path(entry.path))
+                elif ext in _IMAGE_LIKE:
+                    skipped.setdefault(ext, []).append(entry.path)
+        stack.extend(reversed(subdirs))
+    if skipped:
+        kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(skipped.items()))
+        example = next(iter(skipped.values()))[0]
+        warnings.warn(f"get_image_files({str(root)!r}) skipped {sum(map(len, skipped.values()))} image files that "
+                      f"minifastai does not read ({kinds}; e.g. {example}); it reads "
+                      f"{', '.join(IMAGE_EXTENSIONS)}. Convert them (e.g. to PNG) to use them.", stacklevel=2)
+    if repeated:
+        warnings.warn(f"get_image_files({str(root)!r}) did not enter {len(repeated)} folder(s) already listed "
+                      f"or linking back to an ancestor (a symlink loop or a second link), e.g. {repeated[0][0]} -> "
+                      f"{repeated[0][1]}", stacklevel=2)
+    return sorted(found)
+
+
+def parent_label(o: str | os.PathLike) -> str:
+    """The name of the folder holding `o` (fastai's `parent_label`)."""
+    return Path(o).parent.name
+
+
+def _regex_labeller(pat: str, on_name: bool) -> Callable[[Any], str]:
+    rx = re.compile(pat)
+    if rx.groups < 1:
+        raise ValueError(f"pat={pat!r} has no group: put the label in parentheses, e.g. r'^(.*)_\\d+.jpg$'")
+
+    def label(o: Any) -> str:
+        s = Path(o).name if on_name else str(o)
+        m = rx.search(s)
+        if m is None:
+            raise ValueError(f"pattern {pat!r} does not match {s!r} (file {o}): no label for it; fix the "
+                             "pattern or remove the file from fnames")
+        return m.group(1)
+
+    return label
+
+
+# ================================================================================================
+# Datasets and loaders
+# ================================================================================================
+class ImageListDataset(Dataset):
+    """Images (file paths, or PIL images / tensors) and label indices (None for unlabelled items), read and
+    passed through the pipeline's item transforms (training or validation version)."""
+
+    def __init__(self, items: Sequence[Any], labels: Sequence[int] | None, pipeline: ImagePipeline,
+                 train: bool, backend: str | None = None) -> None:
+        self.items = [str(o) if isinstance(o, os.PathLike) else o for o in items]
+        self.labels = None if labels is None else [int(y) for y in labels]
+        self.pipeline, self.train, self.backend = pipeline, train, backend
+
+    @property
+    def samples(self) -> list[tuple[Any, int]]:
+        """(item, label index) pairs, as torchvision's ImageFolder has them."""
+        return list(zip(self.items, self.labels or []))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple:
+        img = self.pipeline.item(to_image_tensor(self.items[i], self.backend), self.train)
+        return (img,) if self.labels is None else (img, self.labels[i])
+
+    def with_train(self, train: bool) -> ImageListDataset:
+        """The same items with the training (True) or validation (False) item transforms."""
+        return ImageListDataset(self.items, self.labels, self.pipeline, train, self.backend)
+
+
+def collate_images(batch: list[tuple]) -> tuple[Tensor, ...]:
+    """Stack images (and labels); images of different sizes are an error that says how to resize them."""
+    imgs = [b[0] for b in batch]
+    shapes = {tuple(x.shape) for x in imgs}
+    if len(shapes) > 1:
+        ex = ", ".join("x".join(map(str, s)) for s in sorted(shapes)[:3])
+        raise RuntimeError(f"images in a batch have different sizes ({ex}): pass item_tfms that make them "
+                           "equal, e.g. item_tfms=Resize(224) or RandomResizedCrop(224, min_scale=0.35)")
+    x = torch.stack(imgs)
+    return (x,) if len(batch[0]) == 1 else (x, torch.tensor([b[1] for b in batch]))
+
+
+class ImageDL:
+    """A torch DataLoader whose batches go to the device and through the batch transforms (training or
+    validation version)."""
+
+    def __init__(self, dl: DataLoader, pipeline: ImagePipeline, train: bool, device: torch.device) -> None:
+        self.dl, self.pipeline, self.train, self.device = dl, pipeline, train, device
+
+    @property
+    def dataset(self) -> Any:
+        """The underlying dataset."""
+        return self.dl.dataset
+
+    @property
+    def sampler(self) -> Any:
+        """The underlying DataLoader's sampler (distributed training sets its epoch)."""
+        return self.dl.sampler
+
+    @property
+    def bs(self) -> int:
+        """Batch size."""
+        return int(self.dl.batch_size or 1)
+
+    @property
+    def items(self) -> list:
+        """The files (or other items) this loader reads, in dataset order."""
+        return list(getattr(self.dl.dataset, "items", []))
+
+    def map_loader(self, f: Callable[[DataLoader], DataLoader]) -> ImageDL:
+        """The same pipeline around `f(inner DataLoader)`; distributed training shards the inner loader so."""
+        return ImageDL(f(self.dl), self.pipeline, self.train, self.device)
+
+    def new(self, shuffle: bool = False, drop_last: bool = False, train: bool | None = None,
+            bs: int | None = None) -> ImageDL:
+        """A loader over the same items: unshuffled, every batch, training (`train=True`: augmented) or
+        validation transforms (default: this loader's own)."""
+        train = self.train if train is None else train
+        ds = self.dl.dataset
+        if isinstance(ds, ImageListDataset):
+            ds = ds.with_train(train)
+        dl = DataLoader(ds, bs or self.bs, shuffle=shuffle, drop_last=drop_last, num_workers=self.dl.num_workers,
+                        collate_fn=self.dl.collate_fn, pin_memory=self.dl.pin_memory)
+        return ImageDL(dl, self.pipeline, train, self.device)
+
+    def __len__(self) -> int:
+        return len(self.dl)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        nb = self.device.type == "cuda"
+        for b in self.dl:
+            x = self.pipeline.batch(b[0].to(self.device, non_blocking=nb), self.train)
+            yield (x,) if len(b) == 1 else (x, b[1].to(self.device, non_blocking=nb))
+
+
+def _random_split(n: int, valid_pct: float, seed: int | None) -> tuple[list[int], list[int]]:
+    """fastai's RandomSplitter: a permutation (seeded with `seed` if given); the first `int(valid_pct * n)`
+    indices are the validation set. The global RNG is not reseeded."""
+    if not (isinstance(valid_pct, (int, float)) and 0 < valid_pct < 1):
+        raise ValueError(f"valid_pct={valid_pct!r} must be a fraction between 0 and 1 (e.g. 0.2)")
+    cut = int(valid_pct * n)
+    if cut == 0:
+        need = 1
+        while int(valid_pct * need) < 1:
+            need += 1
+        raise ValueError(f"valid_pct={valid_pct} of {n} image(s) leaves no validation image (int({valid_pct} * {n}) "
+                         f"= 0): use at least {need} images, or a larger valid_pct")
+    if cut >= n:
+        raise ValueError(f"valid_pct={valid_pct} of {n} image(s) leaves no training image")
+    g = None if seed is None else torch.Generator().manual_seed(seed)
+    perm = torch.randperm(n, generator=g).tolist()
+    return perm[cut:], perm[:cut]
+
+
+def _check_files(items: Sequence[Any], path: Path) -> list[str]:
+    out = [str(o) for o in items]
+    missing = [f for f in out if not os.path.isfile(f)]
+    if missing:
+        hint = ""
+        if not os.path.isabs(missing[0]) and (path / missing[0]).is_file():
+            hint = f" They exist under path={str(path)!r}: pass [path/f for f in fnames]."
+        raise FileNotFoundError(f"{len(missing)} of {len(out)} image files do not exist (e.g. {missing[:3]}).{hint}")
+    return out
+
+
+class ImageDataLoaders(DataLoaders):
+    """Training and validation loaders of labelled images, with the class names (`vocab`), the transform
+    pipeline (kept for inference and exports), the data folder (`path`) and the loss for the task."""
+
+    def __init__(self, train: Any, valid: Any = None, device: torch.device | str | None = None,
+                 vocab: Sequence[Any] | None = None, pipeline: ImagePipeline | None = None,
+                 path: str | os.PathLike = ".") -> None:
+        super().__init__(train, valid, device=device, n_inp=1, vocab=vocab)
+        self.pipeline = pipeline or ImagePipeline()
+        self.path = Path(path)
+        self.loss_func: Callable = nn.CrossEntropyLoss()
+
+    @property
+    def device(self) -> torch.device:
+        """Where batches go (their transforms run there too); setting it moves the loaders' output."""
+        return self._device
+
+    @device.setter
+    def device(self, device: torch.device | str) -> None:
+        self._device = torch.device(device)
+        for dl in (self.train, self.valid):
+            if isinstance(dl, ImageDL):
+                dl.device = self._device
+
+    @property
+    def c(self) -> int:
+        """Number of classes (fastai's `dls.c`)."""
+        return len(self.vocab or [])
+
+    @property
+    def train_ds(self) -> Any:
+        """The training dataset (items, labels, item transforms)."""
+        return getattr(self.train, "dataset", None)
+
+    @property
+    def valid_ds(self) -> Any:
+        """The validation dataset."""
+        return getattr(self.valid, "dataset", None)
+
+    def one_batch(self) -> tuple:
+        """The first training batch (on the device, transformed)."""
+        if self.train is None:
+            raise ValueError("these DataLoaders have no training data (an inference learner from load_learner)")
+        return next(iter(self.train))
+
+    # ---- constructors ----------------------------------------------------------------------------
+    @classmethod
+    def from_items(cls, path: str | os.PathLike, train_items: Sequence[Any], train_labels: Sequence[Any],
+                   valid_items: Sequence[Any], valid_labels: Sequence[Any], vocab: Sequence[Any] | None = None,
+                   item_tfms: Any = None, batch_tfms: Any = None, bs: int = 64, val_bs: int | None = None,
+                   shuffle: bool = True, device: torch.device | str | None = None,
+                   num_workers: int | None = None, backend: str | None = None) -> ImageDataLoaders:
+        """Loaders from explicit training and validation items and labels (what every constructor ends in).
+
+        The vocab is the sorted set of labels; a label seen only in the validation set is added with a
+        warning. Training batches are shuffled with the last partial batch dropped; validation batches
+        (`val_bs`, default `bs`) keep every item in order.
+        """
+        if not (isinstance(bs, int) and bs > 0):
+            raise ValueError(f"bs={bs!r} must be a positive int")
+        val_bs = bs if val_bs is None else val_bs
+        if len(train_items) == 0:
+            raise ValueError("no training images")
+        if len(train_items) < bs:
+            raise ValueError(f"the training set has {len(train_items)} images, fewer than bs={bs}: with the last "
+                             "partial batch dropped (as fastai does, so that BatchNorm never sees a batch of one) "
+                             f"no batch would be left; pass bs={len(train_items)} or less")
+        for labels, what in ((train_labels, "training"), (valid_labels, "validation")):
+            bad = [(i, y) for i, y in enumerate(labels) if y is None or (isinstance(y, float) and y != y)]
+            if bad:
+                raise ValueError(f"{len(bad)} {what} labels are missing (None/NaN), e.g. item "
+                                 f"{bad[0][0]}: {list(train_items if what == 'training' else valid_items)[bad[0][0]]}")
+        if vocab is None:
+            try:
+                vocab = sorted(set(train_labels) | set(valid_labels))
+            except TypeError:
+                raise TypeError(f"labels must be of one sortable type (e.g. all str), got "
+                                f"{sorted({type(y).__name__ for y in train_labels})}") from None
+            only_valid = sorted(set(valid_labels) - set(train_labels))
+            if only_valid:
+                warnings.warn(f"classes {only_valid} occur only in the validation set: the model cannot learn "
+                              "them (they are in the vocab, so the outputs still line up)", stacklevel=3)
+        vocab = list(vocab)
+        index = {v: i for i, v in enumerate(vocab)}
+        unknown = sorted({str(y) for y in [*train_labels, *valid_labels] if y not in index})
+        if unknown:
+            raise ValueError(f"labels {unknown[:5]} are not in vocab={vocab}")
+        pipeline = ImagePipeline(item_tfms, batch_tfms)
+        dev = torch.device(device) if device is not None else default_device()
+        if num_workers is None:
+            num_workers = min(8, os.cpu_count() or 1) if dev.type == "cuda" else 0
+        kw: dict[str, Any] = {"num_workers": num_workers, "collate_fn": collate_images,
+                              "pin_memory": dev.type == "cuda", "persistent_workers": num_workers > 0}
+        train_ds = ImageListDataset(train_items, [index[y] for y in train_labels], pipeline, True, backend)
+        train_dl = DataLoader(train_ds, bs, shuffle=shuffle, drop_last=True, **kw)
+        valid = None
+        if len(valid_items):
+            valid_ds = ImageListDataset(valid_items, [index[y] for y in valid_labels], pipeline, False, backend)
+            valid = ImageDL(DataLoader(valid_ds, val_bs, **kw), pipeline, False, dev)
+        return cls(ImageDL(train_dl, pipeline, True, dev), valid, dev, vocab, pipeline, path)
+
+    @classmethod
+    def from_folder(cls, path: str | os.PathLike, train: str = "train", valid: str = "valid",
+                    valid_pct: float | None = None, seed: int | None = None, vocab: Sequence[Any] | None = None,
+                    item_tfms: Any = None, batch_tfms: Any = None, **kwargs: Any) -> ImageDataLoaders:
+        """An ImageNet-style tree: `path/train/<class>/...` and `path/valid/<class>/...`, or with `valid_pct`
+        every image under `path`, labelled by its folder and split at random (`seed`), as fastai.
+
+        `item_tfms` run per image on uint8 tensors (e.g. `Resize(224)`), `batch_tfms` per batch on the
+        device (e.g. `aug_transforms()`); other keywords (`bs`, `val_bs`, `device`, `num_workers`, ...)
+        as `from_items`.
+        """
+        root = Path(path).expanduser()
+        if not root.is_dir():
+            raise FileNotFoundError(f"image folder {root} does not exist")
+        if valid_pct is not None:
+            files = get_image_files(root)
+            if not files:
+                raise FileNotFoundError(f"no images under {root} (image files end in {', '.join(IMAGE_EXTENSIONS)})")
+            labels = [parent_label(f) for f in files]
+            t_idx, v_idx = _random_split(len(files), valid_pct, seed)
+            return cls.from_items(root, [files[i] for i in t_idx], [labels[i] for i in t_idx],
+                                  [files[i] for i in v_idx], [labels[i] for i in v_idx], vocab, item_tfms,
+                                  batch_tfms, **kwargs)
+        for name, what in ((train, "train"), (valid, "valid")):
+            if not (root / name).is_dir():
+                raise FileNotFoundError(
+                    f"{what} folder {root / name} does not exist (folders in {root}: {_class_folders(root)}); "
+                    f"pass {what}='<folder name>', or valid_pct=0.2 to split the images under {root} at random")
+        t_items, t_labels = _class_samples(root / train, "train")
+        v_items, v_labels = _class_samples(root / valid, "valid")
+        return cls.from_items(root, t_items, t_labels, v_items, v_labels, vocab, item_tfms, batch_tfms, **kwargs)
+
+    @classmethod
+    def from_path_func(cls, path: str | os.PathLike, fnames: Sequence[Any], label_func: Callable[[Any], Any],
+                       valid_pct: float = 0.2, seed: int | None = None, item_tfms: Any = None,
+                       batch_tfms: Any = None, **kwargs: Any) -> ImageDataLoaders:
+        """Image files `fnames` labelled by `label_func(Path)`, split at random (`valid_pct`, `seed`)."""
+        files = _check_files(fnames, Path(path))
+        labels = [label_func(Path(f)) for f in files]
+        t_idx, v_idx = _random_split(len(files), valid_pct, seed)
+        return cls.from_items(path, [files[i] for i in t_idx], [labels[i] for i in t_idx],
+                              [files[i] for i in v_idx], [labels[i] for i in v_idx], kwargs.pop("vocab", None),
+                              item_tfms, batch_tfms, **kwargs)
+
+    @classmethod
+    def from_name_func(cls, path: str | os.PathLike, fnames: Sequence[Any], label_func: Callable[[str], Any],
+                       **kwargs: Any) -> ImageDataLoaders:
+        """Image files labelled by `label_func(file name)` (e.g. `lambda f: f[0].isupper()` for the pets)."""
+        return cls.from_path_func(path, fnames, lambda p: label_func(p.name), **kwargs)
+
+    @classmethod
+    def from_path_re(cls, path: str | os.PathLike, fnames: Sequence[Any], pat: str, **kwargs: Any
+                     ) -> ImageDataLoaders:
+        """Image files labelled by the first group of the regular expression `pat` searched in the full path."""
+        return cls.from_path_func(path, fnames, _regex_labeller(pat, on_name=False), **kwargs)
+
+    @classmethod
+    def from_name_re(cls, path: str | os.PathLike, fnames: Sequence[Any], pat: str, **kwargs: Any
+                     ) -> ImageDataLoaders:
+        """Image files labelled by the first group of `pat` searched in the file name (r'^(.*)_\\d+.jpg$')."""
+        return cls.from_path_func(path, fnames, _regex_labeller(pat, on_name=True), **kwargs)
+
+    @classmethod
+    def from_lists(cls, path: str | os.PathLike, fnames: Sequence[Any], labels: Sequence[Any],
+                   valid_pct: float = 0.2, seed: int | None = None, item_tfms: Any = None, batch_tfms: Any = None,
+                   **kwargs: Any) -> ImageDataLoaders:
+        """Image files and their labels as two lists, split at random."""
+        if len(fnames) != len(labels):
+            raise ValueError(f"{len(fnames)} fnames but {len(labels)} labels: give one label per file")
+        files = _check_files(fnames, Path(path))
+        labels = list(labels)
+        t_idx, v_idx = _random_split(len(files), valid_pct, seed)
+        return cls.from_items(path, [files[i] for i in t_idx], [labels[i] for i in t_idx],
+                              [files[i] for i in v_idx], [labels[i] for i in v_idx], kwargs.pop("vocab", None),
+                              item_tfms, batch_tfms, **kwargs)
+
+    @classmethod
+    def from_df(cls, df: Any, path: str | os.PathLike = ".", valid_pct: float = 0.2, seed: int | None = None,
+                fn_col: int | str = 0, folder: str | None = None, suff: str = "", label_col: int | str = 1,
+                label_delim: str | None = None, y_block: Any = None, valid_col: int | str | None = None,
+                item_tfms: Any = None, batch_tfms: Any = None, **kwargs: Any) -> ImageDataLoaders:
+        """A DataFrame with a file column (`fn_col`, relative to `path/folder`, plus `suff`) and a label
+        column; split by the boolean `valid_col`, or at random (`valid_pct`, `seed`)."""
+        if label_delim is not None or y_block is not None:
+            raise NotImplementedError("multi-label and regression targets (label_delim=, y_block=) are not "
+                                      "supported yet: minifastai's vision learners are single-label classifiers")
+
+        def col(c: int | str) -> list:
+            if isinstance(c, int) and not isinstance(c, bool):
+                if not -df.shape[1] <= c < df.shape[1]:
+                    raise ValueError(f"column {c} is out of range: the DataFrame has {df.shape[1]} columns "
+                                     f"{list(df.columns)}")
+                return list(df.iloc[:, c])
+            if c not in df.columns:
+                raise KeyError(f"column {c!r} is not in the DataFrame (columns: {list(df.columns)})")
+            return list(df[c])
+
+        pref = Path(path) if folder is None else Path(path) / folder
+        files = _check_files([pref / f"{f}{suff}" for f in col(fn_col)], Path(path))
+        labels = col(label_col)
+        if valid_col is None:
+            t_idx, v_idx = _random_split(len(files), valid_pct, seed)
+        else:
+            is_valid = [bool(v) for v in col(valid_col)]
+            v_idx = [i for i, v in enumerate(is_valid) if v]
+            t_idx = [i for i, v in enumerate(is_valid) if not v]
+            if not v_idx:
+                raise ValueError(f"valid_col={valid_col!r} marks no row as validation")
+        return cls.from_items(path, [files[i] for i in t_idx], [labels[i] for i in t_idx],
+                              [files[i] for i in v_idx], [labels[i] for i in v_idx], kwargs.pop("vocab", None),
+                              item_tfms, batch_tfms, **kwargs)
+
+    @classmethod
+    def from_csv(cls, path: str | os.PathLike, csv_fname: str = "labels.csv", header: Any = "infer",
+                 delimiter: str | None = None, **kwargs: Any) -> ImageDataLoaders:
+        """`from_df` on `path/csv_fname` (read with pandas)."""
+        import pandas as pd
+
+        kw = {} if delimiter is None else {"delimiter": delimiter}
+        df = pd.read_csv(Path(path) / csv_fname, header=header, **kw)
+        return cls.from_df(df, path=path, **kwargs)
+
+    @classmethod
+    def from_export_state(cls, state: dict, device: Any = "cpu", source: str = "the export") -> ImageDataLoaders:
+        """Inference-only dls (no loaders) with the classes and transforms stored by `export_state`."""
+        vocab = state.get("vocab")
+        if vocab is not None and not (isinstance(vocab, list) and all(
+                isinstance(v, (str, int, float, bool)) for v in vocab)):
+            raise ValueError(f"{source}: dls.vocab must be a list of class names, got {type(vocab).__name__}")
+        return cls(None, None, device=device, vocab=vocab, pipeline=ImagePipeline.from_export_state(state, source))
+
+    # ---- inference ---------------------------------------------------------------------------------
+    def normalize(self, mean: Sequence[float], std: Sequence[float]) -> ImageDataLoaders:
+        """Normalize batches with these statistics (last batch transform) unless already normalized."""
+        cur = self.pipeline.norm
+        if cur is None:
+            self.pipeline.norm = Normalize(mean, std)
+        elif not (torch.allclose(torch.tensor(cur.mean), torch.tensor(mean, dtype=torch.float32)) and
+                  torch.allclose(torch.tensor(cur.std), torch.tensor(std, dtype=torch.float32))):
+            warnings.warn(f"dls is already normalized with mean={cur.mean}, std={cur.std}; keeping that rather "
+                          f"than mean={list(mean)}, std={list(std)}", stacklevel=2)
+        return self
+
+    def item_to_batch(self, item: Any) -> tuple[Tensor]:
+        """A file path, PIL image or (C, H, W) tensor as a transformed batch of one image."""
+        img = self.pipeline.item(to_image_tensor(item), train=False)
+        return (self.pipeline.batch(img[None].to(self.device), train=False),)
+
+    def test_dl(self, items: Sequence[Any], bs: int = 64, num_workers: int = 0) -> ImageDL:  # type: ignore[override]
+        """Batches (inputs only) of new images (file paths, PIL images or tensors), validation transforms."""
+        ds = ImageListDataset(list(items), None, self.pipeline, False)
+        dl = DataLoader(ds, bs, num_workers=num_workers, collate_fn=collate_images,
+                        pin_memory=self.device.type == "cuda")
+        return ImageDL(dl, self.pipeline, False, self.device)
+
+    def export_state(self) -> dict:
+        """Classes and the whole transform pipeline, as plain data."""
+        return {**super().export_state(), **self.pipeline.export_state()}
+
+    def show_batch(self, b: tuple | None = None, max_n: int = 9, nrows: int | None = None, ncols: int | None = None,
+                   figsize: tuple[float, float] | None = None, ds_idx: int = 0) -> Any:
+        """Plot up to `max_n` images of a batch (default: the first training batch, augmented) with their
+        labels; returns the figure."""
+        if b is None:
+            dl = self[ds_idx]
+            if dl is None:
+                raise ValueError(f"dls[{ds_idx}] is empty: nothing to show")
+            b = next(iter(dl))
+        x, y = b[0], (b[1] if len(b) > 1 else None)
+        n = min(max_n, len(x))
+        imgs = self.pipeline.decode(x[:n].float()).cpu()
+        titles = [self._label(int(y[i])) if y is not None else "" for i in range(n)]
+        return show_images(imgs, titles, nrows=nrows, ncols=ncols, figsize=figsize)
+
+    def _label(self, i: int) -> str:
+        return str(self.vocab[i]) if self.vocab is not None else str(i)
+
+
+def show_images(imgs: Tensor | Sequence[Tensor], titles: Sequence[str], colors: Sequence[str] | None = None,
+                nrows: int | None = None, ncols: int | None = None, figsize: tuple[float, float] | None = None,
+                suptitle: str | None = None) -> Any:
+    """A grid of (3, H, W) images in [0, 1] with titles, laid out as fastai's `get_grid`; returns the
+    figure."""
+    import math
+
+    import matplotlib.pyplot as plt
+
+    n = len(imgs)
+    if nrows is None and ncols is None:
+        nrows = max(1, int(math.sqrt(n)))
+    if nrows is None:
+        nrows = max(1, math.ceil(n / (ncols or 1)))
+    ncols = ncols or max(1, math.ceil(n / nrows))
+    fig, axs = plt.subplots(nrows, ncols, figsize=figsize or (3 * ncols, 3 * nrows), squeeze=False)
+    for i, ax in enumerate(axs.flat):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(imgs[i].permute(1, 2, 0).clamp(0, 1).numpy())
+            ax.set_title(titles[i], color=colors[i] if colors else "black")
+    if suptitle:
+        fig.suptitle(suptitle, weight="bold", size=14)
+    fig.tight_layout()
+    return fig
+
+
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
+def _class_samples(folder: Path, what: str) -> tuple[list[Path], list[str]]:
+    """Images under `folder/<class>/` (any depth), labelled by class; empty class folders are errors."""
+    classes = _class_folders(folder)
+    if not classes:
+        loose = [f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)]
+        raise FileNotFoundError(f"{what} folder {folder} has no class folders" + (
+            f" (it holds {len(loose)} images directly)" if loose else "") +
+            f": expected {folder}/<class name>/<image files>")
+    files = get_image_files(folder, folders=classes)
+    labels = [f.relative_to(folder).parts[0] for f in files]
+    empty = [str(folder / c) for c in classes if c not in set(labels)]
+    if empty:
+        raise FileNotFoundError(f"no images in {', '.join(empty)} (image files end in "
+                                f"{', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
+    return files, labels

@@ -1,0 +1,444 @@
+"""Models for `vision_learner`: torchvision bodies, fastai's head, per-architecture metadata (cut, layer
+groups, normalization, default weights) and pretrained weights from torch hub's cache, files or state dicts.
+
+Architectures are found through a small registry: names registered with `register_arch` first, then
+torchvision's builders. Another provider (e.g. timm) can be added to `ARCH_RESOLVERS` without touching the
+rest.
+"""
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlparse
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.models import ResNet
+from torchvision.models.resnet import BasicBlock
+
+from .transforms import IMAGENET_STATS
+
+__all__ = [
+    "AdaptiveConcatPool2d", "ArchMeta", "WeightsUnavailableError", "create_body", "create_head",
+    "create_vision_model", "load_weights", "model_meta", "num_features", "register_arch", "resnet10",
+    "resolve_arch", "default_weights",
+]
+
+DOWNLOAD_TIMEOUT = 15.0  # seconds without an answer before a weights download gives up (torch's has none)
+
+
+# ================================================================================================
+# Model: body, head, per-architecture metadata
+# ================================================================================================
+class AdaptiveConcatPool2d(nn.Module):
+    """Adaptive max pooling and adaptive average pooling, concatenated on the channel axis (max first)."""
+
+    def __init__(self, size: int | tuple[int, int] = 1) -> None:
+        super().__init__()
+        self.size = size
+        self.mp, self.ap = nn.AdaptiveMaxPool2d(size), nn.AdaptiveAvgPool2d(size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) -> (N, 2C, size, size)."""
+        return torch.cat([self.mp(x), self.ap(x)], 1)
+
+
+def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: float | Sequence[float] = 0.5,
+                concat_pool: bool = True, init: Callable[[torch.Tensor], Any] = nn.init.kaiming_normal_
+                ) -> nn.Sequential:
+    """fastai's head for a body with `nf` output channels: pool, flatten, BN1d-Dropout-Linear(no bias)-ReLU.
+
+    Sizes are `[2*nf (nf without concat_pool), *lin_ftrs (default [512]), n_out]`; dropout defaults to
+    `[ps/2, ..., ps]`; the last block has no ReLU. Linear weights get `init` (kaiming normal).
+    """
+    ftrs = [nf * 2 if concat_pool else nf, *([512] if lin_ftrs is None else lin_ftrs), n_out]
+    n_blocks = len(ftrs) - 1
+    if isinstance(ps, (int, float)):
+        drops = [ps / 2] * (n_blocks - 1) + [ps]
+    else:
+        drops = list(ps)
+        if len(drops) != n_blocks:
+            raise ValueError(f"ps has {len(drops)} dropout values for {n_blocks} head blocks ({ftrs}); "
+                             "give one per block or a single float")
+    pool = AdaptiveConcatPool2d() if concat_pool else nn.AdaptiveAvgPool2d(1)
+    layers: list[nn.Module] = [pool, nn.Flatten()]
+    for i, (ni, no, p) in enumerate(zip(ftrs[:-1], ftrs[1:], drops)):
+        layers += [nn.BatchNorm1d(ni)]
+        if p:
+            layers += [nn.Dropout(p)]
+        lin = nn.Linear(ni, no, bias=False)
+        init(lin.weight)
+        layers += [lin]
+        if i < n_blocks - 1:
+            layers += [nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.MaxPool2d, AdaptiveConcatPool2d)
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _is_head_like(m: nn.Module) -> bool:
+    """A trailing child that belongs to the classifier: a pooling layer, a block that ends with adaptive
+    pooling (squeezenet's classifier), or a block without convolutions (avgpool, fc, classifier)."""
+    mods = list(m.modules())
+    leaves = [x for x in mods if not list(x.children())]
+    adaptive = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, AdaptiveConcatPool2d)
+    return (isinstance(m, _POOLS) or (bool(leaves) and isinstance(leaves[-1], adaptive))
+            or not any(isinstance(x, _CONVS) for x in mods))
+
+
+def create_body(model: nn.Module, cut: int | Callable[[nn.Module], nn.Module] | None = None) -> nn.Sequential:
+    """The model without its pooling and classifier: `children[:cut]`, `cut(model)`, or (None) automatic.
+
+    Automatic: drop the trailing children that pool or have no convolution (torchvision's avgpool/fc,
+    classifier blocks). Models whose forward does more than run their children in order (e.g. Inception's
+    auxiliary branch) need an explicit `cut`.
+    """
+    if callable(cut):
+        body = cut(model)
+        return body if isinstance(body, nn.Sequential) else nn.Sequential(body)
+    children = list(model.children())
+    if cut is None:
+        cut = len(children)
+        while cut > 0 and _is_head_like(children[cut - 1]):
+            cut -= 1
+    body = nn.Sequential(*children[:cut])
+    if len(body) == 0:
+        names = [n for n, _ in model.named_children()]
+        raise ValueError(f"cutting {type(model).__name__} at {cut} leaves an empty body; pass cut= (an index "
+                         f"into its children {names} or a function model -> body)")
+    return body
+
+
+def num_features(body: nn.Module) -> int:
+    """Channels of the body's output, from one dummy forward pass (eval mode, no grad, mode restored)."""
+    was_training = body.training
+    body.eval()
+    try:
+        with torch.no_grad():
+            for size in (64, 224):
+                try:
+                    out = body(torch.zeros(1, 3, size, size))
+                    break
+                except RuntimeError as e:
+                    err = e
+            else:
+                raise ValueError(f"the body fails on a 3x224x224 input ({err}); pass cut= to cut the model "
+                                 "elsewhere")
+    finally:
+        body.train(was_training)
+    if out.ndim != 4:
+        raise ValueError(f"the body outputs shape {tuple(out.shape)}, not (N, C, H, W) feature maps: "
+                         "vision_learner needs a CNN body; pass cut= or build a Learner with your own model")
+    return out.shape[1]
+
+
+def _params(*mods: nn.Module) -> list[nn.Parameter]:
+    return [p for m in mods for p in m.parameters()]
+
+
+def _body_head(model: nn.Module) -> tuple[nn.Sequential, nn.Module]:
+    seq = cast(nn.Sequential, model)
+    return cast(nn.Sequential, seq[0]), seq[1]
+
+
+def resnet_split(model: nn.Module) -> list[list[nn.Parameter]]:
+    """ResNet layer groups: `body[:6]` (stem, layer1, layer2), `body[6:]` (layer3, layer4), `head`."""
+    body, head = _body_head(model)
+    return [_params(body[:6]), _params(body[6:]), _params(head)]
+
+
+def body_head_split(model: nn.Module) -> list[list[nn.Parameter]]:
+    """Two layer groups: the body and the head."""
+    return [_params(m) for m in _body_head(model)]
+
+
+def _features_split(k: int) -> Callable[[nn.Module], list[list[nn.Parameter]]]:
+    """fastai's split of a `features` body (squeezenet, densenet, vgg, alexnet): `body[0][:k]`,
+    `body[0][k:]`, head."""
+    def split(model: nn.Module) -> list[list[nn.Parameter]]:
+        body, head = _body_head(model)
+        feats = cast(nn.Sequential, body[0])
+        return [_params(feats[:k]), _params(feats[k:]), _params(head)]
+
+    split.__name__ = f"features_split_{k}"
+    return split
+
+
+@dataclass(frozen=True)
+class ArchMeta:
+    """How to cut, split and normalize one architecture (`cut=None`: found automatically), and which
+    torchvision weights `pretrained=True` means ("DEFAULT", or "IMAGENET1K_V1": what the builder's legacy
+    `pretrained=True` gives, fastai's choice for archs outside its `model_meta`)."""
+
+    cut: int | Callable[[nn.Module], nn.Module] | None
+    split: Callable[[nn.Module], list[list[nn.Parameter]]]
+    group_names: tuple[str, ...]
+    stats: tuple[tuple[float, ...], tuple[float, ...]] = IMAGENET_STATS
+    weights: str = "IMAGENET1K_V1"
+
+
+RESNET_META = ArchMeta(cut=-2, split=resnet_split, group_names=("body[:6]", "body[6:]", "head"), weights="DEFAULT")
+DEFAULT_META = ArchMeta(cut=None, split=body_head_split, group_names=("body", "head"))
+_RESNETS = ("resnet10", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d",
+            "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2")
+
+
+def _features_meta(cut: int, k: int) -> ArchMeta:
+    return ArchMeta(cut=cut, split=_features_split(k), group_names=(f"body[0][:{k}]", f"body[0][{k}:]", "head"),
+                    weights="DEFAULT")
+
+
+# fastai's model_meta: ResNets (and, here, every torchvision ResNet), squeezenet, densenet, vgg_bn, alexnet
+model_meta: dict[str, ArchMeta] = {
+    **{name: RESNET_META for name in _RESNETS},
+    **{name: _features_meta(-1, 5) for name in ("squeezenet1_0", "squeezenet1_1")},
+    **{name: _features_meta(-1, 7) for name in ("densenet121", "densenet161", "densenet169", "densenet201")},
+    **{name: _features_meta(-2, 22) for name in ("vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn")},
+    "alexnet": _features_meta(-2, 6),
+}
+_ARCHS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_arch(name: str, builder: Callable[..., nn.Module], meta: ArchMeta | None = None) -> None:
+    """Make `builder` known by `name` (for `vision_learner(dls, name)` and `load_learner`), with metadata."""
+    _ARCHS[name] = builder
+    if meta is not None:
+        model_meta[name] = meta
+
+
+def resnet10(*, weights: Any = None, progress: bool = True, **kwargs: Any) -> ResNet:
+    """A small torchvision ResNet (BasicBlock, one block per stage, 4.9M parameters); no published weights."""
+    if weights is not None:
+        raise ValueError("resnet10 has no torchvision weights; pass your own file: "
+                         "vision_learner(dls, 'resnet10', weights='resnet10_weights.pth')")
+    return ResNet(BasicBlock, [1, 1, 1, 1], **kwargs)
+
+
+register_arch("resnet10", resnet10, RESNET_META)
+
+
+def _registered(name: str) -> Callable[..., nn.Module] | None:
+    return _ARCHS.get(name)
+
+
+def _torchvision(name: str) -> Callable[..., nn.Module] | None:
+    try:
+        return torchvision.models.get_model_builder(name)
+    except ValueError:
+        return None
+
+
+# name -> builder or None; tried in order. A timm provider can be appended here.
+ARCH_RESOLVERS: list[Callable[[str], Callable[..., nn.Module] | None]] = [_registered, _torchvision]
+
+
+def known_archs() -> list[str]:
+    """Every architecture name `vision_learner` accepts."""
+    return sorted(set(_ARCHS) | set(torchvision.models.list_models(torchvision.models)))
+
+
+def resolve_arch(arch: str | Callable[..., nn.Module]) -> tuple[str, Callable[..., nn.Module]]:
+    """(name, builder) for a builder function or a name (registered here or in torchvision.models)."""
+    if callable(arch):
+        return getattr(arch, "__name__", type(arch).__name__), arch
+    if not isinstance(arch, str):
+        raise TypeError(f"arch must be a builder (e.g. torchvision.models.resnet34) or its name, not "
+                        f"{type(arch).__name__}")
+    for resolve in ARCH_RESOLVERS:
+        builder = resolve(arch)
+        if builder is not None:
+            return arch, builder
+    import difflib
+
+    close = difflib.get_close_matches(arch, known_archs(), n=5, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise ValueError(f"unknown architecture {arch!r}; {hint}use a torchvision builder such as "
+                     f"torchvision.models.resnet34 or one of these names: {', '.join(known_archs())}")
+
+
+def arch_meta(name: str, model: nn.Module) -> ArchMeta:
+    """Metadata for an architecture: by name, then ResNet by class, else (body, head) with automatic cut."""
+    if name in model_meta:
+        return model_meta[name]
+    return RESNET_META if isinstance(model, ResNet) else DEFAULT_META
+
+
+# ================================================================================================
+# Weights: torchvision enums (hub cache, else download with a timeout), local files, state dicts
+# ================================================================================================
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights could not be downloaded (no network) or read from the torch hub cache."""
+
+
+def hub_checkpoint_path(weights: torchvision.models.WeightsEnum) -> Path:
+    """Where torch hub keeps a torchvision weights file: `$TORCH_HOME/hub/checkpoints/<file name>`."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
+
+
+def _offline_hint(weights: torchvision.models.WeightsEnum) -> str:
+    cache = hub_checkpoint_path(weights)
+    fname = cache.name
+    others = [w for w in type(weights) if w is not weights and hub_checkpoint_path(w).exists()]
+    found = "".join(f" The cache has {hub_checkpoint_path(w).name} ({w!r}): pass weights={w.name!r} to use it."
+                    for w in others)
+    return (f"Offline? Download {fname} on a machine with network, then either copy it to {cache} "
+            "(torch hub's cache, used automatically) or pass the file: "
+            f"vision_learner(dls, arch, weights='/path/to/{fname}'). "
+            f"weights= also takes a state dict; pretrained=False starts from random weights instead.{found}")
+
+
+def torchvision_state_dict(weights: torchvision.models.WeightsEnum, timeout: float | None = None) -> dict:
+    """A torchvision weights enum's state dict: from torch hub's cache, else downloaded (with a timeout)."""
+    cache = hub_checkpoint_path(weights)
+    if cache.exists():
+        return load_weights(cache)
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT if timeout is None else timeout)
+    try:
+        return torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", progress=True, check_hash=True,
+                                                  weights_only=True)
+    except Exception as e:  # URLError, timeouts, HTTP errors, hash mismatch: all mean "could not get them"
+        raise WeightsUnavailableError(f"could not download {weights!r} from {weights.url} ({type(e).__name__}: "
+                                      f"{e}). " + _offline_hint(weights)) from e
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def load_weights(path: str | os.PathLike) -> dict:
+    """A state dict from a file (`torch.load(weights_only=True)`), with errors that name the file."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(f"weights file {path} does not exist; pass the path of a state dict saved "
+                                "with torch.save(model.state_dict(), path) (as torchvision's .pth files are)")
+    try:
+        sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise ValueError(f"could not read weights file {path}: it is damaged or not a PyTorch state dict "
+                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
+    if isinstance(sd, dict) and isinstance(sd.get("model"), dict):  # minifastai checkpoint or export
+        sd = sd["model"]
+    elif isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        sd = sd["state_dict"]
+    if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise ValueError(f"weights file {path} does not hold a state dict (a dict of parameter name -> "
+                         "tensor)")
+    return sd
+
+
+def _body_state(full: nn.Module, body: nn.Module, sd: dict, source: str, arch: str) -> dict:
+    """Map a state dict onto the body's keys: torchvision keys (`layer1.0.conv1.weight`), minifastai model
+    keys (`0.4.0.conv1.weight`) or body keys (`4.0.conv1.weight`). Classifier/head keys are ignored."""
+    body_sd = body.state_dict(keep_vars=True)
+    full_sd = full.state_dict(keep_vars=True)
+    by_id = {id(t): k for k, t in full_sd.items()}
+    to_full = {k: by_id.get(id(t)) for k, t in body_sd.items()}
+    candidates = {
+        "torchvision (full model)": {k: fk for k, fk in to_full.items() if fk is not None},
+        "minifastai (body, head)": {k: f"0.{k}" for k in body_sd},
+        "body": {k: k for k in body_sd},
+    }
+    fmt, mapping = max(candidates.items(), key=lambda kv: sum(v in sd for v in kv[1].values()))
+    missing = [src for src in mapping.values() if src not in sd]
+    if len(mapping) < len(body_sd):
+        missing += [k for k in body_sd if k not in mapping]
+    bad = [f"{src}: file {tuple(sd[src].shape)} vs model {tuple(body_sd[k].shape)}"
+           for k, src in mapping.items() if src in sd and sd[src].shape != body_sd[k].shape]
+    used = set(mapping.values())
+    known_extra = set(full_sd) if fmt.startswith("torchvision") else {k for k in sd if k.startswith("1.")}
+    unexpected = [k for k in sd if k not in used and k not in known_extra]
+    if missing or bad or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[:3]})")
+        if bad:
+            parts.append(f"{len(bad)} shape mismatches (e.g. {bad[:3]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})")
+        raise ValueError(f"{source} does not fit the body of {arch} ({'; '.join(parts)}; read as {fmt} "
+                         "keys). Check that the weights were saved from the same architecture.")
+    return {k: sd[src] for k, src in mapping.items()}
+
+
+
+def create_vision_model(arch: str | Callable[..., nn.Module], n_out: int, weights: dict | None = None,
+                        cut: int | Callable | None = None, lin_ftrs: Sequence[int] | None = None,
+                        ps: float | Sequence[float] = 0.5, concat_pool: bool = True,
+                        weights_source: str | None = None,
+                        check_head: Callable[[int], None] | None = None) -> tuple[nn.Sequential, ArchMeta]:
+    """`nn.Sequential(body, head)` for `arch`; `weights` (a state dict; None: random) go into the body.
+
+    `check_head(nf)` runs once the body's number of features is known and before the head is built (an
+    export checks its declared head sizes against its stored tensors there).
+    """
+    name, builder = resolve_arch(arch)
+    full = builder(weights=None)
+    if isinstance(full, (torchvision.models.VisionTransformer, torchvision.models.SwinTransformer)):
+        raise ValueError(f"{name} is a transformer, not a CNN: vision_learner builds CNN bodies; use "
+                         "Learner(dls, model, splitter=...) with your own head")
+    meta = arch_meta(name, full)
+    body = create_body(full, meta.cut if cut is None else cut)
+    if weights is not None:
+        body.load_state_dict(_body_state(full, body, weights, weights_source or "the given state dict", name))
+    nf = num_features(body)
+    if check_head is not None:
+        check_head(nf)
+    head = create_head(nf, n_out, lin_ftrs, ps, concat_pool)
+    return nn.Sequential(body, head), meta
+
+
+def _weights_enum_by_name(builder: Callable, name: str) -> Any:
+    """torchvision's weights enum member called `name` (as torchvision builders accept), else `name` unchanged."""
+    prefix, _, member = name.rpartition(".")
+    try:
+        enum = torchvision.models.get_model_weights(builder)
+        return enum[member] if prefix in ("", enum.__name__) else name
+    except (ValueError, KeyError, AttributeError):
+        return name
+
+
+def default_weights(arch: str | Callable[..., nn.Module]) -> torchvision.models.WeightsEnum | None:
+    """The torchvision weights `pretrained=True` loads, as fastai: `DEFAULT` for the archs in fastai's
+    `model_meta` (ResNets, squeezenet, densenet, vgg_bn, alexnet), else `IMAGENET1K_V1` (what the builder's
+    `pretrained=True` gives; e.g. mobilenet_v2-b0353104.pth). None when the arch has no weights."""
+    name, builder = resolve_arch(arch)
+    try:
+        enum = torchvision.models.get_model_weights(builder)
+    except (ValueError, KeyError, AttributeError):
+        return None
+    if not len(enum):
+        return None
+    choice = model_meta[name].weights if name in model_meta else DEFAULT_META.weights
+    return enum[choice] if choice in enum.__members__ else enum.DEFAULT
+
+
+def resolve_weights(arch: str | Callable[..., nn.Module], pretrained: bool, weights: Any
+                    ) -> tuple[dict | None, str]:
+    """(state dict or None, description of where it came from) for `vision_learner`'s arguments."""
+    name, builder = resolve_arch(arch)
+    if weights is None:
+        if not pretrained:
+            return None, "random"
+        weights = default_weights(builder)
+        if weights is None:
+            raise ValueError(f"{name} has no torchvision pretrained weights: pass "
+                             "weights='/path/to/file.pth' (a state dict) or pretrained=False")
+    if not pretrained:
+        raise ValueError("pretrained=False but weights= given: drop weights= for random weights, or drop "
+                         "pretrained=False to load them")
+    if isinstance(weights, str) and not Path(weights).expanduser().exists():
+        weights = _weights_enum_by_name(builder, weights)  # "IMAGENET1K_V1", "DEFAULT", "ResNet18_Weights.X"
+    if isinstance(weights, torchvision.models.WeightsEnum):
+        return torchvision_state_dict(weights), repr(weights)
+    if isinstance(weights, (str, os.PathLike)):
+        return load_weights(weights), f"weights file {Path(weights).expanduser()}"
+    if isinstance(weights, dict):
+        return weights, "the given state dict"
+    raise TypeError("weights= takes a torchvision weights enum (e.g. ResNet34_Weights.IMAGENET1K_V1), a file "
+                    f"path or a state dict, not {type(weights).__name__}")
