@@ -78,8 +78,12 @@ def _flat(pred: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.T
 
 
 def accuracy(pred: torch.Tensor, targ: torch.Tensor, axis: int = -1) -> torch.Tensor:
-    """Fraction of rows whose arg-max equals the target."""
-    return (pred.argmax(dim=axis) == targ).float().mean()
+    """Fraction of rows whose arg-max equals the target (targets of shape (N,) or (N, 1), flattened as fastai's)."""
+    p, t = pred.argmax(dim=axis).reshape(-1), targ.reshape(-1)
+    if p.numel() != t.numel():
+        raise ValueError(f"accuracy got predictions of shape {tuple(pred.shape)} and targets of shape "
+                         f"{tuple(targ.shape)}: one target per row is needed")
+    return (p == t).float().mean()
 
 
 def error_rate(pred: torch.Tensor, targ: torch.Tensor, axis: int = -1) -> torch.Tensor:
