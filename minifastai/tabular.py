@@ -1020,10 +1020,11 @@ def _proc_objects(procs: Any) -> list[TabularProc]:
 
 
 class TabularSubset:
-    """The training or validation rows of a `TabularPandas`, processed: `xs` (inputs), `ys`/`y` (targets)."""
+    """The training or validation rows of a `TabularPandas`, processed: `xs` (inputs), `ys`/`y` (targets),
+    indexed by the rows' positions in the table."""
 
-    def __init__(self, to: TabularPandas, tensors: Tensors) -> None:
-        self.to, self.tensors = to, tensors
+    def __init__(self, to: TabularPandas, tensors: Tensors, rows: np.ndarray) -> None:
+        self.to, self.tensors, self.rows = to, tensors, rows
 
     def __len__(self) -> int:
         return len(self.tensors[0])
@@ -1033,13 +1034,13 @@ class TabularSubset:
         """The processed inputs (category codes, normalized values) as a DataFrame, e.g. for scikit-learn."""
         x_cat, x_cont = self.tensors[0].numpy(), self.tensors[1].numpy()
         return pd.DataFrame({**{c: x_cat[:, i] for i, c in enumerate(self.to.cat_names)},
-                             **{c: x_cont[:, i] for i, c in enumerate(self.to.cont_names)}})
+                             **{c: x_cont[:, i] for i, c in enumerate(self.to.cont_names)}}, index=self.rows)
 
     @property
     def ys(self) -> pd.DataFrame:
         """The processed targets (class indices or values) as a DataFrame."""
         y = self.tensors[2].numpy()
-        return pd.DataFrame({c: y[:, i] for i, c in enumerate(self.to.y_names)})
+        return pd.DataFrame({c: y[:, i] for i, c in enumerate(self.to.y_names)}, index=self.rows)
 
     @property
     def y(self) -> pd.Series:
@@ -1066,6 +1067,7 @@ class TabularPandas:
         cat_names, cont_names, y_names = _names(cat_names), _names(cont_names), _names(y_names)
         if not isinstance(df, pd.DataFrame) and not _is_arrow_array(df):
             raise TypeError(f"TabularPandas needs a pandas DataFrame, got {type(df).__name__}")
+        proc_objs = _proc_objects(procs)
         src = _Source(df)
         n = len(src)
         if n == 0:
@@ -1093,7 +1095,6 @@ class TabularPandas:
         if len(train) == 1:
             raise ValueError(f"only 1 training row (of {n}): a model cannot learn from one row, and BatchNorm "
                              "cannot train on a batch of one; use more rows or a smaller validation set")
-        proc_objs = _proc_objects(procs)
         if cat_names and not any(isinstance(p, Categorify) for p in proc_objs):
             raise ValueError("cat_names are given but procs has no Categorify: embeddings need integer "
                              "codes, add Categorify to procs")
@@ -1140,12 +1141,12 @@ class TabularPandas:
     @property
     def train(self) -> TabularSubset:
         """The processed training rows."""
-        return TabularSubset(self, self._train)
+        return TabularSubset(self, self._train, self.train_idx)
 
     @property
     def valid(self) -> TabularSubset:
         """The processed validation rows."""
-        return TabularSubset(self, self._valid)
+        return TabularSubset(self, self._valid, self.valid_idx)
 
     def __len__(self) -> int:
         return len(self.train_idx) + len(self.valid_idx)
@@ -1213,6 +1214,7 @@ class TabularDataLoaders(DataLoaders):
         if not isinstance(df, pd.DataFrame):
             raise TypeError(f"from_df needs a pandas DataFrame, got {type(df).__name__}")
         path = _check_path(path, "from_df")
+        procs = _proc_objects(procs)
         cat_names, y_names = _names(cat_names), _names(y_names)
         if cont_names is None:
             cont_names = [c for c in df.columns if c not in cat_names and c not in y_names]
