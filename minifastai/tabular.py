@@ -395,9 +395,8 @@ class Categorify(TabularProc):
         if f.ordered:
             pos = np.arange(len(f.values))
         else:
-            codes = f.codes[train]
-            codes = codes[codes >= 0]
-            present = np.flatnonzero(np.bincount(codes, minlength=len(f.values))) if len(codes) else np.zeros(0, int)
+            counts = np.bincount(np.add(f.codes[train], 1, dtype=np.intp), minlength=len(f.values) + 1)
+            present = np.flatnonzero(counts[1:])  # code -1 (missing) counted at 0
             vals = [f.values[i] for i in present]
             pos = present[_argsort_values(vals)]
         self._set_vocab(c, [f.values[i] for i in pos])
@@ -1538,6 +1537,14 @@ class TabularLearner(Learner):
     """A `Learner` whose `predict` takes a table row and answers as fastai's `TabularLearner`."""
 
     dls: TabularDataLoaders
+
+    def fit(self, n_epoch: int, *args: Any, **kwargs: Any) -> None:
+        """`Learner.fit`, after checking that the training batches carry targets (else nothing would train)."""
+        train = self.dls.train
+        if isinstance(train, TabularLoader) and len(train.tensors) < 3:
+            raise ValueError("dls.train yields batches without targets (only inputs, e.g. a test_dl): training "
+                             "would compute no loss and change nothing; train on rows that include the targets")
+        super().fit(n_epoch, *args, **kwargs)
 
     def predict(self, row: pd.Series | pd.DataFrame | Mapping) -> tuple[TabularRow, torch.Tensor, torch.Tensor]:
         """`row, clas, probs = learn.predict(df.iloc[0])`: the decoded row with the prediction in the target
