@@ -253,8 +253,16 @@ def _status_mib(key: str) -> float:
 
 
 def _reset_peak() -> float:
-    """Reset the kernel's peak-RSS counter of this process; returns the RSS now (MiB)."""
+    """Reset the kernel's peak-RSS counter of this process; returns the RSS now (MiB). Memory that is free but
+    still held (pyarrow's pool, glibc's heap) is returned first, so the baseline is what is alive."""
+    import ctypes
+
+    import pyarrow as pa
+
     gc.collect()
+    pa.default_memory_pool().release_unused()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
     return _status_mib("VmRSS")
@@ -299,10 +307,10 @@ def measure(mode: str, file: str, train: bool) -> dict:
     out: dict = {"mode": mode}
     base0 = _reset_peak()
     if mode == "parquet":
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         dls = T.TabularDataLoaders.from_parquet(file, cat_names=CAT_NAMES, cont_names=CONT_NAMES, y_names="y",
                                                 valid_pct=0.2, seed=0, bs=1024, device="cpu")
-        out["time"] = time.perf_counter() - t
+        out["time"], out["cpu"] = time.perf_counter() - t, time.process_time() - c
         out["total_peak"] = _status_mib("VmHWM") - base0
         out["tensors"] = (dls.train.nbytes + dls.valid.nbytes) / 2**20
     else:
@@ -310,7 +318,7 @@ def measure(mode: str, file: str, train: bool) -> dict:
         read_peak = _status_mib("VmHWM") - base0
         out["df"] = float(df.memory_usage(deep=True).sum()) / 2**20
         base = _reset_peak()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         if mode == "plain":
             tr, va = plain_build(df)
             out["tensors"] = sum(x.element_size() * x.nelement() for x in (*tr, *va)) / 2**20
@@ -318,7 +326,7 @@ def measure(mode: str, file: str, train: bool) -> dict:
             dls = T.TabularDataLoaders.from_df(df, cat_names=CAT_NAMES, cont_names=CONT_NAMES, y_names="y",
                                                valid_pct=0.2, seed=0, bs=1024, device="cpu")
             out["tensors"] = (dls.train.nbytes + dls.valid.nbytes) / 2**20
-        out["time"] = time.perf_counter() - t
+        out["time"], out["cpu"] = time.perf_counter() - t, time.process_time() - c
         out["extra_peak"] = _status_mib("VmHWM") - base
         out["total_peak"] = max(read_peak, _status_mib("VmHWM") - base0)
     if train and mode != "plain":
@@ -365,12 +373,14 @@ def bench_scale(rows: int, repeats: int, train: bool, keep: str | None) -> None:
     print(f"\nscale: {rows:,} rows, 6 categorical string columns (cardinality 3-1000), 8 float32 columns "
           f"(5% missing each), 3-class target; DataFrame of the 15 used columns: {df_mib:.0f} MiB "
           f"(pandas {pd.__version__}, pyarrow-backed strings); medians of {repeats} fresh processes each")
-    print("| path | build time | extra peak memory | tensors built |\n|---|---|---|---|")
+    print("| path | build time (wall) | build time (CPU) | extra peak memory | tensors built |\n|---|---|---|---|---|")
     for mode, name in (("plain", "plain pandas/torch"), ("mini", "minifastai `from_df`")):
-        print(f"| {name} | {med(mode, 'time'):.2f} s | +{med(mode, 'extra_peak'):.0f} MiB | "
+        print(f"| {name} | {med(mode, 'time'):.2f} s | {med(mode, 'cpu'):.2f} s | +{med(mode, 'extra_peak'):.0f} MiB | "
               f"{med(mode, 'tensors'):.0f} MiB |")
-    ratio = med("mini", "time") / med("plain", "time")
-    print(f"target: time no slower than the plain path: {ratio:.2f}x {'PASS' if ratio <= 1.0 else 'FAIL'}")
+    for key in ("time", "cpu"):
+        ratio = med("mini", key) / med("plain", key)
+        print(f"target: {'wall' if key == 'time' else 'CPU'} time no slower than the plain path: {ratio:.2f}x "
+              f"{'PASS' if ratio <= 1.0 else 'FAIL'}")
     extra = med("mini", "extra_peak")
     print(f"target: extra peak memory <= the DataFrame's size: {extra:.0f} MiB <= {df_mib:.0f} MiB "
           f"{'PASS' if extra <= df_mib else 'FAIL'}")

@@ -125,23 +125,31 @@ def _factorize_arrow(col: Any) -> Factorized:
     return Factorized(codes, values)
 
 
-def _as_float32(col: Any, name: str, what: str) -> np.ndarray:
-    """A column as a new float32 array with NaN for missing values."""
+def _as_float(col: Any, name: str, what: str, dtype: type = np.float64) -> np.ndarray:
+    """A column as a new float array (float64 for continuous inputs: procs fit and apply in float64, and the
+    result is stored as float32) with NaN for missing values."""
     if _is_arrow_array(col):
         import pyarrow as pa
         import pyarrow.compute as pc
 
         try:
-            arr = pc.cast(col, pa.float32())
+            arr = pc.cast(col, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
             raise ValueError(f"{what} {name!r} is not numeric (type {col.type}): {_non_numeric_hint(what)}") from e
-        return np.array(arr.to_numpy(zero_copy_only=False), dtype=np.float32, copy=True)
+        return _owned(arr.to_numpy(zero_copy_only=False), dtype)
     if not (pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype)):
         try:  # e.g. an object column of numbers, as `row.to_frame().T` makes
             col = pd.to_numeric(col)
         except (ValueError, TypeError) as e:
             raise ValueError(f"{what} {name!r} is not numeric (dtype {col.dtype}): {_non_numeric_hint(what)}") from e
-    return np.array(col.to_numpy(dtype=np.float32, na_value=np.nan), dtype=np.float32, copy=True)
+    return _owned(col.to_numpy(dtype=dtype, na_value=np.nan), dtype)
+
+
+def _owned(x: np.ndarray, dtype: type) -> np.ndarray:
+    """`x` as a writable array of `dtype` that shares memory with nothing else (copied only when needed)."""
+    if x.dtype == dtype and x.flags.owndata and x.flags.writeable and x.base is None:
+        return x
+    return np.array(x, dtype=dtype, copy=True)
 
 
 def _non_numeric_hint(what: str) -> str:
@@ -235,7 +243,8 @@ def _check_finite(x: np.ndarray, src: _Source, name: str, what: str) -> None:
 # ---- columns being processed ------------------------------------------------------------------
 class TabularColumns:
     """Columns in the middle of preprocessing, by name: categorical ones (`Factorized` raw values, then integer
-    codes) and continuous ones (float32 arrays owned by the processor, so procs change them in place).
+    codes) and continuous ones (float64 arrays owned by the processor, so procs change them in place; the
+    processor stores the result as float32).
 
     The processor passes the columns one at a time (with the `<col>_na` flag a continuous column may add), so
     memory holds one column's temporaries, not the table's."""
@@ -323,17 +332,16 @@ class FillMissing(TabularProc):
     def setup(self, t: TabularColumns, train: np.ndarray) -> None:
         """One fill value per continuous column; remember which columns had missing training values."""
         for c, col in t.conts.items():
-            tr = col[train]
-            miss = np.isnan(tr)
-            if miss.any():
+            tr = np.take(col, train)  # a copy: reordered below
+            n_miss = int(np.count_nonzero(np.isnan(tr)))
+            if n_miss:
                 if c not in self.na_cols:
                     self.na_cols.append(c)
-                tr = tr[~miss]
-                if len(tr) == 0:
-                    warnings.warn(f"continuous column {c!r} has no values in the training rows (all {len(miss)} "
+                if n_miss == len(tr):
+                    warnings.warn(f"continuous column {c!r} has no values in the training rows (all {n_miss} "
                                   f"missing): FillMissing fills it with {self.fill_val} (fill_val), so it carries "
                                   "nothing but its <col>_na flag; drop it, or check the split", stacklevel=2)
-            self.fill[c] = _fill_value(tr, self.fill_strategy, self.fill_val)
+            self.fill[c] = _fill_value(tr, len(tr) - n_miss, self.fill_strategy, self.fill_val)
 
     def encode(self, t: TabularColumns) -> None:
         """Fill missing values in place and add the `<col>_na` columns."""
@@ -362,12 +370,15 @@ class FillMissing(TabularProc):
         return f"FillMissing({self.fill_strategy!r}, na_cols={self.na_cols})"
 
 
-def _fill_value(col: np.ndarray, strategy: str, fill_val: float) -> float:
-    if strategy == "constant" or len(col) == 0:
+def _fill_value(col: np.ndarray, k: int, strategy: str, fill_val: float) -> float:
+    """The fill value from the `k` non-missing values of `col` (a temporary copy, reordered in place)."""
+    if strategy == "constant" or k == 0:
         return fill_val
-    if strategy == "median":
-        return float(np.median(col))
-    return float(pd.Series(col).value_counts().idxmax())  # fastai's FillStrategy.mode
+    if strategy == "median":  # NaN sorts last in a partition: the median of the first k values, no copies
+        lo, hi = (k - 1) // 2, k // 2
+        col.partition([lo, hi] if lo != hi else lo)
+        return float((col[lo] + col[hi]) / 2)
+    return float(pd.Series(col).value_counts().idxmax())  # fastai's FillStrategy.mode (NaN not counted)
 
 
 class Categorify(TabularProc):
@@ -474,11 +485,12 @@ class Normalize(TabularProc):
     def setup(self, t: TabularColumns, train: np.ndarray) -> None:
         """Mean and standard deviation of every continuous column over the training rows."""
         for c, col in t.conts.items():
-            tr = col[train]
+            tr = np.take(col, train)  # a copy: changed below
             if np.isnan(tr).any():
                 raise ValueError(f"Normalize got missing values in column {c!r}: put FillMissing in procs")
             mean = float(tr.mean(dtype=np.float64)) if len(tr) else 0.0
-            std = float(tr.std(dtype=np.float64)) if len(tr) else 0.0
+            tr -= mean  # `tr` is a copy: the deviations in place, then std(ddof=0) without more temporaries
+            std = float(np.sqrt(np.dot(tr, tr) / len(tr))) if len(tr) else 0.0
             if std == 0.0:
                 warnings.warn(f"continuous column {c!r} is constant in the training rows (every value is {mean:g}): "
                               "it carries no information; Normalize subtracts the mean and does not divide (a "
@@ -491,15 +503,15 @@ class Normalize(TabularProc):
     def encode(self, t: TabularColumns) -> None:
         """(x - mean) / std, in place."""
         for c, col in t.conts.items():
-            col -= np.float32(self.means[c])
-            col /= np.float32(self.stds[c])
+            col -= self.means[c]
+            col /= self.stds[c]
 
     def decode(self, t: TabularColumns) -> None:
         """x * std + mean, in place."""
         for c, col in t.conts.items():
             if c in self.means:
-                col *= np.float32(self.stds[c])
-                col += np.float32(self.means[c])
+                col *= self.stds[c]
+                col += self.means[c]
 
     def state_dict(self) -> dict:
         """Means and standard deviations by column."""
@@ -706,7 +718,7 @@ class TabularProcessor:
         conts = [np.empty((len(rows), len(self.cont_names)), np.float32) for rows in (train, valid)]
         flags: dict[str, Any] = {}
         for j, c in enumerate(self.cont_names):
-            x = _as_float32(src.column(c), c, "continuous column")
+            x = _as_float(src.column(c), c, "continuous column")
             _check_finite(x, src, c, "continuous column")
             t = TabularColumns(n, {}, {c: x})
             for p in procs:
@@ -716,8 +728,10 @@ class TabularProcessor:
                 raise ValueError(f"procs add column(s) {clash}, but they are already inputs or targets; rename "
                                  "them or pass FillMissing(add_col=False)")
             flags.update(t.cats)
+            x = t.conts[c].astype(np.float32)
+            del t
             for out, rows in zip(conts, (train, valid)):
-                out[:, j] = t.conts[c][rows]
+                out[:, j] = x[rows]
         codes: dict[str, Any] = {}
         for c in self.raw_cat_names:
             t = TabularColumns(n, {c: factorize(src.column(c))}, {})
@@ -781,7 +795,7 @@ class TabularProcessor:
     def _regression_y(self, src: _Source) -> np.ndarray:
         ys = []
         for c in self.y_names:
-            y = _as_float32(src.column(c), c, "regression target")
+            y = _as_float(src.column(c), c, "regression target", np.float32)
             if np.isnan(y).any():
                 check_target(src.data, [c])
             _check_finite(y, src, c, "regression target")
@@ -807,7 +821,7 @@ class TabularProcessor:
         x_cont = np.empty((n, len(self.cont_names)), np.float32)
         flags: dict[str, Any] = {}
         for j, c in enumerate(self.cont_names):
-            x = _as_float32(src.column(c), c, "continuous column")
+            x = _as_float(src.column(c), c, "continuous column")
             _check_finite(x, src, c, "continuous column")
             t = TabularColumns(n, {}, {c: x})
             for p in self.procs:
@@ -843,11 +857,21 @@ class TabularProcessor:
         return torch.from_numpy(pos.astype(_code_dtype(len(self.vocab or [])))[f.codes].reshape(-1, 1))
 
     # ---- back to values -----------------------------------------------------------------------
-    def decode(self, x_cat: torch.Tensor, x_cont: torch.Tensor, y: torch.Tensor | None = None) -> pd.DataFrame:
+    def decode(self, x_cat: torch.Tensor, x_cont: torch.Tensor, y: torch.Tensor | None = None,
+               raw: Table | None = None) -> pd.DataFrame:
         """Rows as a DataFrame of values: categories from their codes, continuous values un-normalized (missing
-        ones show their fill value, as in fastai), and the targets (class names or values) when given."""
+        ones show their fill value, as in fastai), and the targets (class names or values) when given. With
+        `raw` (the same rows, unprocessed), continuous values are taken from it at full precision, not from
+        the float32 tensor."""
         cats = x_cat.detach().cpu().numpy()
-        conts = x_cont.detach().cpu().numpy().astype(np.float32, copy=True)
+        conts = x_cont.detach().cpu().numpy().astype(np.float64)
+        if raw is not None:
+            src = _Source(raw)
+            for i, c in enumerate(self.cont_names):
+                col = TabularColumns(len(src), {}, {c: _as_float(src.column(c), c, "continuous column")})
+                for p in self.procs:
+                    p.encode(col)
+                conts[:, i] = col.conts[c]
         t = TabularColumns(len(cats), {c: cats[:, i] for i, c in enumerate(self.cat_names)},
                            {c: conts[:, i] for i, c in enumerate(self.cont_names)})
         for p in reversed(self.procs):
@@ -1089,6 +1113,7 @@ class TabularPandas:
         block = _as_block(y_block)
         y_kind = _y_kind(src, y_names, block)
         train, valid = _check_splits(splits, n)
+        del splits  # free the splitter's arrays (RandomSplitter: a permutation of every row) before processing
         if len(train) == 0:
             raise ValueError(f"every one of the {n} rows went to the validation set: nothing is left to train on")
         if len(train) == 1:
@@ -1226,8 +1251,7 @@ class TabularDataLoaders(DataLoaders):
                     **dl_kwargs: Any) -> TabularDataLoaders:
         n = len(_Source(data))
         splitter = RandomSplitter(valid_pct, seed) if valid_idx is None else IndexSplitter(valid_idx)
-        splits = splitter(range(n))
-        to = TabularPandas(data, procs, cat_names, cont_names, y_names, y_block=y_block, splits=splits)
+        to = TabularPandas(data, procs, cat_names, cont_names, y_names, y_block=y_block, splits=splitter(range(n)))
         return to.dataloaders(path=path, **dl_kwargs)
 
     @classmethod
@@ -1335,6 +1359,11 @@ class TabularDataLoaders(DataLoaders):
 
     def item_to_batch(self, item: pd.Series | pd.DataFrame | Mapping) -> Tensors:
         """(x_cat, x_cont) of batch size 1 for one row: a Series, a one-row DataFrame or a dict."""
+        x_cat, x_cont = self.processor.process(self.item_frame(item), with_y=False)
+        return x_cat.long(), x_cont
+
+    def item_frame(self, item: pd.Series | pd.DataFrame | Mapping) -> pd.DataFrame:
+        """One row (a Series, a one-row DataFrame or a dict) as a one-row DataFrame."""
         if isinstance(item, pd.Series):
             df = item.to_frame().T.infer_objects()
         elif isinstance(item, pd.DataFrame):
@@ -1347,8 +1376,7 @@ class TabularDataLoaders(DataLoaders):
         else:
             raise TypeError(f"a tabular item is a row (pandas Series, one-row DataFrame or dict), "
                             f"not {type(item).__name__}")
-        x_cat, x_cont = self.processor.process(df, with_y=False)
-        return x_cat.long(), x_cont
+        return df
 
     def decode(self, pred: torch.Tensor) -> tuple[Any, Any]:
         """(class name, class index) for classification, (value, raw output) for regression."""
@@ -1509,12 +1537,8 @@ class _MSEFlat(nn.MSELoss):
 
 
 def _default_loss(y_kind: str) -> nn.Module:
-    """fastai's loss for the task: `CrossEntropyLossFlat()` or `MSELossFlat()`."""
-    try:
-        from . import losses  # type: ignore[attr-defined]
-    except ImportError:
-        return _CrossEntropyFlat() if y_kind == "category" else _MSEFlat()
-    return losses.CrossEntropyLossFlat() if y_kind == "category" else losses.MSELossFlat()
+    """The task's loss, flattening as fastai's `CrossEntropyLossFlat()` / `MSELossFlat()` do."""
+    return _CrossEntropyFlat() if y_kind == "category" else _MSEFlat()
 
 
 class TabularRow:
@@ -1550,15 +1574,16 @@ class TabularLearner(Learner):
         """`row, clas, probs = learn.predict(df.iloc[0])`: the decoded row with the prediction in the target
         column, the class index (a tensor; for a regression the predicted values) and the probabilities (for a
         regression the predicted values)."""
-        x_cat, x_cont = self.dls.item_to_batch(row)
-        preds, _ = self.get_preds(dl=[(x_cat, x_cont)])
+        df = self.dls.item_frame(row)
+        x_cat, x_cont = self.dls.processor.process(df, with_y=False)
+        preds, _ = self.get_preds(dl=[(x_cat.long(), x_cont)])
         probs = preds[0]
         if self.dls.y_kind == "category":
             clas = probs.argmax()
             y = clas.reshape(1, 1)
         else:
             clas, y = probs, probs.reshape(1, -1)
-        return TabularRow(self.dls.processor.decode(x_cat, x_cont, y)), clas, probs
+        return TabularRow(self.dls.processor.decode(x_cat, x_cont, y, raw=df)), clas, probs
 
 
 def _has_batchnorm(model: nn.Module) -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from minifastai import accuracy, load_learner
@@ -113,9 +114,10 @@ def test_batch_types_and_n_inp():
 def test_categorical_dtype_keeps_its_order_and_fill_strategies():
     df = small_df()
     df["color"] = pd.Categorical(df["color"], categories=["red", "green", "blue", "purple"])
-    dls = TabularDataLoaders.from_df(
-        df, cat_names=["color"], cont_names=["size"], y_names="label",
-        procs=[Categorify, FillMissing(fill_strategy="constant", fill_val=-1)], valid_idx=[6, 7], device="cpu")
+    with pytest.warns(UserWarning, match="occur only in the validation rows"):
+        dls = TabularDataLoaders.from_df(
+            df, cat_names=["color"], cont_names=["size"], y_names="label",
+            procs=[Categorify, FillMissing(fill_strategy="constant", fill_val=-1)], valid_idx=[6, 7], device="cpu")
     assert dls.classes["color"] == [NA, "red", "green", "blue", "purple"]
     assert dls.train.tensors[0][:, 0].tolist() == [1, 3, 0, 3, 2, 1]
     assert dls.procs[0].fill["size"] == -1.0
@@ -199,7 +201,8 @@ def test_one_layer_group_and_the_one_cycle_shape():
                                      y_names="target", valid_pct=0.25, seed=0, bs=32, device="cpu")
     learn = tabular_learner(dls, layers=(16, 8), metrics=accuracy)
     assert learn.n_groups == 1 and learn.group_names == ["all"]
-    assert isinstance(learn.loss_func, nn.CrossEntropyLoss)
+    pred, targ = torch.randn(4, 3), torch.tensor([[0], [2], [1], [2]])  # fastai's CrossEntropyLossFlat
+    assert learn.loss_func(pred, targ).item() == pytest.approx(F.cross_entropy(pred, targ.view(-1)).item())
     assert "1 layer group(s)" in learn.summary() and "float LR is the natural choice" in learn.summary()
     quiet(learn.fit_one_cycle, 4, 1e-2)
     lrs = learn.recorder.lrs
@@ -222,7 +225,9 @@ def test_regression_from_float_target_with_y_range():
     y = next(iter(dls.train))[2]
     assert y.dtype == torch.float32 and y.shape == (32, 1)
     learn = tabular_learner(dls, layers=(16,), y_range=(8.0, 16.0))
-    assert isinstance(learn.loss_func, nn.MSELoss) and learn.activation_name is None
+    pred, targ = torch.randn(4, 1), torch.randn(4, 1)  # fastai's MSELossFlat
+    assert learn.loss_func(pred, targ).item() == pytest.approx(F.mse_loss(pred, targ).item())
+    assert learn.activation_name is None
     quiet(learn.fit_one_cycle, 8, 3e-2)
     row, pred, out = learn.predict(df.iloc[0])
     value = row.items["amount"].iloc[0]

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 
 from minifastai.tabular import (
     NA,
@@ -216,7 +217,8 @@ def fastai_weights(learn, state: list) -> None:
 
 def test_predict_and_get_preds_match_fastai(fastai_out):
     dls = fastai_to().dataloaders(bs=32, device="cpu")
-    assert isinstance(dls.loss_func, torch.nn.CrossEntropyLoss)
+    pred, targ = torch.randn(4, 2), torch.tensor([[0], [1], [1], [0]])  # fastai's CrossEntropyLossFlat
+    assert dls.loss_func(pred, targ).item() == pytest.approx(F.cross_entropy(pred, targ.view(-1)).item())
     learn = tabular_learner(dls, layers=[8, 4])
     fastai_weights(learn, fastai_out["state"])
     preds, targs = learn.get_preds()
@@ -246,7 +248,8 @@ def test_regression_predict_matches_fastai(fastai_out):
     to = TabularPandas(df, [Categorify, FillMissing, Normalize], CAT, CONT, y_names="amount",
                        splits=IndexSplitter(VALID)(range(len(df))))
     dls = to.dataloaders(bs=32, device="cpu")
-    assert isinstance(dls.loss_func, torch.nn.MSELoss) and dls.c == 1
+    pred, targ = torch.randn(4, 1), torch.randn(4, 1)  # fastai's MSELossFlat
+    assert dls.loss_func(pred, targ).item() == pytest.approx(F.mse_loss(pred, targ).item()) and dls.c == 1
     b = next(iter(dls.train))
     assert [(tuple(x.shape), str(x.dtype)) for x in b] == fastai_out["reg_batch"]
     learn = tabular_learner(dls, layers=[8])

@@ -47,7 +47,7 @@ def test_compact_storage_and_int64_batches():
     assert wide.train.tensors[0].dtype == torch.int32 and len(wide.classes["id"]) == 40_001
 
 
-def test_float32_normalization_matches_the_float64_formula():
+def test_procs_fit_and_apply_in_float64_and_store_float32():
     df = table()
     dls = TabularDataLoaders.from_df(df, **KW)
     fill, _, norm = dls.procs
@@ -57,10 +57,9 @@ def test_float32_normalization_matches_the_float64_formula():
     assert fill.fill["x"] == pytest.approx(med)
     filled = np.where(np.isnan(x), med, x)
     mean, std = filled[dls.train_idx].mean(), filled[dls.train_idx].std() + 1e-7
-    # statistics of the float32 values (what the model sees), accumulated in float64
-    assert norm.means["x"] == pytest.approx(mean, rel=1e-7) and norm.stds["x"] == pytest.approx(std, rel=1e-7)
-    expect = (filled[dls.valid_idx] - mean) / std
-    np.testing.assert_allclose(dls.valid.tensors[1][:, 0].numpy(), expect, rtol=1e-5, atol=1e-6)
+    assert norm.means["x"] == pytest.approx(mean, rel=1e-12) and norm.stds["x"] == pytest.approx(std, rel=1e-12)
+    expect = ((filled[dls.valid_idx] - mean) / std).astype(np.float32)  # computed in float64, stored as float32
+    np.testing.assert_array_equal(dls.valid.tensors[1][:, 0].numpy(), expect)
 
 
 def arrow_frame(df: pd.DataFrame) -> pd.DataFrame:
@@ -88,9 +87,10 @@ def test_pyarrow_backed_columns_are_never_turned_into_python_strings(monkeypatch
     for a, b in zip(dls.train.tensors + dls.valid.tensors, ref.train.tensors + ref.valid.tensors):
         assert torch.equal(a, b)
     # pyarrow floats with nulls, pandas nullable floats and ints read as float32 with NaN for missing values
-    for dtype in ("float32[pyarrow]", "Float64"):
+    f32 = TabularDataLoaders.from_df(df.assign(x=df["x"].astype(np.float32)), **KW)
+    for dtype, same in (("float32[pyarrow]", f32), ("float64[pyarrow]", ref), ("Float64", ref)):
         other = TabularDataLoaders.from_df(adf.assign(x=df["x"].astype(dtype)), **KW)
-        assert torch.equal(other.train.tensors[1], ref.train.tensors[1])
+        assert torch.equal(other.train.tensors[1], same.train.tensors[1]), dtype
         assert other.procs[0].na_cols == ["x"]
 
 
