@@ -14,8 +14,10 @@ y_names, y_block, valid_idx)`, `from_csv`, `TabularPandas(...).dataloaders(bs=..
 from __future__ import annotations
 
 import copy
+import ctypes
 import difflib
 import os
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -105,6 +107,36 @@ def factorize(col: Any) -> Factorized:
 
 
 def _factorize_arrow(col: Any) -> Factorized:
+    f = _dictionary_codes(col)
+    _release_free_memory()  # the encoding's buffers are free now
+    return f
+
+
+def _release_free_memory() -> None:
+    """Give memory that is free but still held back to the system: pyarrow's pool, and glibc's heap, which keeps
+    the holes that a column's temporaries leave (tens of MB for a table of millions of rows; Dask trims its
+    workers the same way). Without it they count in the peak while the next columns are processed."""
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        pa.default_memory_pool().release_unused()
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
+
+
+def _load_libc() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") else None
+    except OSError:  # not glibc (e.g. musl)
+        return None
+
+
+_LIBC = _load_libc()
+
+
+def _dictionary_codes(col: Any) -> Factorized:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -732,6 +764,7 @@ class TabularProcessor:
             del t
             for out, rows in zip(conts, (train, valid)):
                 out[:, j] = x[rows]
+            del x
         codes: dict[str, Any] = {}
         for c in self.raw_cat_names:
             t = TabularColumns(n, {c: factorize(src.column(c))}, {})
@@ -740,6 +773,7 @@ class TabularProcessor:
             codes[c] = t.cats[c]
         codes.update(flags)
         cat_names = list(codes)
+        _release_free_memory()  # the columns' temporaries, before the categorical tensors are allocated
         cats = _stack_split(codes, n, (train, valid))
         for p in procs:
             if isinstance(p, Categorify):  # vocabs in x_cat's column order (flags were fitted first)
