@@ -45,6 +45,9 @@ NA = "#na#"
 MAX_INT_CLASSES = 20
 """An integer target with more distinct values than this warns that each value becomes a class."""
 
+BIG_TABLE = 1 << 20
+"""From this many rows on, memory freed between columns is given back to the system (see `_release_free_memory`)."""
+
 Tensors = tuple[torch.Tensor, ...]
 Table = Any  # a pandas DataFrame, or (from_parquet) a pyarrow Table
 
@@ -108,7 +111,8 @@ def factorize(col: Any) -> Factorized:
 
 def _factorize_arrow(col: Any) -> Factorized:
     f = _dictionary_codes(col)
-    _release_free_memory()  # the encoding's buffers are free now
+    if len(f.codes) >= BIG_TABLE:
+        _release_free_memory()  # the encoding's buffers are free now
     return f
 
 
@@ -773,7 +777,8 @@ class TabularProcessor:
             codes[c] = t.cats[c]
         codes.update(flags)
         cat_names = list(codes)
-        _release_free_memory()  # the columns' temporaries, before the categorical tensors are allocated
+        if n >= BIG_TABLE:
+            _release_free_memory()  # the columns' temporaries, before the categorical tensors are allocated
         cats = _stack_split(codes, n, (train, valid))
         for p in procs:
             if isinstance(p, Categorify):  # vocabs in x_cat's column order (flags were fitted first)
