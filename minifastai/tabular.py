@@ -1555,7 +1555,7 @@ class TabularModel(nn.Module):
 
 
 # ---- learner ------------------------------------------------------------------------------------
-class _CrossEntropyFlat(nn.CrossEntropyLoss):
+class CrossEntropyLossFlat(nn.CrossEntropyLoss):
     """Cross-entropy over targets of shape (batch, 1) or (batch,) (until `minifastai.losses` provides fastai's
     `CrossEntropyLossFlat`)."""
 
@@ -1564,7 +1564,7 @@ class _CrossEntropyFlat(nn.CrossEntropyLoss):
         return super().forward(input, target.reshape(-1))
 
 
-class _MSEFlat(nn.MSELoss):
+class MSELossFlat(nn.MSELoss):
     """MSE on flattened predictions and targets (until `minifastai.losses` provides fastai's `MSELossFlat`)."""
 
     def forward(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: A002 (torch's name)
@@ -1577,7 +1577,7 @@ class _MSEFlat(nn.MSELoss):
 
 def _default_loss(y_kind: str) -> nn.Module:
     """The task's loss, flattening as fastai's `CrossEntropyLossFlat()` / `MSELossFlat()` do."""
-    return _CrossEntropyFlat() if y_kind == "category" else _MSEFlat()
+    return CrossEntropyLossFlat() if y_kind == "category" else MSELossFlat()
 
 
 class TabularRow:
