@@ -1270,7 +1270,7 @@ class TabularDataLoaders(DataLoaders):
                 valid_idx: Sequence[int] | np.ndarray | None = None, *, valid_pct: float = 0.2,
                 seed: int | None = None, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
                 drop_last: bool = False, device: torch.device | str | None = None) -> TabularDataLoaders:
-        """fastai's `from_df`: preprocess `df` once and split it, `valid_idx` (row positions, in that order) or
+        """fastai's `from_df`: preprocess `df` once and split it, `valid_idx` (row positions, as in df.iloc) or
         a random `valid_pct` of the rows (`RandomSplitter(valid_pct, seed)`, fastai's split). Procs are
         fitted on the training rows only. `cont_names=None` takes every other column, as fastai; the target is
         a regression when its dtype is float, a classification otherwise, unless `y_block` says."""
@@ -1299,9 +1299,12 @@ class TabularDataLoaders(DataLoaders):
         """fastai's `from_csv`: `pd.read_csv(csv)` then `from_df(df, path, **kwargs)`; `path` defaults to the
         CSV's folder. When every column is named (`cont_names` given), only those columns are read."""
         names = [*_names(kwargs.get("cat_names")), *_names(kwargs.get("cont_names")), *_names(kwargs.get("y_names"))]
-        usecols = names if kwargs.get("cont_names") is not None and names else None
+        is_file = isinstance(csv, (str, os.PathLike))
+        usecols = list(dict.fromkeys(names)) if is_file and kwargs.get("cont_names") is not None and names else None
+        if usecols:  # a missing column: our message (with close matches), not pandas' usecols error
+            check_columns(pd.read_csv(csv, nrows=0, skipinitialspace=skipinitialspace), usecols, f"the CSV {csv}")
         if path is None:
-            path = Path(csv).parent if isinstance(csv, (str, os.PathLike)) else Path(".")
+            path = Path(csv).parent if is_file else Path(".")
         df = pd.read_csv(csv, skipinitialspace=skipinitialspace, usecols=usecols)
         return cls.from_df(df, path=path, **kwargs)
 

@@ -302,6 +302,8 @@ def test_from_csv_reads_the_named_columns_and_sets_path(tmp_path):
         assert torch.equal(a, b)
     learn = tabular_learner(dls)
     assert learn.path == tmp_path / "data"
+    with pytest.raises(ValueError, match=r"\['salry'\] not in the CSV .*adult.csv.*did you mean 'salary'"):
+        TabularDataLoaders.from_csv(csv, cat_names=["workclass"], cont_names=CONT, y_names="salry", device="cpu")
     with open(csv) as f:  # a file object: path '.'
         assert TabularDataLoaders.from_csv(f, cat_names=["workclass"], cont_names=CONT, y_names="salary",
                                            device="cpu").path == Path(".")
