@@ -373,3 +373,18 @@ def test_error_messages():
         TabularDataLoaders.from_df(df, cat_names=["color"], y_names=["label", "weight"], y_block="category")
     with pytest.raises(TypeError, match="needs TabularDataLoaders"):
         tabular_learner(object())
+
+
+def test_two_regression_targets():
+    df = learnable_df(200).dropna()
+    df = df.assign(a=df.v * 2.0, b=df.w - 1.0)
+    dls = TabularDataLoaders.from_df(df, cat_names=["kind"], cont_names=["w"], y_names=["a", "b"], valid_pct=0.2,
+                                     seed=0, bs=16, device="cpu")
+    assert dls.y_kind == "regression" and dls.c == 2 and dls.train.tensors[2].shape == (len(dls.train_idx), 2)
+    learn = tabular_learner(dls, layers=(8,))
+    assert learn.model.layers[-1].out_features == 2
+    quiet(learn.fit, 1)
+    preds, targs = learn.get_preds()
+    assert preds.shape == targs.shape == (len(dls.valid_idx), 2)
+    row, pred, out = learn.predict(df.iloc[0])
+    assert pred.shape == (2,) and row.items[["a", "b"]].to_numpy()[0].tolist() == pytest.approx(pred.tolist())
