@@ -18,7 +18,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: install
-	$(PY) -m ruff check minifastai tests examples bench
+	$(PY) -m ruff check minifastai tests examples bench docs/gen_figures.py docs/gen_fastai_names.py docs/hooks.py
+	$(PY) -m mypy
 
 # tests/ (unit and behaviour tests) and every notebook in examples/ (executed with nbmake), then the docs
 test: install lint

@@ -55,8 +55,8 @@ def _demo(out: Path, epochs: int) -> list[Path]:
     lrs = learn.recorder.lrs
     print(f"   recorded lr {lrs.shape} (batches, groups): {lrs[0, 0]:.1e} -> peak {lrs.max():.1e} "
           f"at batch {int(lrs[:, 0].argmax())} -> {lrs[-1, 0]:.1e}")
-    decoded, idx, probs = learn.predict(df.iloc[0])
-    print(f"   predict(first row): {decoded!r} (p={float(probs[idx]):.3f}); actual {df.iloc[0].species!r}")
+    row, clas, probs = learn.predict(df.iloc[0])  # as fastai: the decoded row, the class index, probabilities
+    print(f"   predict(first row): {dls.vocab[clas]!r} (p={float(probs[clas]):.3f}); actual {df.iloc[0].species!r}")
     written = []
     for name, fig in (("tabular_schedule.png", learn.recorder.plot_sched()),
                       ("tabular_loss.png", learn.recorder.plot_loss(skip_start=0))):

@@ -51,6 +51,9 @@ class BaseLoss:
             targ = targ.float()
         if targ.dtype in (torch.int8, torch.int16, torch.int32):
             targ = targ.long()
+        if self.flatten and not self.is_2d and inp.numel() != targ.numel():  # fastai: a size error deep in torch
+            raise ValueError(f"{type(self).__name__} got predictions of shape {tuple(inp.shape)} and targets of shape "
+                             f"{tuple(targ.shape)}: flattened, they must hold the same number of values")
         if self.flatten:
             inp = inp.reshape(-1, inp.shape[-1]) if self.is_2d else inp.reshape(-1)
         return self.func(inp, targ.reshape(-1) if self.flatten else targ, **kwargs)

@@ -57,7 +57,8 @@ def _tabular_export(tmp: Path) -> Path:
 
     rng = np.random.default_rng(0)
     df = pd.DataFrame({"c": rng.choice(["x", "y"], 40), "v": rng.normal(size=40), "t": rng.choice(["A", "B"], 40)})
-    dls = TabularDataLoaders.from_df(df, ["c"], ["v"], "t", valid_pct=0.25, seed=0, bs=8, device="cpu")
+    dls = TabularDataLoaders.from_df(df, cat_names=["c"], cont_names=["v"], y_names="t", valid_pct=0.25, seed=0, bs=8,
+                                     device="cpu")
     return tabular_learner(dls, layers=(8, 4)).export(tmp / "tab.pkl")
 
 

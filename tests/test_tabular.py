@@ -8,17 +8,21 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from minifastai import accuracy, load_learner
 from minifastai.tabular import (
     NA,
     Categorify,
+    CategoryBlock,
     FillMissing,
     Normalize,
+    RegressionBlock,
     TabularDataLoaders,
     TabularLoader,
     TabularModel,
+    TabularRow,
     emb_sz_rule,
     get_emb_sz,
     sigmoid_range,
@@ -39,7 +43,8 @@ def small_df() -> pd.DataFrame:
 def small_dls(**kw) -> TabularDataLoaders:
     args = dict(cat_names=["color"], cont_names=["size", "weight"], y_names="label", valid_idx=[6, 7], bs=4,
                 device="cpu")
-    return TabularDataLoaders.from_df(small_df(), **{**args, **kw})
+    with pytest.warns(UserWarning, match=r"class\(es\) \['c'\] of target 'label' occur only in the validation rows"):
+        return TabularDataLoaders.from_df(small_df(), **{**args, **kw})
 
 
 def quiet(f, *args, **kw):
@@ -88,7 +93,7 @@ def test_encoded_values_of_every_row():
     m, s = dls.procs[2].means["size"], dls.procs[2].stds["size"]
     assert x_cont[:, 0].tolist() == pytest.approx([(4 - m) / s, (100 - m) / s], rel=1e-5)
     assert dls.vocab == ["a", "b", "c"]  # every class of the target, sorted
-    assert y.tolist() == [2, 0]
+    assert y.tolist() == [[2], [0]]  # (rows, 1), as fastai's
     tx_cat, tx_cont, ty = dls.train.tensors
     assert tx_cat[:, 0].tolist() == [3, 1, 0, 1, 2, 3]  # red, blue, None -> #na#, blue, green, red
     assert tx_cat[:, 1].tolist() == [1, 1, 2, 1, 1, 1]
@@ -100,7 +105,7 @@ def test_batch_types_and_n_inp():
     dls = small_dls()
     x_cat, x_cont, y = next(iter(dls.train))
     assert (x_cat.dtype, x_cont.dtype, y.dtype) == (torch.int64, torch.float32, torch.int64)
-    assert x_cat.shape == (4, 2) and x_cont.shape == (4, 2) and y.shape == (4,)
+    assert x_cat.shape == (4, 2) and x_cont.shape == (4, 2) and y.shape == (4, 1)
     assert dls.n_inp == 2
     xb, yb = dls.split_batch((x_cat, x_cont, y))
     assert len(xb) == 2 and len(yb) == 1
@@ -109,17 +114,20 @@ def test_batch_types_and_n_inp():
 def test_categorical_dtype_keeps_its_order_and_fill_strategies():
     df = small_df()
     df["color"] = pd.Categorical(df["color"], categories=["red", "green", "blue", "purple"])
-    dls = TabularDataLoaders.from_df(
-        df, ["color"], ["size"], "label", procs=[Categorify, FillMissing(fill_strategy="constant", fill_val=-1)],
-        valid_idx=[6, 7], device="cpu")
+    with pytest.warns(UserWarning, match="occur only in the validation rows"):
+        dls = TabularDataLoaders.from_df(
+            df, cat_names=["color"], cont_names=["size"], y_names="label",
+            procs=[Categorify, FillMissing(fill_strategy="constant", fill_val=-1)], valid_idx=[6, 7], device="cpu")
     assert dls.classes["color"] == [NA, "red", "green", "blue", "purple"]
     assert dls.train.tensors[0][:, 0].tolist() == [1, 3, 0, 3, 2, 1]
     assert dls.procs[0].fill["size"] == -1.0
     assert dls.train.tensors[1][2, 0].item() == -1.0  # no Normalize: raw values
     mode = FillMissing(fill_strategy="mode")
-    TabularDataLoaders.from_df(pd.DataFrame({"a": [1.0, 2.0, 2.0, np.nan, 3.0], "y": [0, 1, 0, 1, 0]}), [], ["a"],
-                               "y", procs=[mode, Categorify], valid_idx=[], device="cpu")
-    assert mode.fill["a"] == 2.0
+    dls = TabularDataLoaders.from_df(pd.DataFrame({"a": [1.0, 2.0, 2.0, np.nan, 3.0], "y": [0, 1, 0, 1, 0]}),
+                                     cont_names=["a"], y_names="y", procs=[mode, Categorify], valid_idx=[],
+                                     device="cpu")
+    assert dls.procs[0].fill["a"] == 2.0
+    assert mode.fill == {}  # the procs given are templates: the fitted copies live in dls.procs
     with pytest.raises(ValueError, match="fill_strategy must be one of"):
         FillMissing("mean")
 
@@ -128,7 +136,8 @@ def test_categorical_dtype_keeps_its_order_and_fill_strategies():
 def test_every_training_row_once_per_epoch_in_a_new_order():
     n = 203
     df = pd.DataFrame({"row": np.arange(n, dtype=float), "y": np.arange(n) % 2})
-    dls = TabularDataLoaders.from_df(df, [], ["row"], "y", procs=[], valid_pct=0.2, seed=1, bs=16, device="cpu")
+    dls = TabularDataLoaders.from_df(df, cont_names=["row"], y_names="y", procs=[], valid_pct=0.2, seed=1, bs=16,
+                                     device="cpu")
     train_rows = sorted(dls.train_idx.tolist())
     assert len(train_rows) == n - int(0.2 * n) and not set(train_rows) & set(dls.valid_idx.tolist())
     orders = []
@@ -140,8 +149,9 @@ def test_every_training_row_once_per_epoch_in_a_new_order():
     valid_seen = torch.cat([b[1][:, 0] for b in dls.valid]).long().tolist()
     assert valid_seen == sorted(dls.valid_idx.tolist())  # validation: every row, in order
     # the seed fixes the split; a different seed changes it
-    again = TabularDataLoaders.from_df(df, [], ["row"], "y", procs=[], valid_pct=0.2, seed=1, device="cpu")
-    other = TabularDataLoaders.from_df(df, [], ["row"], "y", procs=[], valid_pct=0.2, seed=2, device="cpu")
+    kw = dict(cont_names=["row"], y_names="y", procs=[], valid_pct=0.2, device="cpu")
+    again = TabularDataLoaders.from_df(df, seed=1, **kw)
+    other = TabularDataLoaders.from_df(df, seed=2, **kw)
     assert again.valid_idx.tolist() == dls.valid_idx.tolist() != other.valid_idx.tolist()
 
 
@@ -187,11 +197,12 @@ def test_tabular_model_layers_and_shapes():
 
 # ---- learner ------------------------------------------------------------------------------------
 def test_one_layer_group_and_the_one_cycle_shape():
-    dls = TabularDataLoaders.from_df(learnable_df(), ["kind", "noise"], ["v", "w"], "target", valid_pct=0.25,
-                                     seed=0, bs=32, device="cpu")
+    dls = TabularDataLoaders.from_df(learnable_df(), cat_names=["kind", "noise"], cont_names=["v", "w"],
+                                     y_names="target", valid_pct=0.25, seed=0, bs=32, device="cpu")
     learn = tabular_learner(dls, layers=(16, 8), metrics=accuracy)
     assert learn.n_groups == 1 and learn.group_names == ["all"]
-    assert isinstance(learn.loss_func, nn.CrossEntropyLoss)
+    pred, targ = torch.randn(4, 3), torch.tensor([[0], [2], [1], [2]])  # fastai's CrossEntropyLossFlat
+    assert learn.loss_func(pred, targ).item() == pytest.approx(F.cross_entropy(pred, targ.view(-1)).item())
     assert "1 layer group(s)" in learn.summary() and "float LR is the natural choice" in learn.summary()
     quiet(learn.fit_one_cycle, 4, 1e-2)
     lrs = learn.recorder.lrs
@@ -201,21 +212,26 @@ def test_one_layer_group_and_the_one_cycle_shape():
     assert peak == pytest.approx(0.25 * len(lrs), abs=1)  # cycles up then down over time
     assert lrs[0, 0] == pytest.approx(1e-2 / 25) and lrs[-1, 0] < 1e-4
     assert (np.diff(lrs[: peak + 1, 0]) > 0).all() and (np.diff(lrs[peak:, 0]) < 0).all()
-    assert learn.recorder.values[-1][2] >= 0.9  # valid accuracy: the class is in 'kind'
+    preds, targs = learn.get_preds()
+    assert (preds.argmax(1) == targs[:, 0]).float().mean() >= 0.9  # the class is in 'kind'
 
 
 def test_regression_from_float_target_with_y_range():
     df = learnable_df()
     df["amount"] = df["v"].fillna(1.0) * 2 + 10
-    dls = TabularDataLoaders.from_df(df, ["kind"], ["w"], "amount", valid_pct=0.25, seed=0, bs=32, device="cpu")
+    dls = TabularDataLoaders.from_df(df, cat_names=["kind"], cont_names=["w"], y_names="amount", valid_pct=0.25,
+                                     seed=0, bs=32, device="cpu")
     assert dls.y_kind == "regression" and dls.vocab is None and dls.c == 1
     y = next(iter(dls.train))[2]
     assert y.dtype == torch.float32 and y.shape == (32, 1)
     learn = tabular_learner(dls, layers=(16,), y_range=(8.0, 16.0))
-    assert isinstance(learn.loss_func, nn.MSELoss) and learn.activation_name is None
+    pred, targ = torch.randn(4, 1), torch.randn(4, 1)  # fastai's MSELossFlat
+    assert learn.loss_func(pred, targ).item() == pytest.approx(F.mse_loss(pred, targ).item())
+    assert learn.activation_name is None
     quiet(learn.fit_one_cycle, 8, 3e-2)
-    value, raw, out = learn.predict(df.iloc[0])
-    assert isinstance(value, float) and 8.0 < value < 16.0 and raw.shape == (1,) and float(out[0]) == value
+    row, pred, out = learn.predict(df.iloc[0])
+    value = row.items["amount"].iloc[0]
+    assert 8.0 < value < 16.0 and pred.shape == (1,) and float(out[0]) == pytest.approx(value)
     preds, targs = learn.get_preds()
     assert preds.shape == targs.shape == (100, 1)
     assert float(((preds - targs) ** 2).mean()) < float(targs.var()) / 2  # learned something
@@ -225,22 +241,26 @@ def test_regression_from_float_target_with_y_range():
 
 def test_y_block_overrides_the_dtype():
     df = pd.DataFrame({"a": ["x", "y"] * 10, "n": np.arange(20) % 4, "f": np.arange(20) / 2})
-    assert TabularDataLoaders.from_df(df, ["a"], [], "n", device="cpu").y_kind == "category"
-    reg = TabularDataLoaders.from_df(df, ["a"], [], "n", y_block="regression", device="cpu")
-    assert reg.y_kind == "regression" and reg.train.tensors[2].dtype == torch.float32
-    cat = TabularDataLoaders.from_df(df, ["a"], [], "f", y_block="category", device="cpu")
-    assert cat.y_kind == "category" and cat.vocab == sorted(set(df.f.tolist()))
+    kw = dict(cat_names=["a"], cont_names=[], device="cpu")
+    assert TabularDataLoaders.from_df(df, y_names="n", **kw).y_kind == "category"
+    for block in ("regression", RegressionBlock(), RegressionBlock):
+        reg = TabularDataLoaders.from_df(df, y_names="n", y_block=block, **kw)
+        assert reg.y_kind == "regression" and reg.train.tensors[2].dtype == torch.float32
+    for block in ("category", CategoryBlock(), CategoryBlock):
+        with pytest.warns(UserWarning, match="occur only in the validation rows"):  # 20 rows, 20 classes
+            cat = TabularDataLoaders.from_df(df, y_names="f", y_block=block, **kw)
+        assert cat.y_kind == "category" and cat.vocab == sorted(set(df.f.tolist()))
     with pytest.raises(ValueError, match="y_block must be one of"):
-        TabularDataLoaders.from_df(df, ["a"], [], "f", y_block="float", device="cpu")
+        TabularDataLoaders.from_df(df, y_names="f", y_block="float", **kw)
     with pytest.raises(ValueError, match=r"target column\(s\) \['a'\] are not numeric"):
-        TabularDataLoaders.from_df(df, [], ["f"], "a", y_block="regression", device="cpu")
+        TabularDataLoaders.from_df(df, cont_names=["f"], y_names="a", y_block="regression", device="cpu")
 
 
 # ---- inference ----------------------------------------------------------------------------------
 def trained_learner():
     df = learnable_df()
-    dls = TabularDataLoaders.from_df(df, ["kind", "noise"], ["v", "w"], "target", valid_pct=0.25, seed=0, bs=32,
-                                     device="cpu")
+    dls = TabularDataLoaders.from_df(df, cat_names=["kind", "noise"], cont_names=["v", "w"], y_names="target",
+                                     valid_pct=0.25, seed=0, bs=32, device="cpu")
     learn = tabular_learner(dls, layers=(16, 8), metrics=accuracy)
     quiet(learn.fit_one_cycle, 3, 1e-2)
     return df, learn
@@ -281,11 +301,12 @@ def test_predict_on_a_row_in_every_form():
     df, learn = trained_learner()
     row = df.iloc[0]
     decoded, idx, probs = learn.predict(row)
-    assert decoded in learn.dls.vocab and learn.dls.vocab[idx] == decoded
+    assert isinstance(decoded, TabularRow) and idx.shape == () and idx.dtype == torch.int64
+    assert decoded.items["target"].iloc[0] == learn.dls.vocab[idx]  # the prediction, in the target column
     assert probs.shape == (3,) and int(probs.argmax()) == idx and probs.sum().item() == pytest.approx(1.0)
     for other in (df.iloc[[0]], row.to_dict(), row.drop("target")):
         d2, i2, p2 = learn.predict(other)
-        assert (d2, i2) == (decoded, idx) and torch.allclose(p2, probs, atol=1e-6)
+        assert d2.items.equals(decoded.items) and i2 == idx and torch.allclose(p2, probs, atol=1e-6)
     # predicting matches get_preds on the same rows
     preds, _ = learn.get_preds(dl=learn.dls.test_dl(df.iloc[:1]))
     assert torch.allclose(preds[0], probs, atol=1e-6)
@@ -308,46 +329,62 @@ def test_export_and_load_learner_round_trip():
     p1, _ = learn.get_preds(dl=learn.dls.test_dl(rows.drop(columns="target")))
     p2, _ = loaded.get_preds(dl=loaded.dls.test_dl(rows.drop(columns="target")))
     assert torch.allclose(p1, p2, atol=1e-6)
-    assert loaded.predict(df.iloc[3])[0] == learn.predict(df.iloc[3])[0]
+    assert loaded.predict(df.iloc[3])[1] == learn.predict(df.iloc[3])[1]
 
 
 def test_regression_export_round_trip():
     df = learnable_df(200)
-    dls = TabularDataLoaders.from_df(df.dropna(), ["kind"], ["w"], "v", valid_pct=0.2, seed=0, device="cpu")
+    dls = TabularDataLoaders.from_df(df.dropna(), cat_names=["kind"], cont_names=["w"], y_names="v", valid_pct=0.2,
+                                     seed=0, device="cpu")
     learn = tabular_learner(dls, layers=(8,), y_range=(-1.0, 3.0))
     quiet(learn.fit_one_cycle, 1, 1e-2)
     loaded = load_learner(learn.export())
     assert loaded.model.layers[-1].low == -1.0
-    assert loaded.predict(df.iloc[0])[0] == pytest.approx(learn.predict(df.iloc[0])[0], abs=1e-6)
+    assert loaded.predict(df.iloc[0])[1] == pytest.approx(learn.predict(df.iloc[0])[1], abs=1e-6)
 
 
 # ---- errors -------------------------------------------------------------------------------------
 def test_error_messages():
     df = small_df()
     with pytest.raises(ValueError, match=r"column\(s\) \['colour', 'heigth'\] not in the DataFrame.*did you mean"):
-        TabularDataLoaders.from_df(df, ["colour"], ["heigth", "size"], "label")
+        TabularDataLoaders.from_df(df, cat_names=["colour"], cont_names=["heigth", "size"], y_names="label")
     with pytest.raises(ValueError, match=r"'label' has 1 missing value\(s\).*dropna\(subset=\['label'\]\)"):
-        TabularDataLoaders.from_df(df.assign(label=["a", None, "b", "a", "b", "a", "b", "a"]), ["color"], [],
-                                   "label")
+        TabularDataLoaders.from_df(df.assign(label=["a", None, "b", "a", "b", "a", "b", "a"]), cat_names=["color"],
+                                   cont_names=[], y_names="label")
     with pytest.raises(ValueError, match=r"target column 'weight' has 1 missing"):
-        TabularDataLoaders.from_df(df.assign(weight=[1.0, np.nan] + [2.0] * 6), ["color"], [], "weight")
+        TabularDataLoaders.from_df(df.assign(weight=[1.0, np.nan] + [2.0] * 6), cat_names=["color"], y_names="weight")
     with pytest.raises(ValueError, match=r"the DataFrame is empty \(0 rows\)"):
-        TabularDataLoaders.from_df(df.iloc[:0], ["color"], ["size"], "label")
+        TabularDataLoaders.from_df(df.iloc[:0], cat_names=["color"], cont_names=["size"], y_names="label")
     with pytest.raises(ValueError, match=r"\['size'\] are listed as both categorical and continuous"):
-        TabularDataLoaders.from_df(df, ["color", "size"], ["size"], "label")
+        TabularDataLoaders.from_df(df, cat_names=["color", "size"], cont_names=["size"], y_names="label")
     with pytest.raises(ValueError, match=r"target column\(s\) \['label'\] are also listed as inputs"):
-        TabularDataLoaders.from_df(df, ["color", "label"], [], "label")
+        TabularDataLoaders.from_df(df, cat_names=["color", "label"], y_names="label")
     with pytest.raises(ValueError, match="continuous column 'color' is not numeric.*list it in cat_names"):
-        TabularDataLoaders.from_df(df, [], ["color"], "label")
+        TabularDataLoaders.from_df(df, cont_names=["color"], y_names="label")
     with pytest.raises(ValueError, match="y_names is empty"):
-        TabularDataLoaders.from_df(df, ["color"], [], [])
+        TabularDataLoaders.from_df(df, cat_names=["color"], y_names=[])
     with pytest.raises(ValueError, match="procs has no Categorify"):
-        TabularDataLoaders.from_df(df, ["color"], [], "label", procs=[FillMissing])
+        TabularDataLoaders.from_df(df, cat_names=["color"], cont_names=[], y_names="label", procs=[FillMissing])
     with pytest.raises(ValueError, match="nothing is left to train on"):
-        TabularDataLoaders.from_df(df, ["color"], [], "label", valid_idx=range(8))
+        TabularDataLoaders.from_df(df, cat_names=["color"], y_names="label", valid_idx=range(8))
     with pytest.raises(ValueError, match="positions outside"):
-        TabularDataLoaders.from_df(df, ["color"], [], "label", valid_idx=[3, 8])
+        TabularDataLoaders.from_df(df, cat_names=["color"], y_names="label", valid_idx=[3, 8])
     with pytest.raises(ValueError, match="classification takes one target column"):
-        TabularDataLoaders.from_df(df, ["color"], [], ["label", "weight"], y_block="category")
+        TabularDataLoaders.from_df(df, cat_names=["color"], y_names=["label", "weight"], y_block="category")
     with pytest.raises(TypeError, match="needs TabularDataLoaders"):
         tabular_learner(object())
+
+
+def test_two_regression_targets():
+    df = learnable_df(200).dropna()
+    df = df.assign(a=df.v * 2.0, b=df.w - 1.0)
+    dls = TabularDataLoaders.from_df(df, cat_names=["kind"], cont_names=["w"], y_names=["a", "b"], valid_pct=0.2,
+                                     seed=0, bs=16, device="cpu")
+    assert dls.y_kind == "regression" and dls.c == 2 and dls.train.tensors[2].shape == (len(dls.train_idx), 2)
+    learn = tabular_learner(dls, layers=(8,))
+    assert learn.model.layers[-1].out_features == 2
+    quiet(learn.fit, 1)
+    preds, targs = learn.get_preds()
+    assert preds.shape == targs.shape == (len(dls.valid_idx), 2)
+    row, pred, out = learn.predict(df.iloc[0])
+    assert pred.shape == (2,) and row.items[["a", "b"]].to_numpy()[0].tolist() == pytest.approx(pred.tolist())

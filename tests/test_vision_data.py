@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
-from torch import nn
 
+from minifastai import CrossEntropyLossFlat
 from minifastai.vision import (
     ImageDataLoaders,
     Resize,
@@ -59,7 +59,7 @@ def test_from_name_func_labels_splits_and_batches_as_fastai(pets):
     assert dls.valid.items == [str(files[i]) for i in v_idx] and dls.train.items == [str(files[i]) for i in t_idx]
     assert dls.vocab == [False, True] and dls.c == 2 and dls.path == pets
     assert dls.valid_ds.labels == [int(files[i].name[0].isupper()) for i in v_idx]
-    assert isinstance(dls.loss_func, nn.CrossEntropyLoss)
+    assert isinstance(dls.loss_func, CrossEntropyLossFlat)  # fastai's default for single-label images
     x, y = dls.one_batch()
     assert x.shape == (4, 3, 8, 8) and x.dtype == torch.float32 and y.dtype == torch.int64
     assert len(dls.train) == 18 // 4 and sum(len(b[1]) for b in dls.valid) == 6  # last partial batch dropped

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from ..data import DataLoaders, default_device
+from ..losses import CrossEntropyLossFlat
 from .pipeline import ImagePipeline
 from .transforms import Normalize
 
@@ -357,7 +358,7 @@ class ImageDataLoaders(DataLoaders):
         super().__init__(train, valid, device=device, n_inp=1, vocab=vocab)
         self.pipeline = pipeline or ImagePipeline()
         self.path = Path(path)
-        self.loss_func: Callable = nn.CrossEntropyLoss()
+        self.loss_func: Callable = CrossEntropyLossFlat()
 
     @property
     def device(self) -> torch.device:

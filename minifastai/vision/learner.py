@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from ..data import DataLoaders
 from ..learner import Learner
+from ..losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
 from .data import ImageDataLoaders, ImageDL, show_images
 from .models import create_vision_model, resolve_arch, resolve_weights
 
@@ -115,7 +116,7 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module], pretr
         splitter = meta.split
         learner_kwargs.setdefault("group_names", list(meta.group_names))
     if loss_func is None:
-        loss_func = getattr(dls, "loss_func", None) or nn.CrossEntropyLoss()
+        loss_func = getattr(dls, "loss_func", None) or CrossEntropyLossFlat()
     learner_kwargs.setdefault("path", getattr(dls, "path", "."))
     learn = VisionLearner(dls, model, loss_func=loss_func, splitter=splitter, **learner_kwargs)
     learn.export_info = {"module": "minifastai.vision", "arch": name, "n_out": n_out,
@@ -191,7 +192,7 @@ def rebuild_learner(state: dict, device: Any = "cpu", source: str | None = None)
     act = state.get("activation")
     if act not in ("softmax", "sigmoid", None):
         raise ValueError(f"{src}: activation={act!r} must be 'softmax', 'sigmoid' or None")
-    loss = {"softmax": nn.CrossEntropyLoss(), "sigmoid": nn.BCEWithLogitsLoss()}.get(act)  # type: ignore[arg-type]
+    loss = {"softmax": CrossEntropyLossFlat(), "sigmoid": BCEWithLogitsLossFlat()}.get(act)  # type: ignore[arg-type]
     learn = VisionLearner(dls, model, loss_func=loss, splitter=meta.split, activation=act)
     names = state.get("group_names")
     if isinstance(names, list) and len(names) == learn.n_groups and all(isinstance(n, str) for n in names):

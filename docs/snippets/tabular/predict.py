@@ -1,11 +1,13 @@
-dls = TabularDataLoaders.from_df(df, cat_names, cont_names, y_names="species", valid_pct=0.2, seed=42, bs=32)
+dls = TabularDataLoaders.from_df(df, cat_names=cat_names, cont_names=cont_names, y_names="species",
+                                 valid_pct=0.2, seed=42, bs=32)
 learn = tabular_learner(dls, metrics=accuracy)
 learn.fit_one_cycle(8, 1e-2)
-decoded, idx, probs = learn.predict(df.iloc[0])  # a Series, a one-row DataFrame or a dict
-print(decoded, idx, probs.round(decimals=3))
-decoded, idx, probs = learn.predict({"island": "Biscoe", "sex": "male", "bill_length_mm": 48.0,
-                                     "bill_depth_mm": 15.0, "flipper_length_mm": 220.0, "body_mass_g": 5400.0})
-print(decoded, idx, probs.round(decimals=3))
+row, clas, probs = learn.predict(df.iloc[3])  # a Series, a one-row DataFrame or a dict
+row.show()                                     # the inputs as the model saw them, and the prediction
+print(clas, dls.vocab[clas], probs.round(decimals=3))
+row, clas, probs = learn.predict({"island": "Biscoe", "sex": "male", "bill_length_mm": 48.0,
+                                  "bill_depth_mm": 15.0, "flipper_length_mm": 220.0, "body_mass_g": 5400.0})
+print(clas, dls.vocab[clas], probs.round(decimals=3))
 new = pd.DataFrame({"island": ["Biscoe", "Atlantis"],   # 'Atlantis' was never seen -> '#na#'
                     "sex": ["male", None], "bill_length_mm": [48.0, np.nan],
                     "bill_depth_mm": [15.0, 18.5], "flipper_length_mm": [220.0, 190.0],

@@ -1,4 +1,5 @@
-dls = TabularDataLoaders.from_df(df, cat_names, cont_names, y_names="species", valid_pct=0.2, seed=42, bs=32)
+dls = TabularDataLoaders.from_df(df, cat_names=cat_names, cont_names=cont_names, y_names="species",
+                                 valid_pct=0.2, seed=42, bs=32)
 print(dls)
 learn = tabular_learner(dls, metrics=accuracy)
 print(learn.summary())

@@ -6,7 +6,8 @@ import torch
 from palmerpenguins import load_penguins
 
 from minifastai import accuracy, load_learner, rmse
-from minifastai.tabular import TabularDataLoaders, tabular_learner
+from minifastai.tabular import (Categorify, CategoryBlock, FillMissing, Normalize, RandomSplitter, RegressionBlock,
+                                TabularDataLoaders, TabularPandas, tabular_learner)
 
 df = load_penguins()
 cat_names = ["island", "sex"]

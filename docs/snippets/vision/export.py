@@ -1,6 +1,7 @@
 import torch
 
 from minifastai import load_learner
+from minifastai.checkpoint import with_checksum
 from minifastai.vision import ImageDataLoaders, Normalize, Resize, aug_transforms, imagenet_stats, mobilenet_v2, vision_learner
 
 dls = ImageDataLoaders.from_folder(path, item_tfms=Resize(28, method="pad"),
@@ -13,8 +14,9 @@ print([t["name"] for t in state["dls"]["batch_tfms"]], state["dls"]["normalize"]
 new = load_learner(fname)
 print(new.dls.pipeline.item_tfms, new.predict(dls.valid.items[0])[0])
 
-state["dls"]["batch_tfms"].insert(0, {"name": "v2.Lambda", "args": {}})  # a transform that is not allow-listed
-torch.save(state, "tampered.pkl")
+state.pop("checksum")  # a crafted file: a transform that is not allow-listed, and a checksum to match
+state["dls"]["batch_tfms"].insert(0, {"name": "v2.Lambda", "args": {}})
+torch.save(with_checksum(state), "tampered.pkl")
 try:
     load_learner("tampered.pkl")
 except ValueError as e:
