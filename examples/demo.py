@@ -84,7 +84,7 @@ def core_demo() -> list[Path]:
     learn.freeze()  # dry_run restored requires_grad anyway; say it explicitly for the reader
     for i, r in enumerate(runs):
         print(f"fit {i}: {r}")
-    written.append(save(runs[1].plot_sched(log=True), "plan_unfrozen.png"))
+    written.append(save(runs.plot_sched(), "plan.png"))  # both planned fits, one after the other
 
     print("\n== frozen: only the head (and BatchNorm layers) train; slice(1e-3) -> peaks [1e-4, 1e-4, 1e-3]")
     learn.fit_one_cycle(2, slice(1e-3))
@@ -96,7 +96,7 @@ def core_demo() -> list[Path]:
     peaks = learn.recorder.lrs.max(0)
     for name, p in zip(learn.group_names, peaks):
         print(f"  {name:6s} peak lr {p:.1e}")
-    written.append(save(learn.recorder.plot_sched(log=True), "schedule_unfrozen.png"))
+    written.append(save(learn.recorder.plot_sched(fits=2), "schedule_both_fits.png"))  # frozen, then unfrozen
     written.append(save(learn.recorder.plot_loss(), "loss.png"))
     return written
 

@@ -257,7 +257,7 @@ def _run_demo(out: Path) -> dict:
         res["accuracy" if pretrained else "accuracy_random_init"] = _accuracy(learn)
         if pretrained:
             best = learn
-    fig = best.recorder.plot_sched(log=True)
+    fig = best.recorder.plot_sched(fits=2)  # both phases of fine_tune: the frozen body faded, then the spread
     fig.savefig(out / "finetune_schedule.png", dpi=100)
     interp = ClassificationInterpretation.from_learner(best)
     cm = interp.plot_confusion_matrix(figsize=(4, 4))
