@@ -1111,7 +1111,48 @@ class TabularSubset:
         return self.ys.iloc[:, 0]
 
 
-class TabularPandas:
+class ProcessorView:
+    """What the fitted `TabularProcessor` knows, as fastai's `TabularPandas` and `TabularDataLoaders` expose it."""
+
+    processor: TabularProcessor
+
+    @property
+    def procs(self) -> list[TabularProc]:
+        """The fitted procs, in the order they run."""
+        return self.processor.procs
+
+    @property
+    def cat_names(self) -> list[str]:
+        """Categorical input columns, in x_cat's column order (including `<col>_na` flags)."""
+        return self.processor.cat_names
+
+    @property
+    def cont_names(self) -> list[str]:
+        """Continuous input columns, in x_cont's column order."""
+        return self.processor.cont_names
+
+    @property
+    def y_names(self) -> list[str]:
+        """Target columns."""
+        return self.processor.y_names
+
+    @property
+    def y_kind(self) -> str:
+        """'category' or 'regression'."""
+        return self.processor.y_kind
+
+    @property
+    def classes(self) -> dict[str, list]:
+        """Vocab of every categorical column (and of the target for classification)."""
+        return self.processor.classes
+
+    @property
+    def c(self) -> int:
+        """Number of model outputs: classes, or target columns for regression."""
+        return self.processor.c
+
+
+class TabularPandas(ProcessorView):
     """fastai's `TabularPandas`: `df` preprocessed once by `procs` fitted on the training rows of `splits`
     (`(train_idx, valid_idx)` row positions, e.g. from `RandomSplitter()(range_of(df))`; `None`: every row
     trains). `.dataloaders(bs=64)` makes the `TabularDataLoaders`; `.train.xs` / `.train.y` give the
@@ -1168,39 +1209,9 @@ class TabularPandas:
 
     # ---- what fastai's TabularPandas exposes ---------------------------------------------------
     @property
-    def procs(self) -> list[TabularProc]:
-        """The fitted procs, in the order they run."""
-        return self.processor.procs
-
-    @property
-    def cat_names(self) -> list[str]:
-        """Categorical input columns (including `<col>_na` flags)."""
-        return self.processor.cat_names
-
-    @property
-    def cont_names(self) -> list[str]:
-        """Continuous input columns."""
-        return self.processor.cont_names
-
-    @property
-    def y_names(self) -> list[str]:
-        """Target columns."""
-        return self.processor.y_names
-
-    @property
-    def classes(self) -> dict[str, list]:
-        """Vocab of every categorical input column."""
-        return self.processor.classes
-
-    @property
     def vocab(self) -> list | None:
         """The classes of a classification target."""
         return self.processor.vocab if self.processor.y_kind == "category" else None
-
-    @property
-    def c(self) -> int:
-        """Number of model outputs."""
-        return self.processor.c
 
     @property
     def train(self) -> TabularSubset:
@@ -1243,7 +1254,7 @@ def _check_path(path: Any, who: str) -> Path:
     return Path(path)
 
 
-class TabularDataLoaders(DataLoaders):
+class TabularDataLoaders(ProcessorView, DataLoaders):
     """Train and valid `TabularLoader`s over a table's rows, and the fitted `TabularProcessor`.
 
     Batches are `(x_cat, x_cont, y)` with `n_inp = 2`: `x_cat` int64 codes (one column per categorical,
@@ -1350,42 +1361,6 @@ class TabularDataLoaders(DataLoaders):
                  if len(valid_idx) else None)
         return cls(train, valid, processor, device=dev, train_idx=np.asarray(train_idx),
                    valid_idx=np.asarray(valid_idx))
-
-    # ---- what the processor knows -------------------------------------------------------------
-    @property
-    def cat_names(self) -> list[str]:
-        """Categorical input columns, in x_cat's column order (including `<col>_na` flags)."""
-        return self.processor.cat_names
-
-    @property
-    def cont_names(self) -> list[str]:
-        """Continuous input columns, in x_cont's column order."""
-        return self.processor.cont_names
-
-    @property
-    def y_names(self) -> list[str]:
-        """Target columns."""
-        return self.processor.y_names
-
-    @property
-    def y_kind(self) -> str:
-        """'category' (classification) or 'regression'."""
-        return self.processor.y_kind
-
-    @property
-    def classes(self) -> dict[str, list]:
-        """Vocab of every categorical input column: `['#na#', *values]`."""
-        return self.processor.classes
-
-    @property
-    def procs(self) -> list[TabularProc]:
-        """The fitted procs, in the order they run."""
-        return self.processor.procs
-
-    @property
-    def c(self) -> int:
-        """Number of model outputs."""
-        return self.processor.c
 
     # ---- inference ----------------------------------------------------------------------------
     def test_dl(self, df: pd.DataFrame, bs: int | None = None,  # type: ignore[override]
