@@ -185,9 +185,9 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
                 raise ValueError(f"timm's {type(model_in).__name__} has no group_matcher: splitter='stages' cannot "
                                  "find its stages")
             sd, source, is_pretrained = None, "the given timm model", pretrained
+            model, cfg = create_timm_model(model_in, int(n_out), None, None, lin_ftrs, ps, concat_pool, source)
             problem = _instance_problem(name, model_in) if timm_arch_known(name) else (
                 f"the timm model's pretrained_cfg names {name!r}, which is not in timm's registry")
-            model, cfg = create_timm_model(model_in, int(n_out), None, None, lin_ftrs, ps, concat_pool, source)
         else:
             sd, source, _ = resolve_timm_weights(cast(TimmArch, builder), pretrained, weights, model_kwargs)
             is_pretrained, problem = sd is not None, None
