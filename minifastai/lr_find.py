@@ -272,15 +272,7 @@ def lr_find(learn: Learner, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, nu
         train = learn.dls.train
         if train is None or n_batches(train) == 0:
             raise ValueError("lr_find needs training batches, but dls.train is empty or missing")
-    finder = LRFinder(starts, ends, num_it, stop_div)
-    saved = learn.snapshot()  # the sweep trains: weights, optimizer, RNG, loop state and callbacks come back
-    hidden = [cb for cb in learn.cbs if _is_logger(cb)]
-    try:
-        for cb in hidden:
-            learn.remove_cb(cb)
-        learn.fit(1, lr=starts, cbs=finder)
-    finally:
-        saved.restore()
+    finder = _run_sweep(learn, starts, ends, num_it, stop_div)
     if learn.dry:
         return None
     sweep = _make_sweep(learn, finder, funcs)
@@ -291,6 +283,21 @@ def lr_find(learn: Learner, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, nu
     if show_plot:
         sweep.plot()
     return make_suggested_lrs(sweep.suggestions)
+
+
+def _run_sweep(learn: Learner, starts: Sequence[float], ends: Sequence[float], num_it: int, stop_div: bool
+               ) -> LRFinder:
+    """One sweep (every group from its start to its end LR), with the learner restored afterwards."""
+    finder = LRFinder(starts, ends, num_it, stop_div)
+    saved = learn.snapshot()  # the sweep trains: weights, optimizer, RNG, loop state and callbacks come back
+    hidden = [cb for cb in learn.cbs if _is_logger(cb)]
+    try:
+        for cb in hidden:
+            learn.remove_cb(cb)
+        learn.fit(1, lr=list(starts), cbs=finder)
+    finally:
+        saved.restore()
+    return finder
 
 
 def _is_logger(cb: Callback) -> bool:
@@ -418,3 +425,73 @@ def plot_lr_sweep(sweep: LRSweep, skip_end: int = 5) -> Any:
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
+
+
+# ---- per-group suggestion (measured in bench/discriminative_lrs.py) -------------------------------------
+@dataclass
+class GroupLRs:
+    """A per-group proposal: the head's LR and the ratio of the first group's LR to it, spread geometrically
+    (`slice(head_lr * ratio, head_lr)`, which is `layer_decay(head_lr, ratio ** (1/(n-1)))`), with the two
+    sweeps it was read from."""
+
+    head_lr: float
+    ratio: float
+    n_groups: int
+    head_sweep: LRSweep
+    ratio_sweep: LRSweep
+
+    @property
+    def slice(self) -> slice:
+        """`slice(head_lr * ratio, head_lr)`: the first group's peak LR to the head's."""
+        return slice(self.head_lr * self.ratio, self.head_lr)
+
+    @property
+    def layer_decay(self) -> G.LayerDecay:
+        """The same LRs as `layer_decay(head_lr, decay)`."""
+        return G.layer_decay(self.head_lr, min(1.0, self.ratio ** (1 / (self.n_groups - 1))))
+
+    @property
+    def lrs(self) -> list[float]:
+        """One LR per layer group."""
+        return G.lr_range(self.slice, self.n_groups)
+
+
+def suggest_group_lrs(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, min_ratio: float = 1e-4,
+                      num_it: int = 100, stop_div: bool = True, suggest_func: SuggestFunc = valley) -> GroupLRs:
+    """Propose per-group LRs for training the unfrozen model: sweep the head's LR with the body frozen
+    (`suggest_func` of that sweep is the head's LR), then, with the head at that LR, sweep the first group's LR
+    from `min_ratio` times it up to it (groups between spread geometrically) and take `suggest_func` on that
+    ratio axis. The learner is restored after each sweep, as by `lr_find`."""
+    n = learn.n_groups
+    if n < 2:
+        raise ValueError("suggest_group_lrs needs several layer groups (the learner has one); use lr_find()")
+    if not 0 < min_ratio < 1:
+        raise ValueError(f"min_ratio={min_ratio!r} must be in (0, 1): the smallest first-group/head LR ratio swept")
+    if not isinstance(num_it, int) or num_it < 6:
+        raise ValueError(f"num_it={num_it!r}: each sweep needs at least 6 batches (typical: 100)")
+    funcs = _suggest_funcs((suggest_func,))
+    train = learn.dls.train
+    if train is None or n_batches(train) == 0:
+        raise ValueError("suggest_group_lrs needs training batches, but dls.train is empty or missing")
+    saved = learn.snapshot()  # freezing drops optimizer state, the sweeps change it in place: all of it comes back
+    try:
+        learn.freeze()
+        finder = _run_sweep(learn, [start_lr] * n, [end_lr] * n, num_it, stop_div)
+        head_sweep = _make_sweep(learn, finder, funcs)
+        head_lr = next(iter(head_sweep.suggestions.values()))
+        if not math.isfinite(head_lr):
+            raise ValueError("the head's sweep gave no finite suggestion: " + (head_sweep.note or ""))
+        learn.unfreeze()
+        k = [(n - 1 - i) / (n - 1) for i in range(n)]
+        starts = [head_lr * min_ratio ** ki for ki in k]
+        finder = _run_sweep(learn, starts, [head_lr] * n, num_it, stop_div)
+        ratio_sweep = _make_sweep(learn, finder, [])
+        ratio_sweep.lrs = ratio_sweep.lrs[:, :1] / ratio_sweep.lrs[:, -1:]  # the axis: first group's LR / head's
+        ratio_sweep.group_names = ["first group / head"]
+        lrs, losses = ratio_sweep.trimmed()
+        name, f = funcs[0]
+        ratio = min(1.0, _call_suggestion(f, lrs, losses, num_it))
+        ratio_sweep.suggestions = {name: ratio}
+    finally:
+        saved.restore()
+    return GroupLRs(head_lr, ratio, n, head_sweep, ratio_sweep)
