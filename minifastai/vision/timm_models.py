@@ -383,10 +383,17 @@ def create_timm_model(arch: TimmArch | nn.Module, n_out: int, weights: dict | No
 
     if isinstance(arch, TimmArch):
         kw = dict(model_kwargs or {})
-        if weights is None:
-            model = arch(pretrained=False, num_classes=0, **kw)
-        else:
-            model = _load_strict(arch, weights, kw, weights_source or "the given state dict")
+        try:
+            if weights is None:
+                model = arch(pretrained=False, num_classes=0, **kw)
+            else:
+                model = _load_strict(arch, weights, kw, weights_source or "the given state dict")
+        except TypeError as e:
+            if not kw:
+                raise
+            raise TypeError(f"timm.create_model({arch.name!r}, ...) refused the model keywords {sorted(kw)} ({e}); "
+                            "vision_learner passes on to timm.create_model the keywords that Learner does not "
+                            "take: check their spelling") from e
     else:
         model = arch
     cfg = dict(model_cfg(model))
