@@ -21,10 +21,12 @@ import argparse
 import copy
 import importlib.util
 import json
+import math
 import statistics
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -32,8 +34,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from minifastai import accuracy  # noqa: E402
-from minifastai.lr_find import suggest_group_lrs  # noqa: E402
+import minifastai.lr_find as LF  # noqa: E402
+from minifastai import LayerDecay, Learner, accuracy, layer_decay, lr_range, valley  # noqa: E402
 from minifastai.vision import ImageDataLoaders, mobilenet_v2, vision_learner  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location("pretrain_digits", ROOT / "examples" / "pretrain_digits.py")
@@ -42,6 +44,76 @@ sys.modules.setdefault("pretrain_digits", P)
 _spec.loader.exec_module(P)  # type: ignore[union-attr]
 
 RECIPES = ("fastai", "flat", "suggested")
+
+
+# ---- the suggestion measured here (not part of the package: it did not earn its place) ----------------
+@dataclass
+class GroupLRs:
+    """A per-group proposal: the head's LR and the ratio of the first group's LR to it, spread geometrically
+    (`slice(head_lr * ratio, head_lr)`, which is `layer_decay(head_lr, ratio ** (1/(n-1)))`), with the two
+    sweeps it was read from."""
+
+    head_lr: float
+    ratio: float
+    n_groups: int
+    head_sweep: LF.LRSweep
+    ratio_sweep: LF.LRSweep
+
+    @property
+    def slice(self) -> slice:
+        """`slice(head_lr * ratio, head_lr)`: the first group's peak LR to the head's."""
+        return slice(self.head_lr * self.ratio, self.head_lr)
+
+    @property
+    def layer_decay(self) -> LayerDecay:
+        """The same LRs as `layer_decay(head_lr, decay)`."""
+        return layer_decay(self.head_lr, min(1.0, self.ratio ** (1 / (self.n_groups - 1))))
+
+    @property
+    def lrs(self) -> list[float]:
+        """One LR per layer group."""
+        return lr_range(self.slice, self.n_groups)
+
+
+def suggest_group_lrs(learn: Learner, start_lr: float = 1e-7, end_lr: float = 10, min_ratio: float = 1e-4,
+                      num_it: int = 100, stop_div: bool = True, suggest_func: LF.SuggestFunc = valley) -> GroupLRs:
+    """Propose per-group LRs for training the unfrozen model: sweep the head's LR with the body frozen
+    (`suggest_func` of that sweep is the head's LR), then, with the head at that LR, sweep the first group's LR
+    from `min_ratio` times it up to it (groups between spread geometrically) and take `suggest_func` on that
+    ratio axis. The learner is restored after each sweep, as by `lr_find`."""
+    n = learn.n_groups
+    if n < 2:
+        raise ValueError("suggest_group_lrs needs several layer groups (the learner has one); use lr_find()")
+    if not 0 < min_ratio < 1:
+        raise ValueError(f"min_ratio={min_ratio!r} must be in (0, 1): the smallest first-group/head LR ratio swept")
+    if not isinstance(num_it, int) or num_it < 6:
+        raise ValueError(f"num_it={num_it!r}: each sweep needs at least 6 batches (typical: 100)")
+    funcs = LF._suggest_funcs((suggest_func,))
+    train = learn.dls.train
+    if train is None or LF.n_batches(train) == 0:
+        raise ValueError("suggest_group_lrs needs training batches, but dls.train is empty or missing")
+    saved = learn.snapshot()  # freezing drops optimizer state, the sweeps change it in place: all of it comes back
+    try:
+        learn.freeze()
+        finder = LF._run_sweep(learn, [start_lr] * n, [end_lr] * n, num_it, stop_div)
+        head_sweep = LF._make_sweep(learn, finder, funcs)
+        head_lr = next(iter(head_sweep.suggestions.values()))
+        if not math.isfinite(head_lr):
+            raise ValueError("the head's sweep gave no finite suggestion: " + (head_sweep.note or ""))
+        learn.unfreeze()
+        k = [(n - 1 - i) / (n - 1) for i in range(n)]
+        starts = [head_lr * min_ratio ** ki for ki in k]
+        finder = LF._run_sweep(learn, starts, [head_lr] * n, num_it, stop_div)
+        ratio_sweep = LF._make_sweep(learn, finder, [])
+        ratio_sweep.lrs = ratio_sweep.lrs[:, :1] / ratio_sweep.lrs[:, -1:]  # the axis: first group's LR / head's
+        ratio_sweep.group_names = ["first group / head"]
+        lrs, losses = ratio_sweep.trimmed()
+        name, f = funcs[0]
+        ratio = min(1.0, LF._call_suggestion(f, lrs, losses, num_it))
+        ratio_sweep.suggestions = {name: ratio}
+    finally:
+        saved.restore()
+    return GroupLRs(head_lr, ratio, n, head_sweep, ratio_sweep)
 
 
 def make_learner(tree: Path, splitter: str | None, bs: int):
