@@ -14,6 +14,7 @@ Every recipe of a seed starts from the same weights after the frozen phase, with
 
     python bench/discriminative_lrs.py                       # seeds 0 1 2, 3 epochs, default split
     python bench/discriminative_lrs.py --seeds 0 1 2 3 4 --splitter stages
+    python bench/discriminative_lrs.py --table examples/out/discriminative_lrs_*.json   # merge result files
 """
 from __future__ import annotations
 
@@ -182,7 +183,13 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, default=80)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "examples" / "out")
+    ap.add_argument("--table", type=Path, nargs="+", help="print the table of these result files (no training)")
     args = ap.parse_args()
+    if args.table:
+        rows = [r for f in args.table for r in json.loads(f.read_text())["rows"]]
+        print(f"seeds {sorted({r['seed'] for r in rows})}\n")
+        print(table(rows))
+        return
     torch.set_num_threads(args.threads)
     if P.place_mobilenet_weights(verbose=True) is None:
         raise SystemExit("the MobileNetV2 ImageNet weights are needed (see above)")
@@ -195,7 +202,7 @@ def main() -> None:
     print(f"\nMobileNetV2 (ImageNet weights), digits 0-9 at 32 px, {args.per_class} images per class (80% train), "
           f"bs {args.bs}, splitter {args.splitter}, 1 frozen + {args.epochs} unfrozen epochs, seeds {args.seeds}\n")
     print(table(rows))
-    dest = args.out / f"discriminative_lrs_{args.splitter}.json"
+    dest = args.out / f"discriminative_lrs_{args.splitter}_seeds{'-'.join(map(str, args.seeds))}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows}, indent=1))
     print(f"\nrows written to {dest}")
