@@ -299,6 +299,9 @@ def test_stage_split_learner_summary_decay_and_export(tree):
     learn.fit_one_cycle(1, layer_decay(1e-2, 0.5))
     peaks = learn.recorder.lrs.max(0)  # 3 batches: the cycle's top falls between two of them, in every group alike
     assert np.allclose(peaks / peaks[-1], [0.5 ** (5 - i) for i in range(6)]) and 0.9e-2 < peaks[-1] <= 1e-2
+    ax = learn.recorder.plot_sched(log=True).axes[0]
+    assert [line.get_label().split(":")[0] for line in ax.get_lines()] == learn.group_names  # one line per stage
+    assert np.allclose([line.get_ydata().max() for line in ax.get_lines()], peaks)
     new = load_learner(learn.export())
     assert new.group_names == learn.group_names and new.n_groups == 6
     assert [len(g) for g in new.layer_groups] == [len(g) for g in learn.layer_groups]
