@@ -272,15 +272,7 @@ def lr_find(learn: Learner, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, nu
         train = learn.dls.train
         if train is None or n_batches(train) == 0:
             raise ValueError("lr_find needs training batches, but dls.train is empty or missing")
-    finder = LRFinder(starts, ends, num_it, stop_div)
-    saved = learn.snapshot()  # the sweep trains: weights, optimizer, RNG, loop state and callbacks come back
-    hidden = [cb for cb in learn.cbs if _is_logger(cb)]
-    try:
-        for cb in hidden:
-            learn.remove_cb(cb)
-        learn.fit(1, lr=starts, cbs=finder)
-    finally:
-        saved.restore()
+    finder = _run_sweep(learn, starts, ends, num_it, stop_div)
     if learn.dry:
         return None
     sweep = _make_sweep(learn, finder, funcs)
@@ -291,6 +283,21 @@ def lr_find(learn: Learner, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, nu
     if show_plot:
         sweep.plot()
     return make_suggested_lrs(sweep.suggestions)
+
+
+def _run_sweep(learn: Learner, starts: Sequence[float], ends: Sequence[float], num_it: int, stop_div: bool
+               ) -> LRFinder:
+    """One sweep (every group from its start to its end LR), with the learner restored afterwards."""
+    finder = LRFinder(starts, ends, num_it, stop_div)
+    saved = learn.snapshot()  # the sweep trains: weights, optimizer, RNG, loop state and callbacks come back
+    hidden = [cb for cb in learn.cbs if _is_logger(cb)]
+    try:
+        for cb in hidden:
+            learn.remove_cb(cb)
+        learn.fit(1, lr=list(starts), cbs=finder)
+    finally:
+        saved.restore()
+    return finder
 
 
 def _is_logger(cb: Callback) -> bool:
@@ -418,3 +425,4 @@ def plot_lr_sweep(sweep: LRSweep, skip_end: int = 5) -> Any:
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return fig
+

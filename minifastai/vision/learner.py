@@ -3,9 +3,10 @@ into layer groups; `VisionLearner` adds fastai's `tta` and `show_results`; `rebu
 `load_learner` calls to rebuild an exported vision learner from plain data."""
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -14,7 +15,16 @@ from ..data import DataLoaders
 from ..learner import Learner
 from ..losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
 from .data import ImageDataLoaders, ImageDL, show_images
-from .models import create_vision_model, resolve_arch, resolve_weights
+from .models import (
+    arch_source,
+    body_head_split,
+    create_vision_model,
+    resolve_arch,
+    resolve_torchvision,
+    resolve_weights,
+)
+from .timm_models import timm_names
+from .transforms import IMAGENET_STATS
 
 __all__ = ["VisionLearner", "vision_learner", "cnn_learner", "rebuild_learner"]
 
@@ -80,21 +90,79 @@ def _check_head_args(n_out: Any, lin_ftrs: Any, ps: Any, concat_pool: Any, where
         raise ValueError(f"{where}concat_pool={concat_pool!r} must be True or False")
 
 
-def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module], pretrained: bool = True,
+_LEARNER_ARGS = frozenset(inspect.signature(Learner.__init__).parameters) - {"self", "dls", "model"}
+
+
+def _instance_problem(name: str, model: nn.Module) -> str | None:
+    """Why `timm.create_model(name, num_classes=0)` would not rebuild this timm model instance's body (None if it
+    would): compared, name by name and shape by shape, on the meta device."""
+    from .timm_models import TimmArch, probe_body, prune_unused
+
+    try:
+        with torch.device("meta"):
+            ref = TimmArch(name)(pretrained=False, num_classes=0)
+            prune_unused(ref, probe_body(ref)[2])
+    except Exception as e:  # noqa: BLE001 (anything: then the export cannot promise a rebuild)
+        return f"timm.create_model({name!r}) cannot be planned ({type(e).__name__}: {e})"
+    want = {k: tuple(t.shape) for k, t in ref.state_dict().items()}
+    have = {k: tuple(t.shape) for k, t in model.state_dict().items()}
+    if want == have:
+        return None
+    diff = sorted(set(want) ^ set(have)) or [k for k in want if want[k] != have[k]]
+    return (f"the timm model passed to vision_learner is not what timm.create_model({name!r}) builds (e.g. "
+            f"{diff[:3]}: it was created with other keywords). Build the learner by name with those keywords, "
+            f"e.g. vision_learner(dls, {name!r}, img_size=...), or load it with load_learner(path, model=...)")
+
+
+def _split_kwargs(kwargs: dict) -> tuple[dict, dict]:
+    """(Learner's keywords, the rest: timm.create_model's keywords for timm archs)."""
+    return ({k: v for k, v in kwargs.items() if k in _LEARNER_ARGS},
+            {k: v for k, v in kwargs.items() if k not in _LEARNER_ARGS})
+
+
+def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.Module, pretrained: bool = True,
                    weights: Any = None, n_out: int | None = None, cut: int | Callable | None = None,
-                   splitter: Callable | None = None, normalize: bool = True,
+                   splitter: Callable | str | None = None, normalize: bool = True,
                    lin_ftrs: Sequence[int] | None = None, ps: float | Sequence[float] = 0.5,
                    concat_pool: bool = True, loss_func: Callable | None = None,
-                   **learner_kwargs: Any) -> VisionLearner:
-    """A Learner for a torchvision CNN with fastai's head; pretrained models are frozen and normalized.
+                   **kwargs: Any) -> VisionLearner:
+    """A Learner for a torchvision or timm CNN (or timm transformer) with fastai's head; pretrained models are
+    frozen and normalized.
 
-    `vision_learner(dls, resnet34, metrics=error_rate)` as in fastai. `weights=` takes a torchvision
-    weights enum (or its name), a local file or a state dict; with `pretrained=True` and no `weights`,
-    torchvision's file is read from torch hub's cache (`$TORCH_HOME/hub/checkpoints/`) or downloaded once.
-    ResNets get three layer groups (`body[:6]`, `body[6:]`, `head`), other archs (`body`, `head`). The loss
-    defaults to `dls.loss_func`, `path` to `dls.path`; other keywords go to `Learner`.
+    `vision_learner(dls, resnet34, metrics=error_rate)` as in fastai: a builder function is torchvision's; a
+    name is a registered or torchvision builder's, else timm's (`"convnext_atto"`; `"timm/<name>"` or
+    `"<name>.<tag>"` always timm's; a name both libraries have warns); a timm model instance is the body.
+    `weights=` takes a local file or a state dict (torchvision: also a weights enum or its name; timm: also a
+    pretrained tag); with `pretrained=True` and no
+    `weights`, torchvision's file is read from torch hub's cache (or downloaded once), timm's from the Hugging
+    Face cache (or downloaded). Layer groups: ResNets (`body[:6]`, `body[6:]`, `head`), others (`body`, `head`);
+    `splitter="stages"` gives one group per stage. The loss defaults to `dls.loss_func`, `path` to `dls.path`;
+    keywords `Learner` takes go to it, others to `timm.create_model` (e.g. `img_size=` for a ViT).
     """
-    name, builder = resolve_arch(arch)
+    from .stages import stage_groups
+    from .timm_models import (
+        TimmArch,
+        check_model_kwargs,
+        create_timm_model,
+        is_timm_model,
+        model_cfg,
+        resolve_timm_weights,
+    )
+
+    learner_kwargs, model_kwargs = _split_kwargs(kwargs)
+    instance = is_timm_model(arch)
+    if instance:
+        model_in = cast(nn.Module, arch)
+        name = str(model_cfg(model_in).get("architecture") or "")
+        builder: Callable[..., nn.Module] | None = None
+    else:
+        name, builder = resolve_arch(cast(Any, arch))
+    is_timm = instance or isinstance(builder, TimmArch)
+    if model_kwargs and not is_timm:
+        raise TypeError(f"vision_learner got unexpected keyword(s) {sorted(model_kwargs)}: they are not Learner's, "
+                        f"and only timm architectures take model keywords (passed to timm.create_model)")
+    if instance and model_kwargs:
+        raise ValueError(f"model keywords {sorted(model_kwargs)} with a model instance: create the model with them")
     if n_out is None:
         if getattr(dls, "vocab", None) is None:
             raise ValueError("dls has no vocab to count classes from; pass n_out= (the number of outputs)")
@@ -102,31 +170,87 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module], pretr
     _check_head_args(n_out, None if lin_ftrs is None else list(lin_ftrs), ps, concat_pool, "")
     if cut is not None and not callable(cut) and not (isinstance(cut, int) and not isinstance(cut, bool)):
         raise ValueError(f"cut={cut!r} must be an int (index into the model's children) or a function model -> body")
-    sd, source = resolve_weights(builder, pretrained, weights)
-    model, meta = create_vision_model(builder, n_out, sd, cut, lin_ftrs, ps, concat_pool, source)
-    is_pretrained = sd is not None
+    if not (splitter is None or splitter == "stages" or callable(splitter)):
+        raise ValueError(f"splitter={splitter!r} must be a function model -> list of parameter lists, or 'stages' "
+                         "(one layer group per stage)")
+    if is_timm:
+        if cut is not None:
+            raise ValueError("cut= does not apply to timm models: their body is forward_features (fastai ignores cut "
+                             "for them); use the default, or splitter= to choose layer groups")
+        check_model_kwargs(model_kwargs)
+        if instance:
+            if weights is not None:
+                raise ValueError("weights= with a model instance: load the weights into it first, or pass its name "
+                                 f"({name!r}) with weights=")
+            if splitter == "stages" and not callable(getattr(model_in, "group_matcher", None)):
+                raise ValueError(f"timm's {type(model_in).__name__} has no group_matcher: splitter='stages' cannot "
+                                 "find its stages")
+            sd, source, is_pretrained = None, "the given timm model", pretrained
+            model, cfg = create_timm_model(model_in, int(n_out), None, None, lin_ftrs, ps, concat_pool, source)
+            problem = _instance_problem(name, model_in) if timm_arch_known(name) else (
+                f"the timm model's pretrained_cfg names {name!r}, which is not in timm's registry")
+        else:
+            sd, source, _ = resolve_timm_weights(cast(TimmArch, builder), pretrained, weights, model_kwargs)
+            is_pretrained, problem = sd is not None, None
+            model, cfg = create_timm_model(cast(TimmArch, builder), int(n_out), sd, model_kwargs, lin_ftrs, ps,
+                                           concat_pool, source)
+        del sd
+        stats = (tuple(cfg.get("mean") or IMAGENET_STATS[0]), tuple(cfg.get("std") or IMAGENET_STATS[1]))
+        default_split: Callable = body_head_split
+        default_names = ["body", "head"]
+    else:
+        sd_tv, source = resolve_weights(cast(Callable, builder), pretrained, weights)
+        model, meta = create_vision_model(cast(Callable, builder), n_out, sd_tv, cut, lin_ftrs, ps, concat_pool,
+                                          source)
+        is_pretrained, problem = sd_tv is not None, None
+        del sd_tv
+        stats, default_split, default_names = meta.stats, meta.split, list(meta.group_names)
+    if splitter == "stages":
+        groups = stage_groups(model)  # raises (naming the families it knows) before the data is touched
+        splitter = _stages_split
+        learner_kwargs.setdefault("group_names", [n for n, _ in groups])
+    elif splitter is None:
+        splitter = default_split
+        learner_kwargs.setdefault("group_names", default_names)
     if normalize and is_pretrained:
         if isinstance(dls, ImageDataLoaders):
-            dls.normalize(*meta.stats)
+            dls.normalize(*stats)
         else:
             warnings.warn("dls is not an ImageDataLoaders, so vision_learner cannot add the pretrained "
                           "model's normalization: normalize inputs yourself with "
-                          f"mean={meta.stats[0]}, std={meta.stats[1]}", stacklevel=2)
-    if splitter is None:
-        splitter = meta.split
-        learner_kwargs.setdefault("group_names", list(meta.group_names))
+                          f"mean={stats[0]}, std={stats[1]}", stacklevel=2)
     if loss_func is None:
         loss_func = getattr(dls, "loss_func", None) or CrossEntropyLossFlat()
     learner_kwargs.setdefault("path", getattr(dls, "path", "."))
-    learn = VisionLearner(dls, model, loss_func=loss_func, splitter=splitter, **learner_kwargs)
-    learn.export_info = {"module": "minifastai.vision", "arch": name, "n_out": n_out,
-                         "cut": cut if isinstance(cut, int) else None, "custom_cut": callable(cut),
-                         "lin_ftrs": None if lin_ftrs is None else list(lin_ftrs),
-                         "ps": ps if isinstance(ps, (int, float)) else list(ps), "concat_pool": concat_pool,
-                         "weights": source}
+    learn = VisionLearner(dls, model, loss_func=loss_func, splitter=cast(Callable, splitter), **learner_kwargs)
+    info: dict[str, Any] = {"module": "minifastai.vision", "arch": name,
+                            "source": "timm" if is_timm else arch_source(cast(Callable, builder)),
+                            "n_out": n_out, "cut": cut if isinstance(cut, int) else None, "custom_cut": callable(cut),
+                            "lin_ftrs": None if lin_ftrs is None else list(lin_ftrs),
+                            "ps": ps if isinstance(ps, (int, float)) else list(ps), "concat_pool": concat_pool,
+                            "weights": source, "splitter": "stages" if splitter is _stages_split else None}
+    if is_timm:
+        info["model_kwargs"] = model_kwargs
+    if problem:
+        info["rebuild_problem"] = problem
+    learn.export_info = info
     if is_pretrained:
         learn.freeze()
     return learn
+
+
+def _stages_split(model: nn.Module) -> list[list[nn.Parameter]]:
+    """One layer group per stage, then the head (`minifastai.vision.stages`)."""
+    from .stages import stage_splitter
+
+    return stage_splitter(model)
+
+
+def timm_arch_known(name: str) -> bool:
+    """Whether `name` is in timm's registry."""
+    from .timm_models import timm_arch
+
+    return bool(name) and timm_arch(name) is not None
 
 
 cnn_learner = vision_learner
@@ -144,10 +268,13 @@ def rebuild_learner(state: dict, device: Any = "cpu", source: str | None = None)
     """Rebuild an exported vision learner (architecture, head, classes, transforms) from plain data; the
     caller (`load_learner`) loads the weights.
 
-    Nothing is built that the export does not declare consistently: the arch must be registered or in
-    torchvision, the head's declared sizes must match the stored weights (checked before the head is
-    allocated), transforms come from an allow-list. Errors name `source` (the file) and the entry.
+    Nothing is built that the export does not declare consistently: the arch must be registered, in
+    torchvision or (`source: "timm"`) in timm's registry, built with `pretrained=False` and plain model keywords
+    (none that reads a file); the head's declared sizes must match the stored weights (checked before the head
+    is allocated); transforms come from an allow-list. Errors name `source` (the file) and the entry.
     """
+    from .timm_models import check_model_kwargs, create_timm_model, timm_arch
+
     src = str(source) if source is not None else "the export"
     info = state.get("builder")
     if not isinstance(info, dict):
@@ -166,14 +293,30 @@ def rebuild_learner(state: dict, device: Any = "cpu", source: str | None = None)
     sd = state.get("model")
     if not isinstance(sd, dict) or not all(isinstance(t, Tensor) for t in sd.values()):
         raise ValueError(f"{src}: 'model' must be a state dict (parameter name -> tensor)")
-    try:
-        _, builder = resolve_arch(arch)
-    except ValueError as e:
-        raise ValueError(f"{src}: {e}. If {arch!r} is your own builder, call register_arch({arch!r}, builder) "
-                         "before load_learner, or pass load_learner(path, model=...)") from None
+    arch_src, split_name = info.get("source"), info.get("splitter")
+    if arch_src not in (None, "timm", "torchvision", "registered"):
+        raise ValueError(f"{src}: builder['source']={arch_src!r} must be 'timm', 'torchvision' or 'registered'")
+    if split_name not in (None, "stages"):
+        raise ValueError(f"{src}: builder['splitter']={split_name!r} must be 'stages' or None")
+    if arch_src == "timm":
+        if info.get("rebuild_problem"):
+            raise ValueError(f"{src}: {info['rebuild_problem']}")
+        if cut is not None:
+            raise ValueError(f"{src}: builder['cut']={cut!r}: timm models take no cut")
+        timm_builder = timm_arch(arch)
+        if timm_builder is None:
+            raise ValueError(f"{src}: builder['arch']={arch!r} is not in timm's registry (timm.list_models()"
+                             f"{'' if timm_names() else '; timm is not installed: pip install minifastai[timm]'})")
+        model_kwargs = check_model_kwargs(info.get("model_kwargs") or {}, f"{src}: builder ")
+    else:
+        try:
+            _, builder = resolve_torchvision(arch)
+        except ValueError as e:
+            raise ValueError(f"{src}: {e}. If {arch!r} is your own builder, call register_arch({arch!r}, builder) "
+                             "before load_learner, or pass load_learner(path, model=...)") from None
 
-    def check_head(nf: int) -> None:
-        ftrs = [nf * 2 if concat_pool else nf, *([512] if lin_ftrs is None else lin_ftrs), n_out]
+    def check_head(nf: int, pool: bool = True) -> None:
+        ftrs = [nf * 2 if concat_pool and pool else nf, *([512] if lin_ftrs is None else lin_ftrs), n_out]
         declared = [(o, i) for i, o in zip(ftrs[:-1], ftrs[1:])]
         stored = _head_shapes(sd)
         if stored != declared:
@@ -183,8 +326,16 @@ def rebuild_learner(state: dict, device: Any = "cpu", source: str | None = None)
 
     # the head's declared sizes are checked before it is allocated; the whole model's shapes are checked by
     # load_learner, which runs this first on the meta device (no memory) and compares with the stored tensors
-    args = (builder, int(n_out), None, cut, lin_ftrs, ps, concat_pool)  # type: ignore[arg-type]
-    model, meta = create_vision_model(*args, check_head=check_head)
+    if arch_src == "timm":
+        model, _ = create_timm_model(timm_builder, int(n_out), None, model_kwargs, lin_ftrs, ps,  # type: ignore[arg-type]
+                                     concat_pool, check_head=check_head)
+        split: Callable = body_head_split
+    else:
+        args = (builder, int(n_out), None, cut, lin_ftrs, ps, concat_pool)  # type: ignore[arg-type]
+        model, meta = create_vision_model(*args, check_head=check_head)
+        split = meta.split
+    if split_name == "stages":
+        split = _stages_split
     dls_state = state.get("dls")
     if not isinstance(dls_state, dict):
         raise ValueError(f"{src}: 'dls' must describe the data (a dict), got {type(dls_state).__name__}")
@@ -193,7 +344,7 @@ def rebuild_learner(state: dict, device: Any = "cpu", source: str | None = None)
     if act not in ("softmax", "sigmoid", None):
         raise ValueError(f"{src}: activation={act!r} must be 'softmax', 'sigmoid' or None")
     loss = {"softmax": CrossEntropyLossFlat(), "sigmoid": BCEWithLogitsLossFlat()}.get(act)  # type: ignore[arg-type]
-    learn = VisionLearner(dls, model, loss_func=loss, splitter=meta.split, activation=act)
+    learn = VisionLearner(dls, model, loss_func=loss, splitter=split, activation=act)
     names = state.get("group_names")
     if isinstance(names, list) and len(names) == learn.n_groups and all(isinstance(n, str) for n in names):
         learn.group_names = list(names)

@@ -1,14 +1,16 @@
 """Models for `vision_learner`: torchvision bodies, fastai's head, per-architecture metadata (cut, layer
 groups, normalization, default weights) and pretrained weights from torch hub's cache, files or state dicts.
 
-Architectures are found through a small registry: names registered with `register_arch` first, then
-torchvision's builders. Another provider (e.g. timm) can be added to `ARCH_RESOLVERS` without touching the
-rest.
+Architectures are found through a small registry (`ARCH_RESOLVERS`): names registered with `register_arch`
+first, then torchvision's builders, then timm's registry. The names both torchvision and timm have
+(`resnet34`, `convnext_tiny`, ...: `BOTH_NAMES_WARNING`) are torchvision's, with a warning; `"timm/<name>"`
+and `"<name>.<pretrained tag>"` are always timm's.
 """
 from __future__ import annotations
 
 import os
 import socket
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from torch import nn
 from torchvision.models import ResNet
 from torchvision.models.resnet import BasicBlock
 
+from .timm_models import TimmArch, timm_arch, timm_names
 from .transforms import IMAGENET_STATS
 
 __all__ = [
@@ -49,14 +52,16 @@ class AdaptiveConcatPool2d(nn.Module):
 
 
 def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: float | Sequence[float] = 0.5,
-                concat_pool: bool = True, init: Callable[[torch.Tensor], Any] = nn.init.kaiming_normal_
-                ) -> nn.Sequential:
+                concat_pool: bool = True, init: Callable[[torch.Tensor], Any] = nn.init.kaiming_normal_,
+                pool: bool = True) -> nn.Sequential:
     """fastai's head for a body with `nf` output channels: pool, flatten, BN1d-Dropout-Linear(no bias)-ReLU.
 
     Sizes are `[2*nf (nf without concat_pool), *lin_ftrs (default [512]), n_out]`; dropout defaults to
-    `[ps/2, ..., ps]`; the last block has no ReLU. Linear weights get `init` (kaiming normal).
+    `[ps/2, ..., ps]`; the last block has no ReLU. Linear weights get `init` (kaiming normal). With
+    `pool=False` (bodies that output pooled (N, nf) features) there is no pooling layer and the sizes start
+    at `nf` (fastai's `create_head(pool=False)`).
     """
-    ftrs = [nf * 2 if concat_pool else nf, *([512] if lin_ftrs is None else lin_ftrs), n_out]
+    ftrs = [nf * 2 if concat_pool and pool else nf, *([512] if lin_ftrs is None else lin_ftrs), n_out]
     n_blocks = len(ftrs) - 1
     if isinstance(ps, (int, float)):
         drops = [ps / 2] * (n_blocks - 1) + [ps]
@@ -65,8 +70,9 @@ def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: 
         if len(drops) != n_blocks:
             raise ValueError(f"ps has {len(drops)} dropout values for {n_blocks} head blocks ({ftrs}); "
                              "give one per block or a single float")
-    pool = AdaptiveConcatPool2d() if concat_pool else nn.AdaptiveAvgPool2d(1)
-    layers: list[nn.Module] = [pool, nn.Flatten()]
+    layers: list[nn.Module] = []
+    if pool:
+        layers += [AdaptiveConcatPool2d() if concat_pool else nn.AdaptiveAvgPool2d(1), nn.Flatten()]
     for i, (ni, no, p) in enumerate(zip(ftrs[:-1], ftrs[1:], drops)):
         layers += [nn.BatchNorm1d(ni)]
         if p:
@@ -235,32 +241,93 @@ def _torchvision(name: str) -> Callable[..., nn.Module] | None:
         return None
 
 
-# name -> builder or None; tried in order. A timm provider can be appended here.
-ARCH_RESOLVERS: list[Callable[[str], Callable[..., nn.Module] | None]] = [_registered, _torchvision]
+def _timm(name: str) -> Callable[..., nn.Module] | None:
+    return timm_arch(name)
+
+
+# name -> builder or None, tried in order: registered names, torchvision's builders, timm's registry.
+ARCH_RESOLVERS: list[Callable[[str], Callable[..., nn.Module] | None]] = [_registered, _torchvision, _timm]
+ARCH_SOURCES: dict[str, Callable[[str], Callable[..., nn.Module] | None]] = {
+    "registered": _registered, "timm": _timm, "torchvision": _torchvision}
+"""Each source of `ARCH_RESOLVERS` by name: an export records where its arch came from and is rebuilt from there."""
 
 
 def known_archs() -> list[str]:
-    """Every architecture name `vision_learner` accepts."""
-    return sorted(set(_ARCHS) | set(torchvision.models.list_models(torchvision.models)))
+    """Every architecture name `vision_learner` accepts (timm's too when it is installed)."""
+    return sorted(set(_ARCHS) | set(torchvision.models.list_models(torchvision.models)) | set(timm_names()))
 
 
-def resolve_arch(arch: str | Callable[..., nn.Module]) -> tuple[str, Callable[..., nn.Module]]:
-    """(name, builder) for a builder function or a name (registered here or in torchvision.models)."""
+def arch_source(builder: Callable[..., nn.Module]) -> str:
+    """Where a builder comes from: "timm", "registered" (`register_arch`) or "torchvision" (any other function)."""
+    if isinstance(builder, TimmArch):
+        return "timm"
+    return "registered" if any(b is builder for b in _ARCHS.values()) else "torchvision"
+
+
+def resolve_arch(arch: str | Callable[..., nn.Module], source: str | None = None
+                 ) -> tuple[str, Callable[..., nn.Module]]:
+    """(name, builder) for a builder function or a name: registered here, in timm's registry, or in
+    torchvision.models (in that order; `source` picks one of `ARCH_SOURCES`)."""
+    if isinstance(arch, nn.Module):
+        raise TypeError(f"arch is a model instance ({type(arch).__name__}); vision_learner takes timm model "
+                        "instances, otherwise pass a builder (e.g. resnet34) or a name")
     if callable(arch):
         return getattr(arch, "__name__", type(arch).__name__), arch
     if not isinstance(arch, str):
         raise TypeError(f"arch must be a builder (e.g. torchvision.models.resnet34) or its name, not "
                         f"{type(arch).__name__}")
-    for resolve in ARCH_RESOLVERS:
+    resolvers = ARCH_RESOLVERS if source is None else [ARCH_SOURCES[source]]
+    for resolve in resolvers:
         builder = resolve(arch)
         if builder is not None:
+            if isinstance(builder, TimmArch):
+                return builder.name, builder
+            if source is None and resolve is _torchvision and timm_arch(arch) is not None:
+                warnings.warn(BOTH_NAMES_WARNING.format(name=arch), stacklevel=3)
             return arch, builder
+    raise ValueError(unknown_arch_message(arch, source))
+
+
+BOTH_NAMES_WARNING = ("{name!r} is both a torchvision and a timm architecture: vision_learner builds torchvision's "
+                      "(a string names torchvision's builder first). Write 'timm/{name}' for timm's (what fastai "
+                      "builds from a string), or pass torchvision's builder ({name}) to silence this")
+
+
+def resolve_torchvision(arch: str | Callable[..., nn.Module]) -> tuple[str, Callable[..., nn.Module]]:
+    """`resolve_arch` among registered names and torchvision's only (what exports without a `source` meant)."""
+    if not isinstance(arch, str):
+        return resolve_arch(arch)
+    for src in ("registered", "torchvision"):
+        builder = ARCH_SOURCES[src](arch)
+        if builder is not None:
+            return arch, builder
+    raise ValueError(unknown_arch_message(arch, "torchvision"))
+
+
+def unknown_arch_message(arch: str, source: str | None = None) -> str:
+    """`unknown architecture 'x'; did you mean ...` with close names from torchvision and timm, each labelled."""
     import difflib
 
-    close = difflib.get_close_matches(arch, known_archs(), n=5, cutoff=0.6)
-    hint = f"did you mean {', '.join(close)}? " if close else ""
-    raise ValueError(f"unknown architecture {arch!r}; {hint}use a torchvision builder such as "
-                     f"torchvision.models.resnet34 or one of these names: {', '.join(known_archs())}")
+    pools = {"registered": sorted(_ARCHS), "torchvision": torchvision.models.list_models(torchvision.models),
+             "timm": timm_names()}
+    if source is not None:  # registered names go with torchvision's (both are builder functions)
+        pools = {k: v for k, v in pools.items() if k == source or (source == "torchvision" and k == "registered")}
+    close = []
+    for src, names in pools.items():
+        close += [(difflib.SequenceMatcher(None, arch, n).ratio(), n, src)
+                  for n in difflib.get_close_matches(arch, names, n=5, cutoff=0.6)]
+    by_name: dict[str, list[str]] = {}
+    for _, n, src in sorted(close, key=lambda t: -t[0]):
+        by_name.setdefault(n, []).append(src)
+    shown = [f"{n} ({', '.join(srcs)})" for n, srcs in list(by_name.items())[:8]]
+    hint = f"did you mean {', '.join(shown)}? " if shown else ""
+    where = {"timm": "timm's registry", "torchvision": "torchvision.models or the registered names",
+             "registered": "the registered names"}.get(source or "") or (
+        "the registered names, timm's registry or torchvision.models" if pools["timm"] else
+        "the registered names or torchvision.models (timm is not installed: pip install minifastai[timm])")
+    return (f"unknown architecture {arch!r}: not a name in {where}; {hint}Pass a builder such as resnet34, a "
+            "name from torchvision.models.list_models() or timm.list_models(), or register your own with "
+            "register_arch(name, builder)")
 
 
 def arch_meta(name: str, model: nn.Module) -> ArchMeta:
@@ -377,11 +444,12 @@ def create_vision_model(arch: str | Callable[..., nn.Module], n_out: int, weight
     `check_head(nf)` runs once the body's number of features is known and before the head is built (an
     export checks its declared head sizes against its stored tensors there).
     """
-    name, builder = resolve_arch(arch)
+    name, builder = resolve_arch(arch) if not isinstance(arch, str) else resolve_torchvision(arch)
     full = builder(weights=None)
     if isinstance(full, (torchvision.models.VisionTransformer, torchvision.models.SwinTransformer)):
-        raise ValueError(f"{name} is a transformer, not a CNN: vision_learner builds CNN bodies; use "
-                         "Learner(dls, model, splitter=...) with your own head")
+        raise ValueError(f"{name} is a transformer, not a CNN: vision_learner builds torchvision CNN bodies; "
+                         "for transformers use a timm transformer (e.g. vision_learner(dls, 'vit_tiny_patch16_224', "
+                         "img_size=224)) or Learner(dls, model, splitter=...) with your own head")
     meta = arch_meta(name, full)
     body = create_body(full, meta.cut if cut is None else cut)
     if weights is not None:
@@ -406,8 +474,9 @@ def _weights_enum_by_name(builder: Callable, name: str) -> Any:
 def default_weights(arch: str | Callable[..., nn.Module]) -> torchvision.models.WeightsEnum | None:
     """The torchvision weights `pretrained=True` loads, as fastai: `DEFAULT` for the archs in fastai's
     `model_meta` (ResNets, squeezenet, densenet, vgg_bn, alexnet), else `IMAGENET1K_V1` (what the builder's
-    `pretrained=True` gives; e.g. mobilenet_v2-b0353104.pth). None when the arch has no weights."""
-    name, builder = resolve_arch(arch)
+    `pretrained=True` gives; e.g. mobilenet_v2-b0353104.pth). None when the arch has no weights. A name means
+    torchvision's (or a registered) builder here."""
+    name, builder = resolve_torchvision(arch)
     try:
         enum = torchvision.models.get_model_weights(builder)
     except (ValueError, KeyError, AttributeError):
@@ -420,8 +489,9 @@ def default_weights(arch: str | Callable[..., nn.Module]) -> torchvision.models.
 
 def resolve_weights(arch: str | Callable[..., nn.Module], pretrained: bool, weights: Any
                     ) -> tuple[dict | None, str]:
-    """(state dict or None, description of where it came from) for `vision_learner`'s arguments."""
-    name, builder = resolve_arch(arch)
+    """(state dict or None, description of where it came from) for `vision_learner`'s arguments (torchvision
+    builders and registered names)."""
+    name, builder = resolve_torchvision(arch)
     if weights is None:
         if not pretrained:
             return None, "random"
