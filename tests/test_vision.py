@@ -220,8 +220,7 @@ def test_no_network_error_says_how_to_pass_a_local_file(small_tree, tmp_path, mo
     torch.save(ref, cache)
     learn = vision_learner(small_dls(small_tree), torchvision.models.resnet18)
     assert torch.equal(learn.model[0][0].weight, ref["conv1.weight"]) and learn.n_groups == 3
-    with pytest.warns(UserWarning, match="'resnet18' is both a torchvision and a timm architecture"):
-        learn = vision_learner(small_dls(small_tree), "resnet18", weights="IMAGENET1K_V1")  # enum member by name
+    learn = vision_learner(small_dls(small_tree), "torchvision/resnet18", weights="IMAGENET1K_V1")  # enum by name
     assert torch.equal(learn.model[0][7][1].conv2.weight, ref["layer4.1.conv2.weight"])
 
 

@@ -232,14 +232,18 @@ def test_names_from_both_libraries(tree):
         vision_learner(dls_of(tree), "convnext_atom", pretrained=False)
     with pytest.raises(ValueError, match=r"'resnet19'.*resnet18 \(torchvision, timm\)"):
         vision_learner(dls_of(tree), "resnet19", pretrained=False)
-    with pytest.warns(UserWarning, match=r"'resnet18' is both a torchvision and a timm architecture.*'timm/resnet18'"):
-        learn = vision_learner(dls_of(tree), "resnet18", pretrained=False)
-    assert learn.export_info["source"] == "torchvision" and not isinstance(learn.model[0], TimmBody)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        learn = vision_learner(dls_of(tree), "timm/resnet18", pretrained=False)
-        assert isinstance(learn.model[0], TimmBody) and learn.export_info["arch"] == "resnet18"
-        vision_learner(dls_of(tree), torchvision.models.resnet18, pretrained=False)  # a builder: no warning
+        for name in ("resnet18", "timm/resnet18"):  # a name both libraries have is timm's, as in fastai
+            learn = vision_learner(dls_of(tree), name, pretrained=False)
+            assert isinstance(learn.model[0], TimmBody) and learn.export_info == {**learn.export_info,
+                                                                                   "arch": "resnet18", "source": "timm"}
+        for arch in ("torchvision/resnet18", torchvision.models.resnet18):  # torchvision's: prefix or builder
+            learn = vision_learner(dls_of(tree), arch, pretrained=False)
+            assert not isinstance(learn.model[0], TimmBody)
+            assert learn.export_info["source"] == "torchvision" and learn.export_info["arch"] == "resnet18"
+        learn = vision_learner(dls_of(tree), "mobilenet_v2", pretrained=False)  # a name only torchvision has
+        assert learn.export_info["source"] == "torchvision"
 
 
 # ---- item 2: layer groups by stage ---------------------------------------------------------------------------

@@ -130,8 +130,8 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
     frozen and normalized.
 
     `vision_learner(dls, resnet34, metrics=error_rate)` as in fastai: a builder function is torchvision's; a
-    name is a registered or torchvision builder's, else timm's (`"convnext_atto"`; `"timm/<name>"` or
-    `"<name>.<tag>"` always timm's; a name both libraries have warns); a timm model instance is the body.
+    name is a registered one, else timm's when timm has it (fastai's rule: `"convnext_tiny"`, `"<name>.<tag>"`),
+    else torchvision's (`"mobilenet_v2"`, `"torchvision/<name>"`); a timm model instance is the body.
     `weights=` takes a local file or a state dict (torchvision: also a weights enum or its name; timm: also a
     pretrained tag); with `pretrained=True` and no
     `weights`, torchvision's file is read from torch hub's cache (or downloaded once), timm's from the Hugging

@@ -2,15 +2,14 @@
 groups, normalization, default weights) and pretrained weights from torch hub's cache, files or state dicts.
 
 Architectures are found through a small registry (`ARCH_RESOLVERS`): names registered with `register_arch`
-first, then torchvision's builders, then timm's registry. The names both torchvision and timm have
-(`resnet34`, `convnext_tiny`, ...: `BOTH_NAMES_WARNING`) are torchvision's, with a warning; `"timm/<name>"`
-and `"<name>.<pretrained tag>"` are always timm's.
+first, then timm's registry (as in fastai, a string is a timm name when timm has it), then torchvision's
+builders. `"timm/<name>"` and `"<name>.<pretrained tag>"` are always timm's, `"torchvision/<name>"` always
+torchvision's; a builder function (`resnet34`) is torchvision's.
 """
 from __future__ import annotations
 
 import os
 import socket
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -236,7 +235,7 @@ def _registered(name: str) -> Callable[..., nn.Module] | None:
 
 def _torchvision(name: str) -> Callable[..., nn.Module] | None:
     try:
-        return torchvision.models.get_model_builder(name)
+        return torchvision.models.get_model_builder(name.removeprefix(TORCHVISION_PREFIX))
     except ValueError:
         return None
 
@@ -245,8 +244,9 @@ def _timm(name: str) -> Callable[..., nn.Module] | None:
     return timm_arch(name)
 
 
-# name -> builder or None, tried in order: registered names, torchvision's builders, timm's registry.
-ARCH_RESOLVERS: list[Callable[[str], Callable[..., nn.Module] | None]] = [_registered, _torchvision, _timm]
+TORCHVISION_PREFIX = "torchvision/"
+# name -> builder or None, tried in order: registered names, timm's registry (fastai's rule), torchvision's.
+ARCH_RESOLVERS: list[Callable[[str], Callable[..., nn.Module] | None]] = [_registered, _timm, _torchvision]
 ARCH_SOURCES: dict[str, Callable[[str], Callable[..., nn.Module] | None]] = {
     "registered": _registered, "timm": _timm, "torchvision": _torchvision}
 """Each source of `ARCH_RESOLVERS` by name: an export records where its arch came from and is rebuilt from there."""
@@ -267,7 +267,7 @@ def arch_source(builder: Callable[..., nn.Module]) -> str:
 def resolve_arch(arch: str | Callable[..., nn.Module], source: str | None = None
                  ) -> tuple[str, Callable[..., nn.Module]]:
     """(name, builder) for a builder function or a name: registered here, in timm's registry, or in
-    torchvision.models (in that order; `source` picks one of `ARCH_SOURCES`)."""
+    torchvision.models (in that order, fastai's rule; `source` picks one of `ARCH_SOURCES`)."""
     if isinstance(arch, nn.Module):
         raise TypeError(f"arch is a model instance ({type(arch).__name__}); vision_learner takes timm model "
                         "instances, otherwise pass a builder (e.g. resnet34) or a name")
@@ -282,15 +282,8 @@ def resolve_arch(arch: str | Callable[..., nn.Module], source: str | None = None
         if builder is not None:
             if isinstance(builder, TimmArch):
                 return builder.name, builder
-            if source is None and resolve is _torchvision and timm_arch(arch) is not None:
-                warnings.warn(BOTH_NAMES_WARNING.format(name=arch), stacklevel=3)
-            return arch, builder
+            return arch.removeprefix(TORCHVISION_PREFIX), builder
     raise ValueError(unknown_arch_message(arch, source))
-
-
-BOTH_NAMES_WARNING = ("{name!r} is both a torchvision and a timm architecture: vision_learner builds torchvision's "
-                      "(a string names torchvision's builder first). Write 'timm/{name}' for timm's (what fastai "
-                      "builds from a string), or pass torchvision's builder ({name}) to silence this")
 
 
 def resolve_torchvision(arch: str | Callable[..., nn.Module]) -> tuple[str, Callable[..., nn.Module]]:

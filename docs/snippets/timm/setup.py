@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(minifastai.__file__).resolve().parent.parent / "exam
 from pretrain_digits import write_digits_tree  # noqa: E402
 
 from minifastai import accuracy, load_learner  # noqa: E402
-from minifastai.vision import ImageDataLoaders, vision_learner  # noqa: E402
+from minifastai.vision import ImageDataLoaders, resnet18, vision_learner  # noqa: E402
 
 warnings.filterwarnings("ignore", message="The image decoding", category=DeprecationWarning)
 path = write_digits_tree("digits", size=32, n_per_class=20)
