@@ -65,10 +65,14 @@ class Callback:
     schedule hyper-parameters, so that `Learner.dry_run` replays them without data. `run_train = False`
     (or `run_valid = False`) skips the callback's batch events in the training (validation) phase.
     The loop's state reads as in fastai (`self.model`, `self.loss`, `self.epoch`, ...): read-only
-    properties; changes go through `self.learn`.
+    properties; changes go through `self.learn`. `restore_on_load = True` marks a callback whose state
+    describes the weights (EMA's average): `learn.load` checks and applies its saved state at once, with the
+    weights (`check_state_dict(state)` then `load_state_dict(state)`; `state` is None when the file has none),
+    where other callbacks get theirs at the start of the next fit.
     """
 
     order: int = 0
+    restore_on_load: bool = False
     run_dry: bool = False
     run_train: bool = True
     run_valid: bool = True

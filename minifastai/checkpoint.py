@@ -589,23 +589,25 @@ def check_opt_state(opt: torch.optim.Optimizer, saved: Any, path: Path) -> None:
 
 
 def load_checkpoint(learn: Learner, path: Path, with_opt: bool = True, strict: bool = True,
-                    with_rng: bool = True, with_cbs: bool = True) -> dict:
+                    with_rng: bool = True, with_cbs: bool = True, with_weight_states: bool | None = None) -> dict:
     """Load what `save_checkpoint` wrote into `learn`, all or nothing: weights, optimizer state (`with_opt`),
     RNG states (`with_rng`) and callback states (`with_cbs`) are all checked against the learner before any is
     applied, so a file that does not fit (an error naming it) leaves the learner as it was.
 
-    Callback states are handed to the callbacks of the same names at the start of the next fit (after their
-    own `before_fit`).
+    The states of callbacks that describe the weights (`restore_on_load`, e.g. EMA's average) are applied with
+    the weights (`with_weight_states`, default `with_cbs`); the others are handed to the callbacks of the same
+    names at the start of the next fit (after their own `before_fit`).
     """
     path = Path(path)
     _barrier()  # under DDP: wait until the main process has finished writing
     state = safe_load(path, map_location="cpu")
-    _apply_checkpoint(learn, state, path, with_opt, strict, with_rng, with_cbs)
+    _apply_checkpoint(learn, state, path, with_opt, strict, with_rng, with_cbs,
+                      with_cbs if with_weight_states is None else with_weight_states)
     return state
 
 
 def _apply_checkpoint(learn: Learner, state: dict, path: Path, with_opt: bool, strict: bool, with_rng: bool,
-                      with_cbs: bool) -> None:
+                      with_cbs: bool, with_weight_states: bool) -> None:
     _check_types(state, path, {"opt": (dict, type(None)), "rng": (dict, type(None)),
                                "callbacks": (dict, type(None)), "position": (dict, type(None)),
                                "manifest": (dict, type(None))})
@@ -630,9 +632,14 @@ def _apply_checkpoint(learn: Learner, state: dict, path: Path, with_opt: bool, s
         except ValueError as e:
             raise DamagedFileError(f"{path}: entry 'rng' is damaged ({e}); minifastai.checkpoint.load_checkpoint("
                                    "learn, path, with_rng=False) loads the rest") from e
-    cb_states = state.get("callbacks") if with_cbs else None
-    if cb_states and not all(isinstance(k, str) for k in cb_states):
+    saved_cbs = state.get("callbacks") if with_cbs or with_weight_states else None
+    if saved_cbs and not all(isinstance(k, str) for k in saved_cbs):
         raise _malformed(path, "'callbacks'", "is not a dict of callback name -> state")
+    cb_states = saved_cbs if with_cbs else None
+    now = [(cb, (saved_cbs or {}).get(cb.name)) for cb in learn.cbs if cb.restore_on_load] if with_weight_states \
+        else []
+    for cb, cb_state in now:
+        _cb_state_fits(cb, cb_state, path, cb.check_state_dict)  # type: ignore[attr-defined]
     # 2. apply (each step was checked above; the optimizer goes back if the model still refuses)
     undo = opt.state_dict() if opt is not None and old_opt is not None else None
     try:
@@ -648,11 +655,22 @@ def _apply_checkpoint(learn: Learner, state: dict, path: Path, with_opt: bool, s
         set_rng_state(rng)
         for g, s in zip(gens, rng.get("loaders", [])):
             g.set_state(s)
+    for cb, cb_state in now:
+        cb.load_state_dict(cb_state)  # type: ignore[attr-defined]
     if with_cbs:
         for cb in [c for c in learn.cbs if isinstance(c, RestoreCallbackStates)]:
             learn.remove_cb(cb)
         if cb_states:
             learn.add_cb(RestoreCallbackStates(cb_states, path))
+
+
+def _cb_state_fits(cb: Callback, state: Any, path: Path, load: Callable[[Any], Any]) -> None:
+    """Run `load(state)` (a check or the load itself); an error says which callback's state in which file."""
+    try:
+        load(state)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        raise ValueError(f"the state of callback {cb.name!r} in {path} does not fit it ({type(e).__name__}: {e}); "
+                         "minifastai.checkpoint.load_checkpoint(learn, path, with_cbs=False) loads the rest") from e
 
 
 class RestoreCallbackStates(Callback):
@@ -669,12 +687,7 @@ class RestoreCallbackStates(Callback):
         for cb in self.learn.cbs:
             load = getattr(cb, "load_state_dict", None)
             if cb.name in self.states and callable(load):
-                try:
-                    load(self.states[cb.name])
-                except (KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-                    raise ValueError(f"the state of callback {cb.name!r} in {self.path} does not fit it "
-                                     f"({type(e).__name__}: {e}); minifastai.checkpoint.load_checkpoint(learn, path, "
-                                     "with_cbs=False) loads the rest") from e
+                _cb_state_fits(cb, self.states[cb.name], self.path, load)
         self.learn.remove_cb(self)
 
 
@@ -730,7 +743,7 @@ def resume_latest(learn: Learner) -> int:
         state = safe_load(latest)
         pos = _check_position(state.get("position"), latest)
         if not learn.dry:
-            _apply_checkpoint(learn, state, latest, True, True, True, True)
+            _apply_checkpoint(learn, state, latest, True, True, True, True, True)
     except (RuntimeError, ValueError) as e:
         raise RuntimeError(f"cannot resume from the latest checkpoint {latest}: {e}. "
                            f"Delete or move it{prev}, or load another with learn.load(name) and pass "

@@ -30,11 +30,14 @@ class EMA(Callback):
     validation of each epoch, `learn.validate()`, `get_preds()` and `predict()` run on the averaged weights
     (swapped into `learn.model` for the pass, so a compiled model stays compiled); `learn.model` keeps the
     trained weights. `learn.export()` writes the averaged weights. The average is saved in checkpoints and a
-    resumed fit continues it exactly. Skipped optimizer steps (float16 overflow, gradient accumulation) do not
+    resumed fit continues it exactly, and `learn.load` brings back the file's average with its weights (a file
+    without one resets it, so `validate()` and `export()` never mix a loaded model with another average).
+    Skipped optimizer steps (float16 overflow, gradient accumulation) do not
     update it; `lr_find` sweeps leave it alone.
     """
 
     order = 20  # after MixedPrecision (10) and GradientClip (12) have decided whether the step happens
+    restore_on_load = True  # the average belongs to the weights: learn.load restores (or resets) it with them
 
     def __init__(self, decay: float = 0.999, validate_on_ema: bool = True) -> None:
         if not 0.0 <= decay <= 1.0:
@@ -174,8 +177,32 @@ class EMA(Callback):
         return {"ema": None if self.ema_model is None else self.ema_model.state_dict(),
                 "n_updates": int(self.n_updates), "decay": self.decay}
 
-    def load_state_dict(self, state: dict) -> None:
-        """Continue from `state_dict()`'s average."""
+    def check_state_dict(self, state: dict | None) -> None:
+        """Raise `ValueError` unless `load_state_dict(state)` fits this model (nothing changes)."""
+        if state is None:
+            return
+        n = state["n_updates"]
+        if not isinstance(n, int) or n < 0:
+            raise ValueError(f"n_updates must be an int >= 0, got {n!r}")
+        ema = state.get("ema")
+        if ema is None:
+            return
+        if not isinstance(ema, dict):
+            raise TypeError(f"'ema' must be a state dict, got {type(ema).__name__}")
+        want = {f"module.{k}": tuple(v.shape) for k, v in _unwrap(self.learn.model).state_dict().items()}
+        want["n_averaged"] = ()
+        got = {k: tuple(getattr(v, "shape", (None,))) for k, v in ema.items()}
+        if got != want:
+            diff = sorted(set(got.items()) ^ set(want.items()))[:4]
+            raise ValueError(f"the saved average does not have this model's names and shapes (first differences: "
+                             f"{diff})")
+
+    def load_state_dict(self, state: dict | None) -> None:
+        """Continue from `state_dict()`'s average (None: no average yet)."""
+        self._plan = None
+        if state is None:
+            self.n_updates, self.ema_model = 0, None
+            return
         self.n_updates = int(state["n_updates"])
         if state.get("ema") is None:
             self.ema_model = None

@@ -205,7 +205,8 @@ class SaveModelCallback(TrackerCallback):
         if self.at_end and started:
             save_checkpoint(learn, learn.checkpoint_path(self.fname), self.with_opt)
         elif not self.every_epoch and self._saved:
-            load_checkpoint(learn, learn.checkpoint_path(self.fname), self.with_opt, with_rng=False, with_cbs=False)
+            load_checkpoint(learn, learn.checkpoint_path(self.fname), self.with_opt, with_rng=False, with_cbs=False,
+                            with_weight_states=True)  # the best epoch's EMA average comes back with its weights
 
     def state_dict(self) -> dict:
         """Best value so far, its epoch, and the epochs saved (for `keep`)."""

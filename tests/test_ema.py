@@ -17,7 +17,8 @@ from _ema_script import KILL_BATCH, KILL_EPOCH, N_EPOCH, column, run
 from helpers import make_learner, same_state, state_copy, synth_dls, three_group_model
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from minifastai import Callback, GradientAccumulation, load_learner
+from minifastai import Callback, GradientAccumulation, SaveModelCallback, load_learner
+from minifastai.checkpoint import with_checksum
 from minifastai.ema import EMA
 
 SCRIPT = Path(__file__).with_name("_ema_script.py")
@@ -219,3 +220,68 @@ def test_cuda_updates_without_host_device_sync_and_validates_on_the_average():
     with torch.no_grad():
         expected = F.cross_entropy(learn.ema.ema_model.module.eval()(x), y)
     assert column(learn, "valid_loss")[-1] == pytest.approx(float(expected), rel=1e-4)
+
+
+def _avg(learn) -> dict:
+    return {k: v.clone() for k, v in learn.ema.ema_model.module.state_dict().items()}
+
+
+def test_load_brings_back_the_files_average_with_its_weights(tmp_path):
+    learn = make_learner(cbs=EMA(decay=0.9), path=tmp_path)
+    learn.fit(1, 1e-2)
+    learn.save("a")
+    saved_avg, saved_n, saved_valid = _avg(learn), learn.ema.n_updates, learn.validate()
+    learn.fit(1, 1e-2)
+    assert not _close(_avg(learn), saved_avg, floats_only=True) and learn.ema.n_updates == 2 * saved_n
+    learn.load("a")
+    assert same_state(_avg(learn), saved_avg) and learn.ema.n_updates == saved_n
+    assert learn.validate() == pytest.approx(saved_valid, abs=1e-6)  # validated on the file's average
+    loaded = load_learner(learn.export(), model=three_group_model())
+    assert same_state(state_copy(loaded.model), saved_avg)  # export writes the file's average, not the newer one
+    learn.fit(1, 1e-2)  # and the next fit continues it (the deferred restore at before_fit changes nothing)
+    assert learn.ema.n_updates == 2 * saved_n
+
+
+def test_a_file_without_an_average_resets_it_and_a_bad_one_changes_nothing(tmp_path):
+    plain = make_learner(path=tmp_path)
+    plain.fit(1, 1e-2)
+    plain.save("plain")
+    learn = make_learner(cbs=EMA(decay=0.9), path=tmp_path)
+    learn.fit(1, 1e-2)
+    learn.load("plain")  # a model trained without EMA: its weights, and no stale average
+    assert learn.ema.ema_model is None and learn.ema.n_updates == 0
+    assert learn.validate() == pytest.approx(plain.validate(), abs=1e-6)
+    assert same_state(state_copy(load_learner(learn.export(), model=three_group_model()).model),
+                      state_copy(plain.model))
+    learn.fit(1, 1e-2)
+    learn.save("mine")
+    st = torch.load(tmp_path / "models" / "mine.pth", weights_only=True)
+    st.pop("checksum")
+    st["callbacks"]["ema"]["ema"]["module.0.weight"] = torch.zeros(3, 3)  # a crafted file: wrong shape
+    torch.save(with_checksum(st), tmp_path / "models" / "bad.pth")
+    before, avg = state_copy(learn.model), _avg(learn)
+    with pytest.raises(ValueError, match=r"callback 'ema' in .*bad.pth does not fit.*module.0.weight"):
+        learn.load("bad")
+    assert same_state(state_copy(learn.model), before) and same_state(_avg(learn), avg)
+
+
+def test_savemodel_best_brings_back_the_best_epochs_average(tmp_path):
+    class Worse(Callback):  # valid loss rises after epoch 1, so epoch 1 is the best
+        order = 100
+
+        def after_validate(self) -> None:
+            if self.epoch >= 2:
+                self.learn.recorder.valid_result[0] += 10.0 * self.epoch
+
+    seen = {}
+
+    class Grab(Callback):
+        order = 101
+
+        def after_epoch(self) -> None:
+            seen[self.epoch] = _avg(self.learn)
+
+    learn = make_learner(cbs=[EMA(decay=0.9), SaveModelCallback(), Worse(), Grab()], path=tmp_path)
+    learn.fit(3, 1e-2)
+    assert [r[1] for r in learn.recorder.values].index(min(r[1] for r in learn.recorder.values)) == 1
+    assert same_state(_avg(learn), seen[1]) and not _close(_avg(learn), seen[2], floats_only=True)
