@@ -228,7 +228,8 @@ def test_tampered_timm_exports_build_nothing_unexpected(tree, tmp_path, monkeypa
 
 
 def test_names_from_both_libraries(tree):
-    with pytest.raises(ValueError, match=r"unknown architecture 'convnext_atom'.*did you mean convnext_atto \(timm\)"):
+    with pytest.raises(ValueError, match=r"unknown architecture 'convnext_atom'.*did you mean convnext_atto \(timm\)"
+                       r".*convnext_tiny \(torchvision, timm\)"):  # every library that has the name
         vision_learner(dls_of(tree), "convnext_atom", pretrained=False)
     with pytest.raises(ValueError, match=r"'resnet19'.*resnet18 \(torchvision, timm\)"):
         vision_learner(dls_of(tree), "resnet19", pretrained=False)

@@ -309,9 +309,10 @@ def unknown_arch_message(arch: str, source: str | None = None) -> str:
     for src, names in pools.items():
         close += [(difflib.SequenceMatcher(None, arch, n).ratio(), n, src)
                   for n in difflib.get_close_matches(arch, names, n=5, cutoff=0.6)]
+    in_pool = {src: set(names) for src, names in pools.items()}
     by_name: dict[str, list[str]] = {}
-    for _, n, src in sorted(close, key=lambda t: -t[0]):
-        by_name.setdefault(n, []).append(src)
+    for _, n, _src in sorted(close, key=lambda t: -t[0]):  # each name labelled with every library that has it
+        by_name.setdefault(n, [src for src in pools if n in in_pool[src]])
     shown = [f"{n} ({', '.join(srcs)})" for n, srcs in list(by_name.items())[:8]]
     hint = f"did you mean {', '.join(shown)}? " if shown else ""
     where = {"timm": "timm's registry", "torchvision": "torchvision.models or the registered names",
