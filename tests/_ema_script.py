@@ -4,10 +4,10 @@ continuing with `resume=True`). Writes OUT/result_MODE.pt with the trained and t
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import torch
+from _train_script import StallMidEpoch  # the same kill point as the resume test
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -15,7 +15,6 @@ from minifastai import Callback, DataLoaders, Learner, SaveModelCallback
 from minifastai.ema import EMA
 
 N_EPOCH, BS, LR, DECAY = 4, 8, 1e-2, 0.9
-KILL_EPOCH, KILL_BATCH = 2, 3  # the checkpoint of epoch KILL_EPOCH-1 exists when the process stalls
 
 
 def make_learner(path: str | Path, seed: int = 0) -> Learner:
@@ -29,23 +28,6 @@ def make_learner(path: str | Path, seed: int = 0) -> Learner:
     model = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 2))
     return Learner(DataLoaders(train, valid, device="cpu"), model, nn.CrossEntropyLoss(), path=path,
                    cbs=EMA(DECAY))
-
-
-class StallMidEpoch(Callback):
-    """Signals readiness through a file in the middle of an epoch, then waits to be killed."""
-
-    order = 100
-
-    def __init__(self, ready: Path) -> None:
-        self.ready = ready
-
-    def after_batch(self) -> None:
-        learn = self.learn
-        if learn.training and learn.epoch == KILL_EPOCH and learn.iter == KILL_BATCH:
-            tmp = self.ready.with_suffix(".tmp")
-            tmp.write_text(str(learn.train_iter))
-            tmp.replace(self.ready)
-            time.sleep(120)
 
 
 def column(learn: Learner, name: str) -> list[float]:

@@ -1,11 +1,18 @@
 """Small synthetic data and a 3-group model with BatchNorm, shared by the core tests."""
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from minifastai import DataLoaders, Learner, accuracy
+from minifastai import Callback, DataLoaders, Learner, accuracy
 
 
 def synth_dls(n_train: int = 256, n_valid: int = 64, bs: int = 32, n_feat: int = 8, shuffle: bool = True,
@@ -40,3 +47,42 @@ def state_copy(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def same_state(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+class NoSync(Callback):
+    """Makes every synchronising CUDA call an error during the training batches (the epoch's end, where the
+    Recorder reads the losses once, is outside)."""
+
+    order = 0  # between TrainEvalCallback and the Recorder (whose epoch-end read is a sync)
+
+    def before_train(self) -> None:
+        torch.cuda.set_sync_debug_mode("error")
+
+    def after_train(self) -> None:
+        torch.cuda.set_sync_debug_mode(0)
+
+    def after_fit(self) -> None:
+        torch.cuda.set_sync_debug_mode(0)
+
+
+def start_script(script: Path, out: Path, mode: str) -> subprocess.Popen:
+    """Run `python SCRIPT OUT MODE` in a new process that can import the repository's minifastai."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(script.parent.parent), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen([sys.executable, str(script), str(out), mode], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_file(proc: subprocess.Popen, path: Path, timeout: float = 120) -> None:
+    """Wait until `proc` has written `path`; fail if it dies first or takes more than `timeout` seconds."""
+    t0 = time.monotonic()
+    while not path.exists():
+        assert proc.poll() is None, f"training script died early:\n{proc.stdout.read() if proc.stdout else ''}"
+        assert time.monotonic() - t0 < timeout, "training script never reached the kill point"
+        time.sleep(0.05)
+
+
+def sigkill(proc: subprocess.Popen) -> None:
+    """Kill `proc` with SIGKILL (no clean-up runs in it) and check that this is how it ended."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL

@@ -1,11 +1,6 @@
 """EMA: the average equals torch's AveragedModel EMA, validation and export use it, checkpoints resume it."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 import warnings
 from functools import partial
 from pathlib import Path
@@ -13,8 +8,19 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from _ema_script import KILL_BATCH, KILL_EPOCH, N_EPOCH, column, run
-from helpers import make_learner, same_state, state_copy, synth_dls, three_group_model
+from _ema_script import N_EPOCH, column, run
+from _train_script import KILL_BATCH, KILL_EPOCH
+from helpers import (
+    NoSync,
+    make_learner,
+    same_state,
+    sigkill,
+    start_script,
+    state_copy,
+    synth_dls,
+    three_group_model,
+    wait_for_file,
+)
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from minifastai import Callback, GradientAccumulation, SaveModelCallback, load_learner
@@ -162,27 +168,16 @@ def test_bad_decay_and_a_replaced_model_are_clear_errors_that_change_nothing():
     assert same_state(before, state_copy(learn.model))
 
 
-def _script(out: Path, mode: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SCRIPT.parent.parent), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, str(SCRIPT), str(out), mode], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-
-
 def test_sigkill_then_resume_continues_the_average_exactly(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    proc = _script(out, "kill")
+    proc = start_script(SCRIPT, out, "kill")
     full = run(tmp_path / "full", "full")  # the uninterrupted run, in this process while the other one starts
-    ready, t0 = out / "ready", time.monotonic()
-    while not ready.exists():
-        assert proc.poll() is None, f"training script died early:\n{proc.stdout.read()}"
-        assert time.monotonic() - t0 < 120, "training script never reached the kill point"
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
+    wait_for_file(proc, out / "ready")
+    sigkill(proc)
     state = torch.load(out / "models" / f"model_{KILL_EPOCH - 1}.pth", weights_only=True)["callbacks"]["ema"]
     assert state["n_updates"] == KILL_EPOCH * 8 and set(state) == {"ema", "n_updates", "decay"}
-    resumed = _script(out, "resume")
+    resumed = start_script(SCRIPT, out, "resume")
     log, _ = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, log
     res = torch.load(out / "result_resume.pt", weights_only=True)
@@ -195,18 +190,6 @@ def test_sigkill_then_resume_continues_the_average_exactly(tmp_path):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_updates_without_host_device_sync_and_validates_on_the_average():
     from torch.utils.data import DataLoader, TensorDataset
-
-    class NoSync(Callback):
-        order = 0  # between TrainEvalCallback and the Recorder (whose epoch-end read is a sync)
-
-        def before_train(self) -> None:
-            torch.cuda.set_sync_debug_mode("error")
-
-        def after_train(self) -> None:
-            torch.cuda.set_sync_debug_mode(0)
-
-        def after_fit(self) -> None:
-            torch.cuda.set_sync_debug_mode(0)
 
     dls = synth_dls(n_train=256, bs=32)
     dls.train = DataLoader(TensorDataset(*(t.cuda() for t in dls.train.dataset.tensors)), 32)

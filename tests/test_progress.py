@@ -5,7 +5,7 @@ import time
 
 import pytest
 import torch
-from helpers import make_learner, synth_dls
+from helpers import NoSync, make_learner, synth_dls
 
 from minifastai import Callback, ProgressCallback
 from minifastai.progress import format_rate, format_share, n_items
@@ -102,18 +102,6 @@ def test_formats_and_item_counts():
 def test_cuda_bar_never_synchronises_during_training_batches(capsys):
     """The bar's loss comment is copied to pinned memory asynchronously: no sync even with the bar drawn."""
     from torch.utils.data import DataLoader, TensorDataset
-
-    class NoSync(Callback):
-        order = 0  # between TrainEvalCallback and the Recorder (whose epoch-end read is a sync)
-
-        def before_train(self) -> None:
-            torch.cuda.set_sync_debug_mode("error")
-
-        def after_train(self) -> None:
-            torch.cuda.set_sync_debug_mode(0)
-
-        def after_fit(self) -> None:
-            torch.cuda.set_sync_debug_mode(0)
 
     dls = synth_dls(n_train=512, bs=8)
     x, y = dls.train.dataset.tensors

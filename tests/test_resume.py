@@ -2,11 +2,6 @@
 and the errors and warnings of `resume_latest`."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -15,6 +10,7 @@ import pytest
 import torch
 from _train_script import BS, KILL_BATCH, KILL_EPOCH, LR, N_EPOCH, make_learner, run
 from helpers import make_learner as make_3group_learner
+from helpers import sigkill, start_script, wait_for_file
 
 from minifastai import Callback, CancelFitException, SaveModelCallback
 
@@ -26,30 +22,19 @@ def _same_weights(a: dict, b: dict, atol: float = 1e-6) -> bool:
     return a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=0) for k in a)
 
 
-def _script(out: Path, mode: str, **kw) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(SCRIPT.parent.parent)}
-    return subprocess.Popen([sys.executable, str(SCRIPT), str(out), mode], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, **kw)
-
-
 def test_sigkill_in_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    proc = _script(out, "kill")
+    proc = start_script(SCRIPT, out, "kill")
     full = run(tmp_path / "full", "full")  # the uninterrupted run, in this process while the other one starts
-    ready, t0 = out / "ready", time.monotonic()
-    while not ready.exists():
-        assert proc.poll() is None, f"training script died early:\n{proc.stdout.read()}"
-        assert time.monotonic() - t0 < 120, "training script never reached the kill point"
-        time.sleep(0.05)
+    ready = out / "ready"
+    wait_for_file(proc, ready)
     # epoch KILL_EPOCH is half done: its checkpoint does not exist, the previous one does
     assert int(ready.read_text()) == KILL_EPOCH * N_ITER + KILL_BATCH + 1
     assert sorted(p.name for p in (out / "models").glob("*.pth")) == [f"model_{e}.pth" for e in range(KILL_EPOCH)]
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    sigkill(proc)
 
-    resumed = _script(out, "resume")
+    resumed = start_script(SCRIPT, out, "resume")
     log, _ = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, log
     assert f"resuming from {out / 'models' / f'model_{KILL_EPOCH - 1}.pth'}: {KILL_EPOCH} epoch(s) done" in log
