@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -86,3 +87,17 @@ def sigkill(proc: subprocess.Popen) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+
+
+def count_host_reads(monkeypatch: Any) -> dict[str, int]:
+    """Count every read of a tensor's value on the host (`item`, `float()`, `bool()`, `tolist`, ...: on a GPU,
+    each is a sync) in `counts["n"]` of the returned dict, for the rest of the test."""
+    counts = {"n": 0}
+    for name in ("item", "__float__", "__bool__", "__int__", "tolist", "numpy", "__format__"):
+        orig = getattr(torch.Tensor, name)
+
+        def wrapped(self: torch.Tensor, *a: Any, _orig: Any = orig, **k: Any) -> Any:
+            counts["n"] += 1
+            return _orig(self, *a, **k)
+        monkeypatch.setattr(torch.Tensor, name, wrapped)
+    return counts

@@ -12,6 +12,7 @@ from _ema_script import N_EPOCH, column, run
 from _train_script import KILL_BATCH, KILL_EPOCH
 from helpers import (
     NoSync,
+    count_host_reads,
     make_learner,
     same_state,
     sigkill,
@@ -132,14 +133,7 @@ def test_skipped_steps_do_not_update_and_lr_find_leaves_the_average_alone():
 
 
 def test_no_per_batch_sync(monkeypatch):
-    counts = {"n": 0}
-    for name in ("item", "__float__", "__bool__", "__int__", "tolist", "numpy", "__format__"):
-        orig = getattr(torch.Tensor, name)
-
-        def wrapped(self, *a, _orig=orig, **k):
-            counts["n"] += 1
-            return _orig(self, *a, **k)
-        monkeypatch.setattr(torch.Tensor, name, wrapped)
+    counts = count_host_reads(monkeypatch)
 
     def syncs(n_train: int) -> int:
         learn = make_learner(dls=synth_dls(n_train=n_train, n_valid=64, bs=8), cbs=EMA(),

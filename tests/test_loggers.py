@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import make_learner, synth_dls
+from helpers import count_host_reads, make_learner, synth_dls
 
 import minifastai.loggers as loggers_mod
 from minifastai import Callback, CancelFitException, SaveModelCallback, load_learner
@@ -115,14 +115,7 @@ def test_lr_find_is_not_logged_and_other_ranks_write_nothing(tmp_path, monkeypat
 
 def test_loggers_add_no_per_batch_sync(monkeypatch, tmp_path):
     """Reading a tensor's value on the host is counted; with a logger it still does not grow with batches."""
-    counts = {"n": 0}
-    for name in ("item", "__float__", "__bool__", "__int__", "tolist", "numpy", "__format__"):
-        orig = getattr(torch.Tensor, name)
-
-        def wrapped(self, *a, _orig=orig, **k):
-            counts["n"] += 1
-            return _orig(self, *a, **k)
-        monkeypatch.setattr(torch.Tensor, name, wrapped)
+    counts = count_host_reads(monkeypatch)
 
     def syncs(n_train: int, folder: str) -> int:
         learn = make_learner(dls=synth_dls(n_train=n_train, n_valid=64, bs=8),

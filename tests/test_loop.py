@@ -7,7 +7,7 @@ from torch import nn
 
 import minifastai as mf
 from minifastai import Callback
-from tests.helpers import make_learner, same_state, state_copy, synth_dls
+from tests.helpers import count_host_reads, make_learner, same_state, state_copy, synth_dls
 
 BATCH = ["before_batch", "after_pred", "after_loss"]
 TRAIN_BATCH = BATCH + ["before_backward", "after_backward", "before_step", "after_step", "after_batch"]
@@ -165,14 +165,7 @@ def test_learner_exposes_fastai_names_during_fit():
 
 def test_default_callbacks_make_no_per_batch_sync(monkeypatch):
     """Reading a tensor's value on the host is counted; it must not grow with the number of batches."""
-    counts = {"n": 0}
-    for name in ("item", "__float__", "__bool__", "__int__", "tolist", "numpy", "__format__"):
-        orig = getattr(torch.Tensor, name)
-
-        def wrapped(self, *a, _orig=orig, **k):
-            counts["n"] += 1
-            return _orig(self, *a, **k)
-        monkeypatch.setattr(torch.Tensor, name, wrapped)
+    counts = count_host_reads(monkeypatch)
 
     def syncs(n_train):
         # SGD: torch's Adam reads its CPU step counter with .item() each step, in any training loop
