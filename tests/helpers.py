@@ -1,12 +1,14 @@
 """Small synthetic data and a 3-group model with BatchNorm, shared by the core tests."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -101,3 +103,32 @@ def count_host_reads(monkeypatch: Any) -> dict[str, int]:
             return _orig(self, *a, **k)
         monkeypatch.setattr(torch.Tensor, name, wrapped)
     return counts
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(relpath: str) -> ModuleType:
+    """A script of the repository (`examples/pretrain_digits.py`, `bench/...`, `docs/...`) imported as a module
+    named by its file, once per process."""
+    path = ROOT / relpath
+    if path.stem in sys.modules:
+        return sys.modules[path.stem]
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None, path
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def fastai_random_split(items: Any, valid_pct: float, seed: int) -> tuple[list, list]:
+    """fastai's RandomSplitter on these items (its own code; it reseeds torch's global RNG, so restore it)."""
+    from fastai.data.transforms import RandomSplitter
+
+    state = torch.get_rng_state()
+    try:
+        t, v = RandomSplitter(valid_pct, seed=seed)(items)
+    finally:
+        torch.set_rng_state(state)
+    return list(t), list(v)

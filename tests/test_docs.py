@@ -1,13 +1,11 @@
 """The docs show real runs: every snippet's committed output is still what it prints, and its figures exist."""
-import importlib.util
 from pathlib import Path
 
 import pytest
+from helpers import load_script
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-_spec = importlib.util.spec_from_file_location("gen_figures", DOCS / "gen_figures.py")
-gen = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gen)
+gen = load_script("docs/gen_figures.py")
 SNIPPETS = gen.snippet_files()
 
 

@@ -1,14 +1,10 @@
 """The "coming from fastai" page lists exactly the fastai names minifastai still lacks (it cannot drift)."""
-import importlib.util
-from pathlib import Path
 
 import pytest
+from helpers import load_script
 
 pytest.importorskip("fastai")
-DOCS = Path(__file__).resolve().parent.parent / "docs"
-_spec = importlib.util.spec_from_file_location("gen_fastai_names", DOCS / "gen_fastai_names.py")
-gen = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(gen)
+gen = load_script("docs/gen_fastai_names.py")
 
 
 def test_the_page_lists_exactly_the_missing_names():

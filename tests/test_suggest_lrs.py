@@ -1,25 +1,19 @@
 """The per-group LR suggestion that bench/discriminative_lrs.py measures (two sweeps; it lives in the benchmark, not
 in the package, since it did not beat a flat LR): the learner comes back untouched between recipes, and the
 proposal's numbers come from the sweeps as documented (checked on a synthetic loss whose shape is known)."""
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import load_script
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from minifastai import Callback, DataLoaders, Learner, layer_decay, valley
 from minifastai.groups import group_hypers
 
-_spec = importlib.util.spec_from_file_location(
-    "discriminative_lrs", Path(__file__).resolve().parents[1] / "bench" / "discriminative_lrs.py")
-B = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("discriminative_lrs", B)
-_spec.loader.exec_module(B)
+B = load_script("bench/discriminative_lrs.py")
 suggest_group_lrs = B.suggest_group_lrs
 
 pytestmark = pytest.mark.filterwarnings("ignore:lr_find. ")

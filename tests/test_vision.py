@@ -1,12 +1,11 @@
 """minifastai.vision: vision_learner groups/freezing/weights, ImageDataLoaders, export/reload, offline errors."""
-import importlib.util
-import sys
 import urllib.error
 from pathlib import Path
 
 import pytest
 import torch
 import torchvision
+from helpers import fastai_random_split, load_script
 from PIL import Image
 from torch import nn
 from torchvision.transforms import v2
@@ -30,30 +29,9 @@ from minifastai.vision import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
-def fastai_random_split(items, valid_pct, seed):
-    """fastai's RandomSplitter on these items (its own code; it reseeds torch's global RNG, so restore it)."""
-    from fastai.data.transforms import RandomSplitter
-
-    state = torch.get_rng_state()
-    try:
-        t, v = RandomSplitter(valid_pct, seed=seed)(items)
-    finally:
-        torch.set_rng_state(state)
-    return list(t), list(v)
-
-
-def _load_pretrain_module():
-    spec = importlib.util.spec_from_file_location("pretrain_digits", EXAMPLES / "pretrain_digits.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("pretrain_digits", mod)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-P = _load_pretrain_module()
+P = load_script("examples/pretrain_digits.py")
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from helpers import fastai_random_split
 from PIL import Image
 
 from minifastai import CrossEntropyLossFlat
@@ -19,18 +20,6 @@ from minifastai.vision import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
-
-
-def fastai_split(items, valid_pct, seed):
-    """fastai's RandomSplitter (its own code; it reseeds torch's global RNG, so restore it)."""
-    from fastai.data.transforms import RandomSplitter
-
-    state = torch.get_rng_state()
-    try:
-        t, v = RandomSplitter(valid_pct, seed=seed)(items)
-    finally:
-        torch.set_rng_state(state)
-    return list(t), list(v)
 
 
 @pytest.fixture
@@ -55,7 +44,7 @@ def test_from_name_func_labels_splits_and_batches_as_fastai(pets):
 
     dls = ImageDataLoaders.from_name_func(pets, files, is_cat, valid_pct=0.25, seed=42, item_tfms=Resize(8), bs=4,
                                           device="cpu")
-    t_idx, v_idx = fastai_split(files, 0.25, 42)
+    t_idx, v_idx = fastai_random_split(files, 0.25, 42)
     assert dls.valid.items == [str(files[i]) for i in v_idx] and dls.train.items == [str(files[i]) for i in t_idx]
     assert dls.vocab == [False, True] and dls.c == 2 and dls.path == pets
     assert dls.valid_ds.labels == [int(files[i].name[0].isupper()) for i in v_idx]
@@ -90,7 +79,7 @@ def test_from_lists_from_df_and_from_csv(pets):
     labels = [f.name.split("_")[0] for f in files]
     dls = ImageDataLoaders.from_lists(pets, files, labels, valid_pct=0.5, seed=1, item_tfms=Resize(8), bs=4,
                                       device="cpu")
-    t_idx, v_idx = fastai_split(files, 0.5, 1)
+    t_idx, v_idx = fastai_random_split(files, 0.5, 1)
     assert dls.valid.items == [str(files[i]) for i in v_idx]
     assert [dls.vocab[y] for y in dls.valid_ds.labels] == [labels[i] for i in v_idx]
     df = pd.DataFrame({"name": [f.stem for f in files], "label": labels, "is_valid": [i % 4 == 0 for i in range(24)]})
@@ -100,7 +89,7 @@ def test_from_lists_from_df_and_from_csv(pets):
     assert len(dls.train_ds) == 18 and dls.vocab == sorted(set(labels))
     df.assign(name=[f"images/{n}.png" for n in df.name]).to_csv(pets / "labels.csv", index=False)
     dls = ImageDataLoaders.from_csv(pets, item_tfms=Resize(8), bs=4, seed=3, device="cpu")  # fn_col=0, label_col=1
-    _, v_idx = fastai_split(list(range(24)), 0.2, 3)
+    _, v_idx = fastai_random_split(list(range(24)), 0.2, 3)
     assert dls.valid.items == [str(pets / "images" / f"{df.name[i]}.png") for i in v_idx] and dls.path == pets
     with pytest.raises(KeyError, match="column 'file' is not in the DataFrame"):
         ImageDataLoaders.from_df(df, pets, fn_col="file")

