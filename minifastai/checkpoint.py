@@ -743,7 +743,8 @@ def resume_latest(learn: Learner) -> int:
         state = safe_load(latest)
         pos = _check_position(state.get("position"), latest)
         if not learn.dry:
-            _apply_checkpoint(learn, state, latest, True, True, True, True, True)
+            _apply_checkpoint(learn, state, latest, with_opt=True, strict=True, with_rng=True, with_cbs=True,
+                              with_weight_states=True)
     except (RuntimeError, ValueError) as e:
         raise RuntimeError(f"cannot resume from the latest checkpoint {latest}: {e}. "
                            f"Delete or move it{prev}, or load another with learn.load(name) and pass "

@@ -32,8 +32,8 @@ class EMA(Callback):
     trained weights. `learn.export()` writes the averaged weights. The average is saved in checkpoints and a
     resumed fit continues it exactly, and `learn.load` brings back the file's average with its weights (a file
     without one resets it, so `validate()` and `export()` never mix a loaded model with another average).
-    Skipped optimizer steps (float16 overflow, gradient accumulation) do not
-    update it; `lr_find` sweeps leave it alone.
+    Skipped optimizer steps (float16 overflow, gradient accumulation) do not update it; `lr_find` sweeps leave
+    it alone.
     """
 
     order = 20  # after MixedPrecision (10) and GradientClip (12) have decided whether the step happens
