@@ -73,7 +73,8 @@ def test_results_tables_are_checked_for_what_holds_on_every_cpu():
 
 
 def test_trained_lines_and_final_row_invariants():
-    trained = gen.Trained(lines=(r"tta: ",), checks={r"tta: ": lambda v: v[0] > 0.2}, final={"accuracy": lambda v: v > 0.2})
+    trained = gen.Trained(lines=(r"tta: ",), checks={r"tta: ": lambda v: v[0] > 0.2},
+                          final={"accuracy": lambda v: v > 0.2})
     assert gen.output_problems(TABLE + "\ntta: 0.717", OTHER_CPU + "\ntta: 0.783", trained) == []
     assert gen.output_problems(TABLE + "\ntta: 0.717", OTHER_CPU + "\ntta: 0.1", trained) == \
         ["'tta: 0.1' fails its invariant"]
