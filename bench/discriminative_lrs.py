@@ -35,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import minifastai.lr_find as LF  # noqa: E402
+import minifastai.callback.lr_find as LF  # noqa: E402
 from minifastai import LayerDecay, Learner, accuracy, layer_decay, lr_range, valley  # noqa: E402
 from minifastai.vision import ImageDataLoaders, mobilenet_v2, vision_learner  # noqa: E402
 

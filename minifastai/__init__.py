@@ -17,41 +17,14 @@ from .callback import (
     CancelValidException,
     TrainEvalCallback,
 )
-from .checkpoint import load_learner
-from .data import DataLoaders
-from .ema import EMA
-from .groups import LayerDecay, default_splitter, layer_decay, lr_range
-from .learner import Learner
-from .loggers import MLflowCallback, TensorBoardCallback
-from .losses import (
-    BaseLoss,
-    BCELossFlat,
-    BCEWithLogitsLossFlat,
-    CrossEntropyLossFlat,
-    L1LossFlat,
-    LabelSmoothingCrossEntropy,
-    LabelSmoothingCrossEntropyFlat,
-    MSELossFlat,
-)
-from .lr_find import LRFinder, LRSweep, SuggestedLRs, minimum, slide, steep, valley
-from .metrics import (
-    AvgMetric,
-    Metric,
-    TorchMetric,
-    accuracy,
-    accuracy_multi,
-    error_rate,
-    mae,
-    mse,
-    rmse,
-    top_k_accuracy,
-)
-from .mixed_precision import MixedPrecision
-from .optimizer import SGD, Adam, OptimWrapper, RMSProp
-from .plan import PlanRecord
-from .progress import ProgressCallback
-from .recorder import Recorder
-from .schedule import (
+from .callback.ema import EMA
+from .callback.loggers import MLflowCallback, TensorBoardCallback
+from .callback.lr_find import LRFinder, LRSweep, SuggestedLRs, minimum, slide, steep, valley
+from .callback.mixed_precision import MixedPrecision
+from .callback.plan import PlanRecord
+from .callback.progress import ProgressCallback
+from .callback.recorder import Recorder
+from .callback.schedule import (
     OneCycle,
     ParamScheduler,
     SchedCos,
@@ -66,9 +39,36 @@ from .schedule import (
     sched_lin,
     sched_no,
 )
+from .callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback, TrackerCallback
+from .callback.training import CSVLogger, GradientAccumulation, GradientClip, TerminateOnNaNCallback
+from .checkpoint import load_learner
+from .data import DataLoaders
+from .groups import LayerDecay, default_splitter, layer_decay, lr_range
+from .learner import Learner
+from .losses import (
+    BaseLoss,
+    BCELossFlat,
+    BCEWithLogitsLossFlat,
+    CrossEntropyLossFlat,
+    L1LossFlat,
+    LabelSmoothingCrossEntropy,
+    LabelSmoothingCrossEntropyFlat,
+    MSELossFlat,
+)
+from .metrics import (
+    AvgMetric,
+    Metric,
+    TorchMetric,
+    accuracy,
+    accuracy_multi,
+    error_rate,
+    mae,
+    mse,
+    rmse,
+    top_k_accuracy,
+)
+from .optimizer import SGD, Adam, OptimWrapper, RMSProp
 from .seed import set_seed
-from .tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback, TrackerCallback
-from .training import CSVLogger, GradientAccumulation, GradientClip, TerminateOnNaNCallback
 
 __all__ = [
     # core

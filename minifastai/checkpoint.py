@@ -34,7 +34,7 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from .callback import Callback
+from .callback.core import Callback
 
 if TYPE_CHECKING:
     from .learner import Learner
@@ -451,7 +451,7 @@ def callback_states(learn: Learner) -> dict[str, Any]:
 
 
 def _barrier() -> None:
-    from .distributed import barrier
+    from .callback.distributed import barrier
 
     barrier()
 
@@ -492,7 +492,7 @@ def save_checkpoint(learn: Learner, path: Path, with_opt: bool = True, next_epoc
 
     Under distributed training only the main process writes (the others return the same path).
     """
-    from .distributed import is_main_process
+    from .callback.distributed import is_main_process
 
     path = Path(path)
     if not is_main_process():
@@ -724,7 +724,7 @@ def resume_latest(learn: Learner) -> int:
     """Load the most recently written checkpoint under `path / model_dir`; returns the epoch to start from.
 
     Stale temporary files of killed saves in that folder are removed first."""
-    from .distributed import is_main_process
+    from .callback.distributed import is_main_process
 
     folder = learn.path / learn.model_dir
     if is_main_process() and not learn.dry:
@@ -804,7 +804,7 @@ def export_learner(learn: Learner, path: Path) -> Path:
     Everything is checked to load with `torch.load(weights_only=True)`; under DDP only the main process
     writes.
     """
-    from .distributed import is_main_process
+    from .callback.distributed import is_main_process
 
     path = Path(path)
     state = {"model": export_weights(learn),

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .callback import Callback
+from .callback.core import Callback
 
 if TYPE_CHECKING:
     from .learner import Learner

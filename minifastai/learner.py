@@ -9,9 +9,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import acceleration, checkpoint, distributed, inference, lr_find, mixed_precision, plan, schedule, summary
+from . import checkpoint, inference, summary
 from . import groups as G
-from .callback import (
+from .callback import acceleration, distributed, lr_find, mixed_precision, plan, schedule
+from .callback.core import (
     BATCH_EVENTS,
     EVENTS,
     Callback,
@@ -27,11 +28,11 @@ from .callback import (
     listify,
     n_batches,
 )
+from .callback.progress import ProgressCallback
+from .callback.recorder import Recorder
 from .checks import check_int, check_moms, check_wd
 from .data import DataLoaders, shapes_of, to_device
 from .metrics import to_metric
-from .progress import ProgressCallback
-from .recorder import Recorder
 from .state import LoopState, Snapshot
 
 _EVENT_NAMES = {n: (f"before_{n}", f"after_cancel_{n}", f"after_{n}")

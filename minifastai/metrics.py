@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
-from .callback import camel2snake
+from .callback.core import camel2snake
 
 if TYPE_CHECKING:
     from .learner import Learner

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 if TYPE_CHECKING:
-    from .callback import Callback
+    from .callback.core import Callback
     from .learner import Learner
 
 

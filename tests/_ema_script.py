@@ -12,7 +12,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from minifastai import Callback, DataLoaders, Learner, SaveModelCallback
-from minifastai.ema import EMA
+from minifastai.callback.ema import EMA
 
 N_EPOCH, BS, LR, DECAY = 4, 8, 1e-2, 0.9
 

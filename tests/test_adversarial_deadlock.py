@@ -19,9 +19,9 @@ import torch.distributed as dist
 from _ddp_script import FAIL_TIMEOUT
 from helpers import make_learner
 
-import minifastai.distributed as D
+import minifastai.callback.distributed as D
 from minifastai import Callback
-from minifastai.distributed import DistributedTrainer, barrier, distrib_ctx
+from minifastai.callback.distributed import DistributedTrainer, barrier, distrib_ctx
 
 SCRIPT = Path(__file__).with_name("_ddp_script.py")
 

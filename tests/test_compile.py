@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from minifastai import EMA, DataLoaders, Learner, load_learner
-from minifastai.acceleration import CompiledModel, is_compiled
+from minifastai.callback.acceleration import CompiledModel, is_compiled
 
 HAS_CXX = any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++"))
 

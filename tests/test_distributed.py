@@ -13,7 +13,7 @@ from helpers import make_learner as make_3group_learner
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
 from minifastai import Callback, ProgressCallback, load_learner
-from minifastai.distributed import (
+from minifastai.callback.distributed import (
     ShardedLoader,
     ShardSampler,
     is_main_process,

@@ -93,7 +93,7 @@ def test_combine_scheds_matches_fastai():
     for pcts, mk in [([0.3, 0.7], lambda S: [S.SchedCos(0.3, 0.6), S.SchedCos(0.6, 0.2)]),
                      ([0.3, 0.2, 0.5], lambda S: [S.SchedLin(0.0, 1.0), S.SchedNo(1.0, 1.0), S.SchedCos(1.0, 0.0)]),
                      ([0.0, 1.0], lambda S: [S.SchedLin(5.0, 6.0), S.SchedLin(0.0, 1.0)])]:
-        import minifastai.schedule as msched
+        import minifastai.callback.schedule as msched
 
         f, g = combine_scheds(pcts, mk(msched)), fsched.combine_scheds(pcts, mk(fsched))
         for p in torch.linspace(0.0, 1, 100).tolist()[:-1]:

@@ -9,9 +9,9 @@ import pytest
 import torch
 from helpers import count_host_reads, make_learner, synth_dls
 
-import minifastai.loggers as loggers_mod
+import minifastai.callback.loggers as loggers_mod
 from minifastai import Callback, CancelFitException, SaveModelCallback, load_learner
-from minifastai.loggers import MLflowCallback, TensorBoardCallback, mlflow_key
+from minifastai.callback.loggers import MLflowCallback, TensorBoardCallback, mlflow_key
 
 NAMES = ["body", "middle", "head"]
 

@@ -374,7 +374,7 @@ def test_argument_errors():
 
 
 def test_lr_sweep_is_exported():
-    assert LRSweep.__module__ == "minifastai.lr_find"
+    assert LRSweep.__module__ == "minifastai.callback.lr_find"
 
 
 def test_callback_states_are_restored():

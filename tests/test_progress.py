@@ -8,7 +8,7 @@ import torch
 from helpers import NoSync, make_learner, synth_dls
 
 from minifastai import Callback, ProgressCallback
-from minifastai.progress import format_rate, format_share, n_items
+from minifastai.callback.progress import format_rate, format_share, n_items
 
 
 class SlowLoader:

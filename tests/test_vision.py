@@ -347,7 +347,7 @@ def test_unreadable_and_odd_sized_images_name_the_path(tmp_path):
 def test_image_loaders_shard_their_inner_dataloader_for_distributed_training(small_tree):
     from torch.utils.data import DistributedSampler
 
-    from minifastai.distributed import shard_train, shard_valid
+    from minifastai.callback.distributed import shard_train, shard_valid
 
     dls = small_dls(small_tree)
     n_valid = len(dls.valid.dataset)

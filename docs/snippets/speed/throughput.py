@@ -1,4 +1,4 @@
-from minifastai.progress import format_rate, format_share
+from minifastai.callback.progress import format_rate, format_share
 
 learn = make_learner()
 learn.fit_one_cycle(2, 1e-2)

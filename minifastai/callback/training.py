@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .callback import Callback, CancelBatchException, CancelFitException, CancelStepException
+from .core import Callback, CancelBatchException, CancelFitException, CancelStepException
 from .distributed import is_main_process
 
 if TYPE_CHECKING:

@@ -29,10 +29,10 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
-from .callback import Callback
+from .core import Callback
 
 if TYPE_CHECKING:
-    from .learner import Learner
+    from ..learner import Learner
 
 DEFAULT_TIMEOUT = 600.0
 """Seconds a collective waits for the other ranks before it fails (`distrib_ctx(timeout=...)`); torch's own

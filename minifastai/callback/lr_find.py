@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from . import groups as G
-from .callback import Callback, CancelFitException, CancelValidException, n_batches
+from .. import groups as G
+from .core import Callback, CancelFitException, CancelValidException, n_batches
 
 if TYPE_CHECKING:
-    from .learner import Learner
+    from ..learner import Learner
 
 SuggestFunc = Callable[..., Any]
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from .recorder import Recorder, ScheduleRecord, plot_schedules
 
 if TYPE_CHECKING:
-    from .learner import Learner
+    from ..learner import Learner
 
 
 class PlanRecord(ScheduleRecord):

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .callback import Callback
+from .core import Callback
 
 if TYPE_CHECKING:
-    from .learner import Learner
+    from ..learner import Learner
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .callback import Callback, CancelFitException
-from .checkpoint import load_checkpoint, save_checkpoint
+from ..checkpoint import load_checkpoint, save_checkpoint
+from .core import Callback, CancelFitException
 from .distributed import is_main_process
 
 _LOWER = (np.less, np.less_equal, operator.lt, operator.le)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .learner import Learner
+    from ..learner import Learner
 
 
 class CancelBatchException(Exception):

@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .callback import Callback
+from ..groups import group_hypers, groups_training
+from ..metrics import metric_name
+from .core import Callback
 from .distributed import is_main_process
-from .groups import group_hypers, groups_training
-from .metrics import metric_name
 from .progress import ProgressCallback
 
 if TYPE_CHECKING:
-    from .learner import Learner
+    from ..learner import Learner
     from .recorder import Recorder
 
 HPS = ("lr", "mom", "wd")

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from .callback import Callback
+from .core import Callback
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -10,9 +10,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from .callback import Callback
-from .groups import get_hyper, groups_training
-from .metrics import metric_name, metric_value
+from ..groups import get_hyper, groups_training
+from ..metrics import metric_name, metric_value
+from .core import Callback
 
 HP_LABELS = {"lr": "learning rate", "mom": "momentum", "wd": "weight decay"}
 NAN = float("nan")

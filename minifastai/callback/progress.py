@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .callback import Callback
+from .core import Callback
 from .recorder import Recorder
 
 

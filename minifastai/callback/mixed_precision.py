@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
-from .callback import Callback, CancelStepException
+from .core import Callback, CancelStepException
 
 if TYPE_CHECKING:
-    from .learner import Learner
+    from ..learner import Learner
 
 LOW_PRECISION = (torch.float16, torch.bfloat16)
 

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 import torch
 
-from .callback import Callback, listify
-from .checks import check_div, check_int, check_moms, check_number, check_pct
-from .groups import LayerDecay, LRLike, layer_decay, set_hyper
+from ..checks import check_div, check_int, check_moms, check_number, check_pct
+from ..groups import LayerDecay, LRLike, layer_decay, set_hyper
+from .core import Callback, listify
 
 if TYPE_CHECKING:
-    from .learner import Learner
+    from ..learner import Learner
 
 Sched = Callable[[float], float]
 SchedLike = Callable[[float], Any]
