@@ -35,7 +35,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from minifastai import DataLoaders, Learner, accuracy
-from minifastai.checkpoint import atomic_save
+from minifastai.persist import atomic_save
 from minifastai.vision import IMAGENET_STATS, resnet10
 
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

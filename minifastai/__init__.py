@@ -4,8 +4,6 @@
 `minifastai.tabular` (pandas) are imported on demand, and plots import matplotlib when drawn.
 """
 
-__version__ = "0.1.0"
-
 from .callback import (
     Callback,
     CancelBackwardException,
@@ -41,7 +39,6 @@ from .callback.schedule import (
 )
 from .callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback, TrackerCallback
 from .callback.training import CSVLogger, GradientAccumulation, GradientClip, TerminateOnNaNCallback
-from .checkpoint import load_learner
 from .data import DataLoaders
 from .groups import LayerDecay, default_splitter, layer_decay, lr_range
 from .learner import Learner
@@ -68,7 +65,14 @@ from .metrics import (
     top_k_accuracy,
 )
 from .optimizer import SGD, Adam, OptimWrapper, RMSProp
+from .persist.export import load_learner
+from .persist.registry import declare
 from .seed import set_seed
+from .version import __version__  # noqa: F401 (the package version)
+
+# the applications minifastai ships: load_learner imports one when an export asks for it (registry.py)
+declare("minifastai.vision", "minifastai.vision")
+declare("minifastai.tabular", "minifastai.tabular")
 
 __all__ = [
     # core

@@ -25,6 +25,11 @@ def to_device(batch: Any, device: torch.device, non_blocking: bool = True) -> An
     return batch
 
 
+def n_batches(dl: Any) -> int | None:
+    """`len(dl)`, or None for a loader without a length."""
+    return len(dl) if dl is not None and hasattr(dl, "__len__") else None
+
+
 def shapes_of(batch: Any) -> str:
     """A short description of the shapes in a batch, for error messages."""
     if isinstance(batch, torch.Tensor):

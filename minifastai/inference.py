@@ -8,29 +8,12 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import nn
 
 from .callback.core import Callback
+from .losses import ACTIVATIONS, activation_for  # noqa: F401 (activation_for: part of this module's API)
 
 if TYPE_CHECKING:
     from .learner import Learner
-
-ACTIVATIONS: dict[str | None, Callable[[torch.Tensor], torch.Tensor]] = {
-    "softmax": lambda x: torch.softmax(x, dim=-1), "sigmoid": torch.sigmoid, None: lambda x: x}
-
-
-def activation_for(loss_func: Any) -> str | None:
-    """The activation that turns the model's output into predictions for this loss (as fastai's): the loss's
-    own `activation_name` when it has one, softmax for cross-entropy, sigmoid for BCE with logits."""
-    name = getattr(loss_func, "activation_name", None)
-    if name is not None and name in ACTIVATIONS:
-        return name
-    if isinstance(loss_func, nn.CrossEntropyLoss):
-        return "softmax"
-    if isinstance(loss_func, nn.BCEWithLogitsLoss):
-        return "sigmoid"
-    return None
-
 
 def decode_preds(loss_func: Any, activation: str | None, preds: torch.Tensor) -> torch.Tensor:
     """Decoded predictions (fastai's `decodes`): the loss's own `decodes`, else class indices after softmax,

@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import checkpoint, inference, summary
 from . import groups as G
+from . import inference, summary
 from .callback import acceleration, distributed, lr_find, mixed_precision, plan, schedule
 from .callback.core import (
     BATCH_EVENTS,
@@ -26,14 +26,17 @@ from .callback.core import (
     TrainEvalCallback,
     hooks_of,
     listify,
-    n_batches,
 )
 from .callback.progress import ProgressCallback
 from .callback.recorder import Recorder
 from .checks import check_int, check_moms, check_wd
-from .data import DataLoaders, shapes_of, to_device
+from .data import DataLoaders, n_batches, shapes_of, to_device
 from .metrics import to_metric
-from .state import LoopState, Snapshot
+from .persist import checkpoint as persist_checkpoint
+from .persist import export as persist_export
+from .persist.registry import register_learner_factory
+from .persist.snapshot import Snapshot
+from .state import LoopState, exposes_loop_state
 
 _EVENT_NAMES = {n: (f"before_{n}", f"after_cancel_{n}", f"after_{n}")
                 for n in ("fit", "epoch", "train", "validate", "batch", "backward", "step")}
@@ -41,12 +44,13 @@ _EVENT_NAMES = {n: (f"before_{n}", f"after_cancel_{n}", f"after_{n}")
 _ELEMENTWISE_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
 
 
-class Learner(LoopState):
+@exposes_loop_state
+class Learner:
     """Trains `model` on `dls` with `loss_func`; the splitter cuts the model into layer groups.
 
-    The loop state (`epoch`, `iter`, `loss`, ...) is declared once in `LoopState`; `snapshot()` saves and
-    restores it together with everything else a fit changes. Callbacks are reachable by name
-    (`learn.recorder`, `learn.progress`, ...).
+    The loop state (`epoch`, `iter`, `loss`, ...) is owned by `learn.loop` (a `LoopState`) and readable by
+    fastai's names (`learn.epoch`); `snapshot()` saves and restores it together with everything else a fit
+    changes. Callbacks are reachable by name (`learn.recorder`, `learn.progress`, ...).
     """
 
     recorder: Recorder  # the default callbacks, by name (absent with default_cbs=False)
@@ -59,6 +63,7 @@ class Learner(LoopState):
                  wd: float | None = None, wd_bn_bias: bool = False, train_bn: bool = True,
                  moms: tuple[float, float, float] = (0.95, 0.85, 0.95), group_names: Sequence[str] | None = None,
                  activation: str | None = "auto", default_cbs: bool = True) -> None:
+        self.loop = LoopState()
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
         if not callable(opt_func):
@@ -260,9 +265,7 @@ class Learner(LoopState):
             self._check_data()
         n_epoch, start_epoch = a["n_epoch"], a["start_epoch"]
         if resume:
-            from .checkpoint import resume_latest
-
-            start_epoch = resume_latest(self)
+            start_epoch = persist_checkpoint.resume_latest(self)
             if start_epoch >= n_epoch:
                 raise ValueError(f"the latest checkpoint is at the end of epoch {start_epoch - 1}: a fit of "
                                  f"n_epoch={n_epoch} is already complete, so there is nothing to resume. To train "
@@ -274,7 +277,7 @@ class Learner(LoopState):
             G.set_group_hypers(self.opt, "lr", a["lrs"])
             if a["wd"] is not None:
                 G.set_group_hypers(self.opt, "wd", [a["wd"]] * self.n_groups)
-            self.n_epoch, self.start_epoch, self.epoch, self.training = n_epoch, start_epoch, start_epoch, False
+            self.loop.start_fit(n_epoch, start_epoch)
             if not self.dry:
                 self.to_data_device()
                 self.opt.zero_grad(set_to_none=True)
@@ -442,9 +445,9 @@ class Learner(LoopState):
         p = Path(name)
         return p if p.suffix == ".pth" or p.is_absolute() else self.path / self.model_dir / f"{name}.pth"
 
-    save = checkpoint.save
-    load = checkpoint.load
-    export = checkpoint.export
+    save = persist_checkpoint.save
+    load = persist_checkpoint.load
+    export = persist_export.export
     summary = summary.summary
 
 
@@ -474,3 +477,6 @@ def _detach(x: Any) -> Any:
 
 def _noop() -> None:
     pass
+
+
+register_learner_factory(Learner)

@@ -186,3 +186,20 @@ class LabelSmoothingCrossEntropyFlat(BaseLoss):
     def decodes(self, out: torch.Tensor) -> torch.Tensor:
         """The class index: arg-max over the last axis."""
         return out.argmax(dim=-1)
+
+
+ACTIVATIONS: dict[str | None, Callable[[torch.Tensor], torch.Tensor]] = {
+    "softmax": lambda x: torch.softmax(x, dim=-1), "sigmoid": torch.sigmoid, None: lambda x: x}
+
+
+def activation_for(loss_func: Any) -> str | None:
+    """The activation that turns the model's output into predictions for this loss (as fastai's): the loss's
+    own `activation_name` when it has one, softmax for cross-entropy, sigmoid for BCE with logits."""
+    name = getattr(loss_func, "activation_name", None)
+    if name is not None and name in ACTIVATIONS:
+        return name
+    if isinstance(loss_func, nn.CrossEntropyLoss):
+        return "softmax"
+    if isinstance(loss_func, nn.BCEWithLogitsLoss):
+        return "sigmoid"
+    return None

@@ -1,33 +1,35 @@
-"""The learner's loop state, declared in one place, and the one snapshot/restore that `lr_find` and `dry_run` use."""
+"""The loop state, with one owner: a `LoopState` object held by the Learner (`learn.loop`), with `state_dict()` /
+`load_state_dict()` as Lightning's `loops/progress.py`. Checkpoints, resume, `Snapshot` (`lr_find`, `dry_run`) and
+`DistributedTrainer` all go through it; adding a field is one line here (`saved(...)` for one a checkpoint carries).
+"""
 from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
-import torch
-
-if TYPE_CHECKING:
-    from .callback.core import Callback
-    from .learner import Learner
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 
+def saved(default: Any) -> Any:
+    """A field that checkpoints carry (the training position); resume loads it back."""
+    return field(default=default, metadata={"saved": True})
+
+
+@dataclass
 class LoopState:
-    """What the training loop reads and writes while it runs (fastai's names). The `Learner` inherits these
-    defaults; the loop and `TrainEvalCallback` are the only writers; `Snapshot` saves and restores exactly
-    these names (`LOOP_STATE`)."""
+    """What the training loop reads and writes while it runs (fastai's names, readable as `learn.epoch`,
+    `self.epoch` in a callback, ...)."""
 
     dry: bool = False  # inside `dry_run`: fits replay their schedules without data
     training: bool = False  # in the training phase of an epoch
-    epoch: int = 0  # current epoch (0-based)
-    n_epoch: int = 1  # epochs of the current fit
+    epoch: int = saved(0)  # current epoch (0-based)
+    n_epoch: int = saved(1)  # epochs of the current fit
     start_epoch: int = 0  # first epoch of the current fit (> 0 when resuming)
-    iter: int = 0  # batch index in the current phase
+    iter: int = saved(0)  # batch index in the current phase
     n_iter: int = 0  # batches in the current phase
-    train_iter: int = 0  # training batches done in this fit, counted from epoch 0 (the schedule position)
+    train_iter: int = saved(0)  # training batches done in this fit, counted from epoch 0 (the schedule position)
     n_iter_total: int = 0  # training batches of the whole fit
-    pct_train: float = 0.0  # train_iter / n_iter_total: the schedule position in [0, 1)
+    pct_train: float = saved(0.0)  # train_iter / n_iter_total: the schedule position in [0, 1)
     dl: Iterable | None = None  # the loader of the current phase
     batch: Any = None  # the current batch, on the device
     xb: tuple = ()  # its inputs
@@ -35,108 +37,71 @@ class LoopState:
     pred: Any = None  # the model's output on xb
     loss: Any = None  # the loss of pred against yb (a 0-dim tensor)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The fields a checkpoint carries (`saved(...)`), as plain numbers."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("saved")}
 
-LOOP_STATE: tuple[str, ...] = tuple(LoopState.__annotations__)
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Set the saved fields found in `state` (a checkpoint's position); each must have its field's type."""
+        updates = {}
+        for f in fields(self):
+            if f.metadata.get("saved") and f.name in state:
+                v, kind = state[f.name], type(f.default)
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool) if kind is float else \
+                    isinstance(v, kind) and (kind is bool or not isinstance(v, bool))
+                if not ok:
+                    raise ValueError(f"loop state {f.name!r} is {v!r}, not a {kind.__name__}")
+                updates[f.name] = kind(v)
+        for k, v in updates.items():
+            setattr(self, k, v)
+
+    def copy(self) -> LoopState:
+        """A shallow copy of every field (what `Snapshot` keeps)."""
+        return copy.copy(self)
+
+    def restore(self, other: LoopState) -> None:
+        """Set every field from `other` (a `copy()`)."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(other, f.name))
+
+    def start_fit(self, n_epoch: int, start_epoch: int) -> None:
+        """A fit of `n_epoch` epochs starts at `start_epoch`."""
+        self.n_epoch, self.start_epoch, self.epoch, self.training = n_epoch, start_epoch, start_epoch, False
+
+    def start_counting(self, epoch_len: int | None) -> None:
+        """Count training batches from the start epoch (`epoch_len`: batches per epoch; None: no position)."""
+        self.n_iter_total = self.n_epoch * (epoch_len or 0)
+        self.train_iter = self.start_epoch * (epoch_len or 0)
+        self.pct_train = self.train_iter / self.n_iter_total if self.n_iter_total else 0.0
+
+    def set_schedule_length(self, n_iter_total: int) -> None:
+        """The whole fit now lasts `n_iter_total` training batches (the LR finder's sweep)."""
+        self.n_iter_total = n_iter_total
+        self.pct_train = self.train_iter / n_iter_total if n_iter_total else 0.0
+
+    def count_batch(self) -> None:
+        """One more training batch done: advance the schedule position."""
+        self.train_iter += 1
+        if self.n_iter_total:
+            self.pct_train = self.train_iter / self.n_iter_total
 
 
-class _Host:
-    """A tensor copied to the host, and the device it goes back to."""
-
-    def __init__(self, t: torch.Tensor) -> None:
-        self.t, self.device = t.detach().to("cpu", copy=True), t.device
-
-    def back(self) -> torch.Tensor:
-        return self.t.to(self.device, copy=True)
+LOOP_STATE: tuple[str, ...] = tuple(f.name for f in fields(LoopState))
 
 
-class _Same:
-    """A tensor kept by reference (for snapshots of things that do not change tensors)."""
+def _loop_property(name: str) -> property:
+    def get(self: Any) -> Any:
+        return getattr(self.loop, name)
 
-    def __init__(self, t: torch.Tensor) -> None:
-        self.t = t
+    def put(self: Any, value: Any) -> None:
+        setattr(self.loop, name, value)
 
-    def back(self) -> torch.Tensor:
-        return self.t
-
-
-def _shallow(v: Any) -> Any:
-    return copy.copy(v) if isinstance(v, (list, dict, set, np.ndarray)) else v
+    return property(get, put, doc=f"`learn.loop.{name}` (fastai's loop name).")
 
 
-class Snapshot:
-    """Everything a fit can change on a learner, saved so that `restore()` puts it back exactly: the loop state,
-    the optimizer (object, hyper-parameters and, with `tensors`, its state), `requires_grad` flags, train/eval
-    modes, RNG states (global and the training loader's generators), the callback list, the recorder's contents
-    and other callbacks' `state_dict`s, and, with `tensors`, the weights and gradients (copied to the host).
-
-    `lr_find` takes a full snapshot (its sweep trains); `dry_run` passes `tensors=False` (a planned fit touches
-    no tensor), so nothing large is copied.
-    """
-
-    def __init__(self, learn: Learner, tensors: bool = True) -> None:
-        from .checkpoint import get_rng_state, loader_generators
-
-        self.learn, self.tensors = learn, tensors
-        self.loop = {k: getattr(learn, k) for k in LOOP_STATE}
-        self.cbs: list[Callback] = list(learn.cbs)
-        self.model = model = learn.model
-        self.params = list(model.parameters())
-        self.requires_grad = [p.requires_grad for p in self.params]
-        self.modes = [(m, m.training) for m in model.modules()]
-        # without `tensors`, references suffice: nothing changes the tensors, but freezing drops grads and state
-        keep = _Host if tensors else _Same
-        if tensors:
-            self.weights = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-        self.grads = [None if p.grad is None else keep(p.grad) for p in self.params]
-        self.opt = opt = learn.opt
-        if opt is not None:
-            self.opt_hypers = [{k: copy.deepcopy(v) for k, v in pg.items() if k != "params"} for pg in opt.param_groups]
-            self.opt_state = {p: {k: keep(v) if isinstance(v, torch.Tensor) else copy.deepcopy(v)
-                                  for k, v in s.items()} for p, s in opt.state.items()}
-        self.rng = get_rng_state()
-        self.generators = [(g, g.get_state()) for g in loader_generators(getattr(learn.dls, "train", None))]
-        rec = getattr(learn, "recorder", None)
-        self.recorder = rec
-        self.recorder_state = None if rec is None else {k: _shallow(v) for k, v in vars(rec).items()}
-        # other callbacks with checkpointable state (e.g. a GradScaler's scale, which a diverging sweep lowers)
-        self.cb_states = [(cb, copy.deepcopy(cb.state_dict())) for cb in learn.cbs  # type: ignore[attr-defined]
-                          if cb is not rec and callable(getattr(cb, "state_dict", None))
-                          and callable(getattr(cb, "load_state_dict", None))]
-
-    def restore(self) -> None:
-        """Put everything back as it was when the snapshot was taken."""
-        from .checkpoint import set_rng_state
-
-        learn, model = self.learn, self.model
-        learn.model = model  # a fit may have wrapped it (DistributedDataParallel)
-        if self.tensors:
-            model.load_state_dict(self.weights)
-        for param, rg, grad in zip(self.params, self.requires_grad, self.grads):
-            param.requires_grad_(rg)
-            param.grad = None if grad is None else grad.back()
-        for m, mode in self.modes:
-            m.training = mode
-        learn.opt = opt = self.opt
-        if opt is not None:
-            opt.state.clear()
-            for p, s in self.opt_state.items():
-                opt.state[p] = {k: v.back() if isinstance(v, (_Host, _Same)) else v for k, v in s.items()}
-            for pg, hypers in zip(opt.param_groups, self.opt_hypers):
-                for k in [k for k in pg if k != "params" and k not in hypers]:
-                    del pg[k]
-                pg.update(hypers)
-        set_rng_state(self.rng)
-        for gen, gen_state in self.generators:
-            gen.set_state(gen_state)
-        for k, v in self.loop.items():
-            setattr(learn, k, v)
-        if self.recorder is not None and self.recorder_state is not None:
-            vars(self.recorder).clear()
-            vars(self.recorder).update(self.recorder_state)
-        for cb in [c for c in learn.cbs if c not in self.cbs]:
-            learn.remove_cb(cb)
-        for cb in [c for c in self.cbs if c not in learn.cbs]:
-            learn.add_cb(cb)
-        for cb, state in self.cb_states:
-            cb.load_state_dict(state)  # type: ignore[attr-defined]
-        learn._rebuild_handlers()
+def exposes_loop_state(cls: type) -> type:
+    """Class decorator: `learn.epoch`, `learn.pred`, ... read and write the learner's `loop` (fastai's names; a
+    callback may set `self.learn.pred` or `self.learn.yb` as fastai's do)."""
+    for name in LOOP_STATE:
+        setattr(cls, name, _loop_property(name))
+    return cls

@@ -16,7 +16,7 @@ from PIL import Image
 from torch.overrides import TorchFunctionMode
 
 from minifastai import load_learner
-from minifastai.checkpoint import DamagedFileError, safe_load, with_checksum
+from minifastai.persist import DamagedFileError, safe_load, with_checksum
 
 MB = 2**20
 

@@ -1,6 +1,6 @@
 """Issue 10, class 3: an export cannot choose what `load_learner` imports or runs.
 
-`load_learner` calls only the builders of `minifastai.checkpoint.BUILDERS` (exact names); each probe names
+`load_learner` calls only the builders of `minifastai.persist.registry` (exact names); each probe names
 something else in `builder['module']` (a planted module on `sys.path` that records being imported, the package
 itself, other minifastai modules, prefix tricks, stdlib modules, non-strings) and checks the error names the file
 and the entry, and that nothing was imported.
@@ -15,7 +15,8 @@ import torch
 from helpers import make_learner
 
 from minifastai import load_learner
-from minifastai.checkpoint import BUILDERS, with_checksum
+from minifastai.persist import known_rebuilders, with_checksum
+from minifastai.persist.registry import declare, find_rebuilder, register_rebuilder
 
 
 @pytest.fixture
@@ -54,12 +55,36 @@ def test_only_allow_listed_builders_run(module, planted):
 
 
 def test_the_allow_list_is_exactly_the_built_in_learners():
-    assert sorted(BUILDERS) == ["minifastai.tabular", "minifastai.vision"]
+    assert known_rebuilders() == ["minifastai.vision", "minifastai.tabular"]
     import minifastai.tabular
     import minifastai.vision
 
-    assert BUILDERS["minifastai.tabular"]() is minifastai.tabular.rebuild_learner
-    assert BUILDERS["minifastai.vision"]() is minifastai.vision.rebuild_learner
+    assert find_rebuilder("minifastai.tabular", Path("x")).rebuild is minifastai.tabular.rebuild_learner
+    assert find_rebuilder("minifastai.vision", Path("x")).rebuild is minifastai.vision.rebuild_learner
+
+
+def test_a_declared_application_that_cannot_be_imported_names_its_extra(monkeypatch):
+    from minifastai.persist import registry
+
+    monkeypatch.setattr(registry, "_DECLARED", {**registry._DECLARED, "mfa.app": ("mfa_not_installed", "mfa")})
+    with pytest.raises(ImportError, match=r"x.pkl was exported by mfa.app, which cannot be imported here .*"
+                                          r"pip install 'minifastai\[mfa\]'"):
+        find_rebuilder("mfa.app", Path("x.pkl"))
+    assert "mfa.app" not in registry._REBUILDERS
+
+
+def test_registering_needs_a_name_and_callables(monkeypatch):
+    from minifastai.persist import registry
+
+    monkeypatch.setattr(registry, "_REBUILDERS", dict(registry._REBUILDERS))
+    monkeypatch.setattr(registry, "_DECLARED", dict(registry._DECLARED))
+    with pytest.raises(TypeError, match="non-empty string"):
+        register_rebuilder("", lambda *a, **k: None)
+    with pytest.raises(TypeError, match="needs a callable rebuild"):
+        register_rebuilder("mfa.app", "not callable")  # type: ignore[arg-type]
+    register_rebuilder("mfa.app", lambda *a, **k: "built")
+    declare("mfa.other", "mfa_not_installed")
+    assert find_rebuilder("mfa.app", Path("x")).rebuild() == "built"
 
 
 def test_a_custom_model_passed_in_ignores_the_builder_entry(planted):

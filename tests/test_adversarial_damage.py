@@ -14,7 +14,7 @@ import torch
 from helpers import make_learner, same_state, state_copy, three_group_model
 
 from minifastai import load_learner
-from minifastai.checkpoint import DamagedFileError, checksum, safe_load, with_checksum
+from minifastai.persist import DamagedFileError, checksum, safe_load, with_checksum
 
 N_FLIPS = 160
 

@@ -15,7 +15,7 @@ from helpers import make_learner, synth_dls, three_group_model
 from torch import nn
 
 from minifastai import Callback, Learner
-from minifastai.checkpoint import DamagedFileError, load_checkpoint, with_checksum
+from minifastai.persist import DamagedFileError, load_checkpoint, with_checksum
 
 
 class Counter(Callback):

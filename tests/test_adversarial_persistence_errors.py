@@ -17,7 +17,7 @@ import torch
 from helpers import make_learner, same_state, state_copy, three_group_model
 
 from minifastai import SaveModelCallback, load_learner
-from minifastai.checkpoint import DamagedFileError, get_rng_state, safe_load, set_rng_state, with_checksum
+from minifastai.persist import DamagedFileError, get_rng_state, safe_load, set_rng_state, with_checksum
 
 
 def _tabular_export() -> Path:

@@ -13,9 +13,9 @@ import pytest
 import torch
 from helpers import make_learner, same_state, state_copy, three_group_model
 
-import minifastai.checkpoint as ck
+import minifastai.persist.atomic as ck
 from minifastai import SaveModelCallback, load_learner
-from minifastai.checkpoint import atomic_save, checkpoint_files, safe_load, with_checksum
+from minifastai.persist import atomic_save, checkpoint_files, safe_load, with_checksum
 
 VICTIM = b"precious data, not a checkpoint\n"
 

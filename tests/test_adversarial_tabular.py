@@ -232,7 +232,7 @@ def exported_state(tmp_path) -> dict:
 def test_crafted_model_sizes_are_refused_before_building(tmp_path, change):
     """load_learner plans the model on the meta device and compares it with the stored weights first."""
     from minifastai import load_learner
-    from minifastai.checkpoint import with_checksum
+    from minifastai.persist import with_checksum
 
     state = exported_state(tmp_path)
     state.pop("checksum")

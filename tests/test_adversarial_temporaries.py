@@ -19,13 +19,13 @@ import pytest
 import torch
 from helpers import make_learner, same_state, state_copy
 
-import minifastai.checkpoint as ck
+import minifastai.persist.atomic as ck
 from minifastai import SaveModelCallback
-from minifastai.checkpoint import atomic_save, safe_load, stale_temporaries, with_checksum
+from minifastai.persist import atomic_save, safe_load, stale_temporaries, with_checksum
 
 KILLED_SAVE = """
 import sys, time
-from minifastai.checkpoint import atomic_write
+from minifastai.persist import atomic_write
 def write(f):
     f.write(b"x" * 1_000_000)
     f.flush()

@@ -12,7 +12,7 @@ from torch import nn
 
 import minifastai.vision.models as vision_models
 from minifastai import load_learner
-from minifastai.checkpoint import with_checksum
+from minifastai.persist import with_checksum
 from minifastai.vision import (
     ImageDataLoaders,
     Resize,

@@ -13,7 +13,7 @@ from helpers import make_learner, same_state, state_copy, three_group_model
 from torch import nn
 
 from minifastai import Callback, SaveModelCallback, load_learner
-from minifastai.checkpoint import atomic_save, safe_load, with_checksum
+from minifastai.persist import atomic_save, safe_load, with_checksum
 
 
 class Counter(Callback):

@@ -26,7 +26,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from minifastai import Callback, GradientAccumulation, SaveModelCallback, load_learner
 from minifastai.callback.ema import EMA
-from minifastai.checkpoint import with_checksum
+from minifastai.persist import with_checksum
 
 SCRIPT = Path(__file__).with_name("_ema_script.py")
 

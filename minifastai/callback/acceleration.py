@@ -22,14 +22,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..torch_utils import unwrap_model
 from .core import Callback
 
 if TYPE_CHECKING:
     from ..learner import Learner
 
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def to_channels_last_input(x: Any) -> Any:
@@ -65,7 +63,7 @@ def to_channels_last(learn: Learner) -> Learner:
     Convolutions on GPUs with tensor cores run faster in this layout (with mixed precision above all). A model
     without 4-D weights gains nothing: that is a warning.
     """
-    model = _unwrap(learn.model)
+    model = unwrap_model(learn.model)
     if not any(p.ndim == 4 for p in model.parameters()):
         warnings.warn("to_channels_last: the model has no 4-D (convolution) weights, so channels-last changes "
                       "nothing for it", stacklevel=3)
@@ -96,7 +94,7 @@ class CompiledModel(Callback):
 
     def before_fit(self) -> None:
         """Recompile from scratch when freezing changed since the last fit."""
-        sig = trainable_signature(_unwrap(self.learn.model))
+        sig = trainable_signature(unwrap_model(self.learn.model))
         if self.signature is not None and sig != self.signature:
             torch.compiler.reset()
             self.resets += 1
@@ -105,7 +103,7 @@ class CompiledModel(Callback):
 
 def is_compiled(model: nn.Module) -> bool:
     """True when `model` was compiled in place (`nn.Module.compile`, as `learn.compile()` does)."""
-    return getattr(_unwrap(model), "_compiled_call_impl", None) is not None
+    return getattr(unwrap_model(model), "_compiled_call_impl", None) is not None
 
 
 def _outer_frame(call: Any) -> Any:
@@ -127,7 +125,7 @@ def compile_learner(learn: Learner, **kwargs: Any) -> Learner:
     This is `nn.Module.compile` (the module's call is compiled, the module and its parameter names stay), with
     an outer frame for dynamo to start from (see `_outer_frame`).
     """
-    model = _unwrap(learn.model)
+    model = unwrap_model(learn.model)
     if hasattr(model, "_orig_mod"):  # torch.compile(model)'s wrapper
         raise ValueError("learn.model is already wrapped by torch.compile(model) (its parameters are named "
                          "'_orig_mod.*', which checkpoints and exports would keep): give the Learner the plain "

@@ -5,6 +5,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ..data import n_batches
+
 if TYPE_CHECKING:
     from ..learner import Learner
 
@@ -205,11 +207,7 @@ class TrainEvalCallback(Callback):
 
     def before_fit(self) -> None:
         """Start counting training batches from the start epoch (an unsized loader has no position)."""
-        learn = self.learn
-        n = n_batches(learn.dls.train)
-        learn.n_iter_total = learn.n_epoch * (n or 0)
-        learn.train_iter = learn.start_epoch * (n or 0)
-        learn.pct_train = learn.train_iter / learn.n_iter_total if learn.n_iter_total else 0.0
+        self.learn.loop.start_counting(n_batches(self.learn.dls.train))
 
     def before_train(self) -> None:
         """Train mode."""
@@ -217,16 +215,8 @@ class TrainEvalCallback(Callback):
 
     def after_batch(self) -> None:
         """Advance the schedule position (training batches only)."""
-        learn = self.learn
-        learn.train_iter += 1
-        if learn.n_iter_total:
-            learn.pct_train = learn.train_iter / learn.n_iter_total
+        self.learn.loop.count_batch()
 
     def before_validate(self) -> None:
         """Eval mode."""
         self.learn.model.eval()
-
-
-def n_batches(dl: Any) -> int | None:
-    """`len(dl)`, or None for a loader without a length."""
-    return len(dl) if dl is not None and hasattr(dl, "__len__") else None

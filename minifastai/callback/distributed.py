@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
 import sys
 import traceback
 from collections.abc import Iterable, Iterator, Sequence, Sized
@@ -29,6 +28,17 @@ from torch.utils.data import (
     SequentialSampler,
 )
 
+from ..ranks import (  # noqa: F401 (re-exported: the distributed API)
+    _env_int,
+    _error_in_flight,
+    _RankState,
+    barrier,
+    in_distributed,
+    is_main_process,
+    local_rank,
+    rank,
+    world_size,
+)
 from .core import Callback
 
 if TYPE_CHECKING:
@@ -37,66 +47,6 @@ if TYPE_CHECKING:
 DEFAULT_TIMEOUT = 600.0
 """Seconds a collective waits for the other ranks before it fails (`distrib_ctx(timeout=...)`); torch's own
 defaults are 10 minutes for NCCL and 30 for gloo."""
-
-
-class _RankState:
-    """Whether this rank's fit is failing: then minifastai runs no collective until the next fit starts."""
-
-    failing = False
-
-
-def _error_in_flight(outer: BaseException | None) -> bool:
-    """True when an exception other than `outer` (one already being handled around the fit) is propagating."""
-    exc = sys.exc_info()[1]
-    return exc is not None and exc is not outer
-
-
-def _env_int(name: str, default: int) -> int:
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
-def rank() -> int:
-    """This process's global rank (0 when not distributed)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank()
-    return _env_int("RANK", 0)
-
-
-def world_size() -> int:
-    """Number of processes taking part in training (1 when not distributed)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return _env_int("WORLD_SIZE", 1)
-
-
-def local_rank() -> int:
-    """This process's rank on its own node (selects the GPU), 0 when not distributed."""
-    return _env_int("LOCAL_RANK", 0)
-
-
-def is_main_process() -> bool:
-    """True on rank 0 (and always outside distributed training): the process that prints and writes files."""
-    return rank() == 0
-
-
-def in_distributed() -> bool:
-    """True when launched by `torchrun` (or a process group is up) with more than one process."""
-    return world_size() > 1
-
-
-def barrier() -> None:
-    """Wait until every process gets here (does nothing when not distributed, or while this rank's fit is
-    failing: the others are not coming)."""
-    if _RankState.failing:
-        return
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        if dist.get_backend() == "nccl":
-            dist.barrier(device_ids=[torch.cuda.current_device()])
-        else:
-            dist.barrier()
 
 
 # ---- sharding ----------------------------------------------------------------------------------

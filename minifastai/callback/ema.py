@@ -8,11 +8,8 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ..torch_utils import unwrap_model
 from .core import Callback
-
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 
 def _tensors(model: nn.Module) -> list[torch.Tensor]:
@@ -58,7 +55,7 @@ class EMA(Callback):
     # ---- the average ------------------------------------------------------------------------------
     def create(self) -> AveragedModel:
         """Build `ema_model` from the learner's model now (done at the first fit otherwise)."""
-        model = _unwrap(self.learn.model)
+        model = unwrap_model(self.learn.model)
         ema = AveragedModel(model, multi_avg_fn=self._avg_fn, use_buffers=True)
         for m in ema.module.modules():  # a compiled model's copy would call the original module's compiled forward
             if getattr(m, "_compiled_call_impl", None) is not None:
@@ -70,7 +67,7 @@ class EMA(Callback):
 
     def _pairs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         assert self.ema_model is not None
-        ema, model = _tensors(self.ema_model.module), _tensors(_unwrap(self.learn.model))
+        ema, model = _tensors(self.ema_model.module), _tensors(unwrap_model(self.learn.model))
         if len(ema) != len(model) or any(e.shape != m.shape for e, m in zip(ema, model)):
             raise ValueError("the model's parameters no longer match the EMA's copy (was the model replaced?); "
                              "create a new EMA callback for the new model")
@@ -118,7 +115,7 @@ class EMA(Callback):
 
         self._restore()
         self._active = not any(isinstance(cb, LRFinder) for cb in self.learn.cbs)
-        model = _unwrap(self.learn.model)
+        model = unwrap_model(self.learn.model)
         if self.ema_model is None:
             self.create()
         else:
@@ -168,7 +165,7 @@ class EMA(Callback):
     def _restore(self) -> None:
         if self._backup is not None:
             backup, self._backup = self._backup, None
-            for t, b in zip(_tensors(_unwrap(self.learn.model)), backup):
+            for t, b in zip(_tensors(unwrap_model(self.learn.model)), backup):
                 t.copy_(b)
 
     # ---- checkpoints and export -------------------------------------------------------------------
@@ -189,7 +186,7 @@ class EMA(Callback):
             return
         if not isinstance(ema, dict):
             raise TypeError(f"'ema' must be a state dict, got {type(ema).__name__}")
-        want = {f"module.{k}": tuple(v.shape) for k, v in _unwrap(self.learn.model).state_dict().items()}
+        want = {f"module.{k}": tuple(v.shape) for k, v in unwrap_model(self.learn.model).state_dict().items()}
         want["n_averaged"] = ()
         got = {k: tuple(getattr(v, "shape", (None,))) for k, v in ema.items()}
         if got != want:

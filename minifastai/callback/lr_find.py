@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from .. import groups as G
-from .core import Callback, CancelFitException, CancelValidException, n_batches
+from ..data import n_batches
+from .core import Callback, CancelFitException, CancelValidException
 
 if TYPE_CHECKING:
     from ..learner import Learner
@@ -197,8 +198,7 @@ class LRFinder(Callback):
         learn = self.learn
         if len(self.start_lr) != learn.n_groups or len(self.end_lr) != learn.n_groups:
             raise ValueError(f"LRFinder needs one start and end LR per layer group ({learn.n_groups})")
-        learn.n_iter_total = self.num_it
-        learn.pct_train = learn.train_iter / self.num_it
+        learn.loop.set_schedule_length(self.num_it)
         self.lrs: list[list[float]] = []
         self.losses: list[float] = []
         self.smooth: list[float] = []

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint import load_checkpoint, save_checkpoint
+from ..persist.checkpoint import load_checkpoint, save_checkpoint
 from .core import Callback, CancelFitException
 from .distributed import is_main_process
 

@@ -26,6 +26,7 @@ class Rebuilder:
 
 
 _REBUILDERS: dict[str, Rebuilder] = {}
+_LEARNER: list[Callable[..., Any]] = []
 _DECLARED: dict[str, tuple[str, str | None]] = {}
 
 
@@ -44,9 +45,22 @@ def declare(name: str, module: str, extra: str | None = None) -> None:
     _DECLARED[name] = (module, extra)
 
 
+def register_learner_factory(factory: Callable[..., Any]) -> None:
+    """Register the class `load_learner(path, model=...)` wraps a user's model in (`Learner`, which registers
+    itself: persistence imports nothing above it)."""
+    _LEARNER[:] = [factory]
+
+
+def learner_factory() -> Callable[..., Any]:
+    """The registered learner class (`Learner`)."""
+    if not _LEARNER:
+        raise RuntimeError("no learner class is registered: import minifastai first")
+    return _LEARNER[0]
+
+
 def known_rebuilders() -> list[str]:
-    """The names `load_learner` can rebuild: registered or declared."""
-    return sorted(set(_REBUILDERS) | set(_DECLARED))
+    """The names `load_learner` can rebuild: declared or registered, in that order."""
+    return list(dict.fromkeys([*_DECLARED, *_REBUILDERS]))
 
 
 def find_rebuilder(name: Any, path: Path) -> Rebuilder:

@@ -1,7 +1,7 @@
 import torch
 
 from minifastai import load_learner
-from minifastai.checkpoint import with_checksum
+from minifastai.persist import with_checksum
 
 learn = make_learner()
 learn.fit(1, 1e-2)

@@ -1,7 +1,7 @@
 import torch
 
 from minifastai import load_learner
-from minifastai.checkpoint import with_checksum
+from minifastai.persist import with_checksum
 from minifastai.vision import ImageDataLoaders, Normalize, Resize, aug_transforms, imagenet_stats, mobilenet_v2, vision_learner
 
 dls = ImageDataLoaders.from_folder(path, item_tfms=Resize(28, method="pad"),
