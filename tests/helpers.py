@@ -105,7 +105,8 @@ def count_host_reads(monkeypatch: Any) -> dict[str, int]:
     return counts
 
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # the repository
+TESTS = ROOT / "tests"  # this folder: the scripts that tests run in subprocesses live here
 
 
 def load_script(relpath: str) -> ModuleType:
