@@ -39,7 +39,7 @@ def _export_naming(module) -> Path:
     return path
 
 
-@pytest.mark.parametrize("module", ["mfa_planted_probe", "minifastai", "minifastai.checkpoint", "minifastai.learner",
+@pytest.mark.parametrize("module", ["mfa_planted_probe", "minifastai", "minifastai.persist", "minifastai.learner",
                                     "minifastai.visionx", "minifastai.vision.evil", "minifastai.tabular ",
                                     "os", "builtins", "", None, 3, ["minifastai.vision"]])
 def test_only_allow_listed_builders_run(module, planted):
