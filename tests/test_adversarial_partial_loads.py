@@ -174,7 +174,7 @@ def test_a_callback_state_that_does_not_fit_names_the_callback_and_the_file():
     name = craft(learn, "bad_counter", lambda st: st["callbacks"].update(counter={"count": 1}))
     learn.load(name)
     with pytest.raises(ValueError, match=r"the state of callback 'counter' in models/bad_counter\.pth does not fit it "
-                                         r"\(KeyError: 'n'\); minifastai\.checkpoint\.load_checkpoint\(learn, path, "
+                                         r"\(KeyError: 'n'\); minifastai\.persist\.load_checkpoint\(learn, path, "
                                          r"with_cbs=False\)"):
         learn.fit(1, 1e-2)
 
