@@ -7,11 +7,9 @@ normalizes the data; `ImageDataLoaders` reads images with fastai's constructors 
 builders (`resnet34`, `mobilenet_v2`, ...) are exported here, as fastai exports them.
 """
 from . import tvm
-from .data import (
+from .data import ImageDataLoaders, ImageDL, ImageListDataset
+from .images import (
     IMAGE_EXTENSIONS,
-    ImageDataLoaders,
-    ImageDL,
-    ImageListDataset,
     get_image_files,
     parent_label,
     read_image,

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from ..data import DataLoaders
 from ..learner import Learner
 from ..losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
+from ..persist.registry import register_rebuilder
 from .data import ImageDataLoaders, ImageDL, show_images
 from .models import (
     arch_source,
@@ -350,3 +351,6 @@ def rebuild_learner(state: dict, device: Any = "cpu", source: str | None = None)
         learn.group_names = list(names)
     learn.export_info = dict(info)
     return learn
+
+
+register_rebuilder("minifastai.vision", rebuild_learner)

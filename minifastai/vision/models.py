@@ -22,8 +22,10 @@ from torch import nn
 from torchvision.models import ResNet
 from torchvision.models.resnet import BasicBlock
 
+from .heads import AdaptiveConcatPool2d, create_head  # noqa: F401 (part of this module's API, as fastai's)
 from .timm_models import TimmArch, timm_arch, timm_names
 from .transforms import IMAGENET_STATS
+from .weights import offline_hint
 
 __all__ = [
     "AdaptiveConcatPool2d", "ArchMeta", "WeightsUnavailableError", "create_body", "create_head",
@@ -37,53 +39,6 @@ DOWNLOAD_TIMEOUT = 15.0  # seconds without an answer before a weights download g
 # ================================================================================================
 # Model: body, head, per-architecture metadata
 # ================================================================================================
-class AdaptiveConcatPool2d(nn.Module):
-    """Adaptive max pooling and adaptive average pooling, concatenated on the channel axis (max first)."""
-
-    def __init__(self, size: int | tuple[int, int] = 1) -> None:
-        super().__init__()
-        self.size = size
-        self.mp, self.ap = nn.AdaptiveMaxPool2d(size), nn.AdaptiveAvgPool2d(size)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) -> (N, 2C, size, size)."""
-        return torch.cat([self.mp(x), self.ap(x)], 1)
-
-
-def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: float | Sequence[float] = 0.5,
-                concat_pool: bool = True, init: Callable[[torch.Tensor], Any] = nn.init.kaiming_normal_,
-                pool: bool = True) -> nn.Sequential:
-    """fastai's head for a body with `nf` output channels: pool, flatten, BN1d-Dropout-Linear(no bias)-ReLU.
-
-    Sizes are `[2*nf (nf without concat_pool), *lin_ftrs (default [512]), n_out]`; dropout defaults to
-    `[ps/2, ..., ps]`; the last block has no ReLU. Linear weights get `init` (kaiming normal). With
-    `pool=False` (bodies that output pooled (N, nf) features) there is no pooling layer and the sizes start
-    at `nf` (fastai's `create_head(pool=False)`).
-    """
-    ftrs = [nf * 2 if concat_pool and pool else nf, *([512] if lin_ftrs is None else lin_ftrs), n_out]
-    n_blocks = len(ftrs) - 1
-    if isinstance(ps, (int, float)):
-        drops = [ps / 2] * (n_blocks - 1) + [ps]
-    else:
-        drops = list(ps)
-        if len(drops) != n_blocks:
-            raise ValueError(f"ps has {len(drops)} dropout values for {n_blocks} head blocks ({ftrs}); "
-                             "give one per block or a single float")
-    layers: list[nn.Module] = []
-    if pool:
-        layers += [AdaptiveConcatPool2d() if concat_pool else nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    for i, (ni, no, p) in enumerate(zip(ftrs[:-1], ftrs[1:], drops)):
-        layers += [nn.BatchNorm1d(ni)]
-        if p:
-            layers += [nn.Dropout(p)]
-        lin = nn.Linear(ni, no, bias=False)
-        init(lin.weight)
-        layers += [lin]
-        if i < n_blocks - 1:
-            layers += [nn.ReLU(inplace=True)]
-    return nn.Sequential(*layers)
-
-
 _POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.MaxPool2d, AdaptiveConcatPool2d)
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -345,14 +300,11 @@ def hub_checkpoint_path(weights: torchvision.models.WeightsEnum) -> Path:
 
 def _offline_hint(weights: torchvision.models.WeightsEnum) -> str:
     cache = hub_checkpoint_path(weights)
-    fname = cache.name
     others = [w for w in type(weights) if w is not weights and hub_checkpoint_path(w).exists()]
     found = "".join(f" The cache has {hub_checkpoint_path(w).name} ({w!r}): pass weights={w.name!r} to use it."
                     for w in others)
-    return (f"Offline? Download {fname} on a machine with network, then either copy it to {cache} "
-            "(torch hub's cache, used automatically) or pass the file: "
-            f"vision_learner(dls, arch, weights='/path/to/{fname}'). "
-            f"weights= also takes a state dict; pretrained=False starts from random weights instead.{found}")
+    return offline_hint(f"Download {cache.name} on a machine with network, then either copy it to {cache} "
+                        "(torch hub's cache, used automatically)", "arch", cache.name, found)
 
 
 def torchvision_state_dict(weights: torchvision.models.WeightsEnum, timeout: float | None = None) -> dict:

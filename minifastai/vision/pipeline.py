@@ -12,8 +12,9 @@ import torch
 from torch import Tensor
 from torchvision.transforms import v2
 
+from .augment import apply_affine, apply_lighting
+from .tfm_base import MAX_SIZE
 from .transforms import (
-    MAX_SIZE,
     AffineTfm,
     Brightness,
     Contrast,
@@ -29,8 +30,6 @@ from .transforms import (
     Rotate,
     Warp,
     Zoom,
-    apply_affine,
-    apply_lighting,
     is_augmentation,
     tfm_order,
     valid_version,

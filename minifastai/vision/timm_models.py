@@ -27,6 +27,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from .heads import create_head
+from .weights import offline_hint
+
 __all__ = ["TimmBody", "TimmArch", "timm_arch", "timm_names", "create_timm_model", "TIMM_FORBIDDEN_KWARGS"]
 
 TIMM_FORBIDDEN_KWARGS = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "cache_dir",
@@ -195,10 +198,9 @@ def _hf_offline() -> bool:
 
 def _offline_hint(name: str, cfg: dict) -> str:
     repo = cfg.get("hf_hub_id") or cfg.get("url") or "timm's hub"
-    return (f"Offline? On a machine with network, run timm.create_model({name!r}, pretrained=True) (it fills the "
-            f"Hugging Face cache from {repo}; copy that cache here, and vision_learner finds it), or save the weights "
-            f"and pass the file: vision_learner(dls, {name!r}, weights='/path/to/model.safetensors'). "
-            "pretrained=False starts from random weights instead. Set HF_HUB_OFFLINE=1 to fail fast without network.")
+    return offline_hint(f"On a machine with network, run timm.create_model({name!r}, pretrained=True) (it fills the "
+                        f"Hugging Face cache from {repo}; copy that cache here, and vision_learner finds it)",
+                        repr(name), "model.safetensors", " Set HF_HUB_OFFLINE=1 to fail fast without network.")
 
 
 def resolve_timm_weights(arch: TimmArch, pretrained: bool, weights: Any, model_kwargs: dict
@@ -379,7 +381,6 @@ def create_timm_model(arch: TimmArch | nn.Module, n_out: int, weights: dict | No
 
     `check_head(nf, pool)` runs before the head is built (an export checks its declared sizes there).
     """
-    from .models import create_head
 
     if isinstance(arch, TimmArch):
         kw = dict(model_kwargs or {})

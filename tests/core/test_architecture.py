@@ -60,7 +60,7 @@ def imports(mods: dict[str, Path]) -> dict[str, set[str]]:
         found: set[str] = set()
         is_pkg = path.name == "__init__.py"
 
-        def visit(node: ast.AST) -> None:
+        def visit(node: ast.AST, mod: str = mod, is_pkg: bool = is_pkg, found: set[str] = found) -> None:
             if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
                 for sub in node.orelse:  # only the else branch of `if TYPE_CHECKING:` runs
                     visit(sub)

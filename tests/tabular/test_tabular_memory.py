@@ -24,7 +24,8 @@ def big_table_dls(monkeypatch, rows: int = 64):
     np.random.seed(0)
     torch.manual_seed(0)  # the same random split every call
     rng = np.random.default_rng(0)
-    df = pd.DataFrame({"a": rng.choice(["x", "y", "z"], rows), "b": rng.normal(size=rows), "y": rng.integers(0, 2, rows)})
+    df = pd.DataFrame({"a": rng.choice(["x", "y", "z"], rows), "b": rng.normal(size=rows),
+                       "y": rng.integers(0, 2, rows)})
     return TabularDataLoaders.from_df(df, cat_names=["a"], cont_names=["b"], y_names="y", bs=16)
 
 

@@ -1,0 +1,210 @@
+"""Image files: reading and decoding them into uint8 tensors, finding them in folders, and fastai's labellers."""
+from __future__ import annotations
+
+import mimetypes
+import os
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+# what minifastai reads (torchvision's ImageFolder list); other image types are reported as skipped
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+_IMAGE_LIKE = {k for k, v in mimetypes.types_map.items() if v.startswith("image/")} | {".avif", ".heic", ".heif"}
+
+
+_TV_DECODE = (".jpg", ".jpeg", ".png", ".webp")  # decoded by torchvision.io.decode_image (faster, bench/vision.py)
+
+
+DEFAULT_BACKEND = "torchvision"
+
+
+# ================================================================================================
+# Reading images
+# ================================================================================================
+def _to_uint8(x: Tensor) -> Tensor:
+    """16-bit images (0-65535) scaled to 8 bits with rounding; uint8 unchanged."""
+    if x.dtype == torch.uint8:
+        return x
+    if x.dtype == torch.uint16:
+        x = x.to(torch.int32)
+    return torch.div(x.to(torch.int64) + 128, 257, rounding_mode="floor").clamp(0, 255).to(torch.uint8)
+
+
+def _read_pil(path: Path) -> Tensor:
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit grayscale: scale, do not clip
+            arr = np.asarray(im).astype(np.int64)
+            if im.mode == "I" and arr.max(initial=0) <= 255:
+                t = torch.from_numpy(arr).clamp(0, 255).to(torch.uint8)
+            else:
+                t = _to_uint8(torch.from_numpy(arr))
+            return t[None].expand(3, -1, -1).contiguous()
+        arr = np.asarray(im.convert("RGB"))
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+def read_image(path: str | os.PathLike, backend: str | None = None) -> Tensor:
+    """An image file as a uint8 RGB tensor (3, H, W). 16-bit PNGs are scaled to 8 bits (not clipped).
+
+    `backend`: "torchvision" (`torchvision.io.decode_image` for JPEG, PNG and WebP, PIL for the rest; the
+    default, faster on small images), or "pil" (PIL for everything).
+    """
+    path = Path(path)
+    backend = backend or DEFAULT_BACKEND
+    if backend not in ("torchvision", "pil"):
+        raise ValueError(f"backend={backend!r} must be 'torchvision' or 'pil'")
+    if not path.is_file():
+        raise FileNotFoundError(f"image {path} does not exist")
+    try:
+        if backend == "torchvision" and path.suffix.lower() in _TV_DECODE:
+            try:
+                from torchvision.io import ImageReadMode, decode_image, read_file
+
+                return _to_uint8(decode_image(read_file(str(path)), mode=ImageReadMode.RGB))
+            except (ImportError, RuntimeError):  # no image ops in this torchvision, or a variant libpng/libjpeg
+                pass                             # refuse (e.g. CMYK JPEG): PIL reads more
+        return _read_pil(path)
+    except Exception as e:
+        raise RuntimeError(f"could not read image {path}: {type(e).__name__}: {e}. Delete or replace the "
+                           "file.") from e
+
+
+def to_image_tensor(item: Any, backend: str | None = None) -> Tensor:
+    """A path, PIL image, (H, W[, C]) numpy array or (C, H, W) tensor as a 3-channel (3, H, W) image.
+
+    uint8 values are 0-255, float values must be in [0, 1] (a float tensor with values up to 255 is an
+    error that says how to pass it), 16-bit values are scaled to 8 bits.
+    """
+    if isinstance(item, (str, os.PathLike)):
+        return read_image(item, backend)
+    from PIL import Image
+
+    if isinstance(item, Image.Image):
+        import numpy as np
+
+        if item.mode.startswith("I"):
+            t = _to_uint8(torch.from_numpy(np.asarray(item).astype(np.int64)))
+            return t[None].expand(3, -1, -1).contiguous()
+        return torch.from_numpy(np.asarray(item.convert("RGB")).copy()).permute(2, 0, 1).contiguous()
+    if not isinstance(item, Tensor):
+        import numpy as np
+
+        try:
+            arr = np.asarray(item)
+        except Exception:
+            arr = None
+        if arr is None or arr.ndim not in (2, 3) or arr.dtype == object:
+            raise TypeError(f"cannot read an image from a {type(item).__name__}: pass a file path, a PIL "
+                            "image or a (C, H, W) tensor")
+        t = torch.from_numpy(arr.copy())
+        item = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
+    if item.ndim == 2:
+        item = item[None]
+    if item.ndim != 3 or item.shape[0] not in (1, 3, 4):
+        raise ValueError("an image tensor must have shape (C, H, W) with 1, 3 or 4 channels, got "
+                         f"{tuple(item.shape)}")
+    if item.is_floating_point():
+        lo, hi = float(item.min()), float(item.max())
+        if lo < -1e-3 or hi > 1 + 1e-3:
+            raise ValueError(f"a float image tensor must hold values in [0, 1]; this one spans [{lo:g}, {hi:g}]. "
+                             "For 0-255 values pass img.to(torch.uint8) (or img / 255)")
+    elif item.dtype != torch.uint8:
+        if item.dtype == torch.bool:
+            raise ValueError("a boolean tensor is not an image: pass uint8 (0-255) or float (0-1) values")
+        hi = int(item.max())
+        if hi > 255 and item.dtype not in (torch.int32, torch.int64, torch.uint16):
+            raise ValueError(f"an integer image tensor of {item.dtype} must hold 0-255 values, max is {hi}")
+        item = _to_uint8(item) if hi > 255 else item.clamp(0, 255).to(torch.uint8)
+    return item.expand(3, -1, -1) if item.shape[0] == 1 else item[:3]
+
+
+# ================================================================================================
+# Listing images
+# ================================================================================================
+def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequence[str] | None = None
+                    ) -> list[Path]:
+    """Image files under `path` (only in the top-level `folders` if given), sorted, as fastai lists them.
+
+    Skipped: hidden files and folders (names starting with '.', e.g. macOS `._*` files), files that are
+    not images, and folders already listed or linking back to an ancestor (symlink loops are not followed).
+    Image files minifastai cannot read (e.g. `.gif`, `.svg`) are reported in a warning.
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} does not exist")
+    found: list[Path] = []
+    skipped: dict[str, list[str]] = {}
+    repeated: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    stack: list[tuple[Path, bool]] = [(root, True)]
+    while stack:
+        folder, top = stack.pop()
+        real = os.path.realpath(folder)
+        if real in seen:
+            repeated.append((str(folder), real))
+            continue
+        seen.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as e:
+            raise OSError(f"cannot list {folder}: {e}") from e
+        subdirs = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                if recurse and (folders is None or not top or entry.name in folders):
+                    child = os.path.realpath(entry.path)
+                    if child == real or real.startswith(child.rstrip(os.sep) + os.sep):  # a link to an ancestor
+                        repeated.append((entry.path, child))
+                    else:
+                        subdirs.append((Path(entry.path), False))
+            elif entry.is_file() and not (top and folders is not None and "." not in folders):
+                ext = os.path.splitext(entry.name)[1].lower()
+                if ext in IMAGE_EXTENSIONS:
+                    found.append(Path(entry.path))
+                elif ext in _IMAGE_LIKE:
+                    skipped.setdefault(ext, []).append(entry.path)
+        stack.extend(reversed(subdirs))
+    if skipped:
+        kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(skipped.items()))
+        example = next(iter(skipped.values()))[0]
+        warnings.warn(f"get_image_files({str(root)!r}) skipped {sum(map(len, skipped.values()))} image files that "
+                      f"minifastai does not read ({kinds}; e.g. {example}); it reads "
+                      f"{', '.join(IMAGE_EXTENSIONS)}. Convert them (e.g. to PNG) to use them.", stacklevel=2)
+    if repeated:
+        warnings.warn(f"get_image_files({str(root)!r}) did not enter {len(repeated)} folder(s) already listed "
+                      f"or linking back to an ancestor (a symlink loop or a second link), e.g. {repeated[0][0]} -> "
+                      f"{repeated[0][1]}", stacklevel=2)
+    return sorted(found)
+
+
+def parent_label(o: str | os.PathLike) -> str:
+    """The name of the folder holding `o` (fastai's `parent_label`)."""
+    return Path(o).parent.name
+
+
+def _regex_labeller(pat: str, on_name: bool) -> Callable[[Any], str]:
+    rx = re.compile(pat)
+    if rx.groups < 1:
+        raise ValueError(f"pat={pat!r} has no group: put the label in parentheses, e.g. r'^(.*)_\\d+.jpg$'")
+
+    def label(o: Any) -> str:
+        s = Path(o).name if on_name else str(o)
+        m = rx.search(s)
+        if m is None:
+            raise ValueError(f"pattern {pat!r} does not match {s!r} (file {o}): no label for it; fix the "
+                             "pattern or remove the file from fnames")
+        return m.group(1)
+
+    return label
