@@ -39,7 +39,7 @@ from .callback.schedule import (
 )
 from .callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback, TrackerCallback
 from .callback.training import CSVLogger, GradientAccumulation, GradientClip, TerminateOnNaNCallback
-from .data import DataLoaders
+from .data import DataLoaders, default_device
 from .groups import LayerDecay, default_splitter, layer_decay, lr_range
 from .learner import Learner
 from .losses import (
@@ -76,7 +76,8 @@ declare("minifastai.tabular", "minifastai.tabular")
 
 __all__ = [
     # core
-    "Learner", "DataLoaders", "Callback", "TrainEvalCallback", "Recorder", "ProgressCallback", "PlanRecord",
+    "Learner", "DataLoaders", "default_device", "Callback", "TrainEvalCallback", "Recorder", "ProgressCallback",
+    "PlanRecord",
     "lr_range", "layer_decay", "LayerDecay", "default_splitter", "load_learner",
     "CancelBatchException", "CancelBackwardException", "CancelStepException", "CancelTrainException",
     "CancelValidException", "CancelEpochException", "CancelFitException",

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -265,3 +265,13 @@ def freeze_to(groups: list[list[nn.Parameter]], n: int, opt: torch.optim.Optimiz
                 p.grad = None
                 if opt is not None:
                     opt.state.pop(p, None)
+
+
+@dataclass
+class GroupPlan:
+    """What a fit plans for each layer group: the group names, and each scheduled hyper-parameter's peak per
+    group (`peaks["lr"]`). The learner starts a fresh one for every fit (`learn.group_plan`); the schedules
+    publish their peaks into it at `before_fit`, and the recorder, loggers and plots read it from there."""
+
+    group_names: list[str]
+    peaks: dict[str, list[float]] = field(default_factory=dict)

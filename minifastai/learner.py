@@ -86,6 +86,7 @@ class Learner:
         self.metrics = [to_metric(m) for m in listify(metrics)]
         self.opt: torch.optim.Optimizer | None = None
         self.export_info: dict | None = None
+        self.group_plan = G.GroupPlan(list(names))
         self.log_results = True  # the progress table; `no_logging()` turns it off
         self.cbs: list[Callback] = []
         defaults: list[Callback] = [TrainEvalCallback(), Recorder(), ProgressCallback()] if default_cbs \
@@ -278,6 +279,7 @@ class Learner:
             if a["wd"] is not None:
                 G.set_group_hypers(self.opt, "wd", [a["wd"]] * self.n_groups)
             self.loop.start_fit(n_epoch, start_epoch)
+            self.group_plan = G.GroupPlan(list(self.group_names))
             if not self.dry:
                 self.to_data_device()
                 self.opt.zero_grad(set_to_none=True)

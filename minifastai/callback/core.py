@@ -76,6 +76,7 @@ class Callback:
     order: int = 0
     restore_on_load: bool = False
     run_dry: bool = False
+    run_in_lr_find: bool = True  # False: `lr_find` takes it out for the sweep (displays and logs of a fit)
     run_train: bool = True
     run_valid: bool = True
     learn: Learner

@@ -290,7 +290,7 @@ def _run_sweep(learn: Learner, starts: Sequence[float], ends: Sequence[float], n
     """One sweep (every group from its start to its end LR), with the learner restored afterwards."""
     finder = LRFinder(starts, ends, num_it, stop_div)
     saved = learn.snapshot()  # the sweep trains: weights, optimizer, RNG, loop state and callbacks come back
-    hidden = [cb for cb in learn.cbs if _is_logger(cb)]
+    hidden = [cb for cb in learn.cbs if not cb.run_in_lr_find]  # a sweep is not a fit to display or log
     try:
         for cb in hidden:
             learn.remove_cb(cb)
@@ -298,14 +298,6 @@ def _run_sweep(learn: Learner, starts: Sequence[float], ends: Sequence[float], n
     finally:
         saved.restore()
     return finder
-
-
-def _is_logger(cb: Callback) -> bool:
-    """Callbacks that only report a fit (progress display, CSV log): a sweep is not a fit to report."""
-    from .progress import ProgressCallback
-    from .training import CSVLogger
-
-    return isinstance(cb, (ProgressCallback, CSVLogger))
 
 
 def _suggest_funcs(suggest_funcs: Any) -> list[tuple[str, SuggestFunc]]:

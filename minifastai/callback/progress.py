@@ -75,6 +75,7 @@ class ProgressCallback(Callback):
     """
 
     order = 60
+    run_in_lr_find = False
 
     def __init__(self, mode: str | None = None, throughput: bool = True) -> None:
         if mode not in (None, "notebook", "terminal", "plain"):

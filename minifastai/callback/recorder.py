@@ -107,8 +107,6 @@ class Recorder(ScheduleView, Callback):
     # ---- events -------------------------------------------------------------------------------
     def before_fit(self) -> None:
         """Start a fresh record for this fit."""
-        from .schedule import ParamScheduler
-
         learn = self.learn
         self._reset_fit()
         self._in_fit = True
@@ -120,9 +118,7 @@ class Recorder(ScheduleView, Callback):
         for pg in learn.opt.param_groups:
             firsts.setdefault(pg["layer_group"], pg)
         self._pgs = [firsts[i] for i in range(learn.n_groups)]
-        for cb in learn.cbs:
-            if isinstance(cb, ParamScheduler):
-                self.peaks.update(cb.peaks)
+        self.peaks.update(learn.group_plan.peaks)  # published by the schedules (ParamScheduler, order 10)
 
     def before_epoch(self) -> None:
         """Start the epoch's clock; this epoch has no validation result yet."""
@@ -288,9 +284,7 @@ class Recorder(ScheduleView, Callback):
         sweep = self.lr_sweep
         if sweep is None:
             raise ValueError("no LR sweep recorded yet: run learn.lr_find() first")
-        from .lr_find import plot_lr_sweep
-
-        return plot_lr_sweep(sweep, skip_end)
+        return sweep.plot(skip_end)
 
 
 LINE_STYLES = ("-", "--", "-.", ":")

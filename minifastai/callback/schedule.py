@@ -96,6 +96,7 @@ class ParamScheduler(Callback):
         self.peaks = {name: [max(v[g] for v in grid[k * 257:(k + 1) * 257]) for g in range(n)]
                       for k, (name, _, _) in enumerate(self._scheds)}
         self.peaks.update(self.exact_peaks())
+        self.learn.group_plan.peaks.update(self.peaks)  # the plan, for the recorder, loggers and plots
 
     def exact_peaks(self) -> dict[str, list[float]]:
         """Peaks known exactly (rather than read off the schedule at 257 points); subclasses give theirs."""

@@ -240,6 +240,7 @@ class CSVLogger(Callback):
     """
 
     order = 55  # after the Recorder (50) has this epoch's row
+    run_in_lr_find = False
 
     @property
     def name(self) -> str:

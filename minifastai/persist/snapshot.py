@@ -52,6 +52,7 @@ class Snapshot:
     def __init__(self, learn: Learner, tensors: bool = True) -> None:
         self.learn, self.tensors = learn, tensors
         self.loop = learn.loop.copy()
+        self.group_plan = learn.group_plan
         self.cbs: list[Callback] = list(learn.cbs)
         self.model = model = learn.model
         self.params = list(model.parameters())
@@ -101,6 +102,7 @@ class Snapshot:
         for gen, gen_state in self.generators:
             gen.set_state(gen_state)
         learn.loop.restore(self.loop)
+        learn.group_plan = self.group_plan
         if self.recorder is not None and self.recorder_state is not None:
             vars(self.recorder).clear()
             vars(self.recorder).update(self.recorder_state)

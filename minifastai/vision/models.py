@@ -25,7 +25,7 @@ from torchvision.models.resnet import BasicBlock
 from .heads import AdaptiveConcatPool2d, create_head  # noqa: F401 (part of this module's API, as fastai's)
 from .timm_models import TimmArch, timm_arch, timm_names
 from .transforms import IMAGENET_STATS
-from .weights import offline_hint
+from .weights import WeightsUnavailableError, offline_hint
 
 __all__ = [
     "AdaptiveConcatPool2d", "ArchMeta", "WeightsUnavailableError", "create_body", "create_head",
@@ -289,10 +289,6 @@ def arch_meta(name: str, model: nn.Module) -> ArchMeta:
 # ================================================================================================
 # Weights: torchvision enums (hub cache, else download with a timeout), local files, state dicts
 # ================================================================================================
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights could not be downloaded (no network) or read from the torch hub cache."""
-
-
 def hub_checkpoint_path(weights: torchvision.models.WeightsEnum) -> Path:
     """Where torch hub keeps a torchvision weights file: `$TORCH_HOME/hub/checkpoints/<file name>`."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .heads import create_head
-from .weights import offline_hint
+from .weights import WeightsUnavailableError, offline_hint
 
 __all__ = ["TimmBody", "TimmArch", "timm_arch", "timm_names", "create_timm_model", "TIMM_FORBIDDEN_KWARGS"]
 
@@ -239,15 +239,11 @@ def resolve_timm_weights(arch: TimmArch, pretrained: bool, weights: Any, model_k
     if cached is not None:
         return _read_file(cached), f"timm {full} weights (Hugging Face cache: {cached})", name
     if _hf_offline():
-        from .models import WeightsUnavailableError
-
         raise WeightsUnavailableError(f"timm's {full} weights are not in the Hugging Face cache and the hub is "
                                       "offline (HF_HUB_OFFLINE). " + _offline_hint(name, cfg))
     try:  # timm's own download (the Hugging Face hub, or its URL)
         model = timm.create_model(full, pretrained=True, **model_kwargs)
     except Exception as e:
-        from .models import WeightsUnavailableError
-
         first = str(e).splitlines()[0] if str(e) else ""
         raise WeightsUnavailableError(f"could not get timm's {full} weights ({type(e).__name__}: {first}). "
                                       + _offline_hint(name, cfg)) from e
