@@ -36,7 +36,7 @@ from .persist import checkpoint as persist_checkpoint
 from .persist import export as persist_export
 from .persist.registry import register_learner_factory
 from .persist.snapshot import Snapshot
-from .state import LoopState, exposes_loop_state
+from .state import LoopFields, LoopState, exposes_loop_state
 
 _EVENT_NAMES = {n: (f"before_{n}", f"after_cancel_{n}", f"after_{n}")
                 for n in ("fit", "epoch", "train", "validate", "batch", "backward", "step")}
@@ -45,7 +45,7 @@ _ELEMENTWISE_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
 
 
 @exposes_loop_state
-class Learner:
+class Learner(LoopFields):
     """Trains `model` on `dls` with `loss_func`; the splitter cuts the model into layer groups.
 
     The loop state (`epoch`, `iter`, `loss`, ...) is owned by `learn.loop` (a `LoopState`) and readable by

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, cast
 
 
 def saved(default: Any) -> Any:
@@ -15,10 +15,11 @@ def saved(default: Any) -> Any:
     return field(default=default, metadata={"saved": True})
 
 
-@dataclass
-class LoopState:
+@dataclass(eq=False, repr=False)
+class LoopFields:
     """What the training loop reads and writes while it runs (fastai's names, readable as `learn.epoch`,
-    `self.epoch` in a callback, ...)."""
+    `self.epoch` in a callback, ...), declared once. `LoopState` adds its methods; the `Learner` inherits these
+    declarations for type checkers, and `exposes_loop_state` turns each into a property over `learn.loop`."""
 
     dry: bool = False  # inside `dry_run`: fits replay their schedules without data
     training: bool = False  # in the training phase of an epoch
@@ -37,6 +38,12 @@ class LoopState:
     pred: Any = None  # the model's output on xb
     loss: Any = None  # the loss of pred against yb (a 0-dim tensor)
 
+
+@dataclass(eq=False)
+class LoopState(LoopFields):
+    """The loop state, owned by the learner as `learn.loop`: the fields of `LoopFields`, and how checkpoints,
+    resume and snapshots read and write them."""
+
     def state_dict(self) -> dict[str, Any]:
         """The fields a checkpoint carries (`saved(...)`), as plain numbers."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata.get("saved")}
@@ -46,7 +53,7 @@ class LoopState:
         updates = {}
         for f in fields(self):
             if f.metadata.get("saved") and f.name in state:
-                v, kind = state[f.name], type(f.default)
+                v, kind = state[f.name], cast(type, type(f.default))
                 ok = isinstance(v, (int, float)) and not isinstance(v, bool) if kind is float else \
                     isinstance(v, kind) and (kind is bool or not isinstance(v, bool))
                 if not ok:

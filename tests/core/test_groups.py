@@ -5,10 +5,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from helpers import make_learner, state_copy, synth_dls, three_group_model
 from torch import nn
 
 from minifastai import Learner
-from tests.helpers import make_learner, state_copy, synth_dls, three_group_model
 
 
 def test_splitter_leaving_out_params_is_named():

@@ -4,9 +4,9 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import make_learner, same_state, state_copy
 
 from minifastai import lr_range
-from tests.helpers import make_learner, same_state, state_copy
 
 
 def test_float_gives_same_lr_to_every_group():

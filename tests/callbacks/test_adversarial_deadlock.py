@@ -11,19 +11,18 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torch.distributed as dist
 from _ddp_script import FAIL_TIMEOUT
-from helpers import make_learner
+from helpers import TESTS, make_learner
 
 import minifastai.callback.distributed as D
 from minifastai import Callback
 from minifastai.callback.distributed import DistributedTrainer, barrier, distrib_ctx
 
-SCRIPT = Path(__file__).with_name("_ddp_script.py")
+SCRIPT = TESTS / "_ddp_script.py"
 
 
 class Boom(Callback):
@@ -96,6 +95,7 @@ def test_timeout_must_be_positive():
     assert D.DEFAULT_TIMEOUT == 600
 
 
+@pytest.mark.slow
 def test_torchrun_rank_failure_is_reported_and_nobody_hangs(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
     env["PYTHONPATH"] = str(SCRIPT.parent.parent)

@@ -5,11 +5,11 @@ import warnings
 
 import pytest
 import torch
+from helpers import make_learner, same_state, state_copy, synth_dls
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from minifastai import Callback, DataLoaders, GradientClip, Learner, TerminateOnNaNCallback
-from tests.helpers import make_learner, same_state, state_copy, synth_dls
 
 
 class PoisonGrad(Callback):

@@ -24,6 +24,15 @@ with warnings.catch_warnings():
     from fastai.learner import Learner as FastaiLearner
     from fastai.learner import Metric as FastaiMetric
 
+from helpers import (  # noqa: E402
+    make_learner,
+    same_state,
+    state_copy,
+    synth_dls,
+    three_group_model,
+    three_group_splitter,
+)
+
 from minifastai import (  # noqa: E402
     SGD,
     Adam,
@@ -53,14 +62,6 @@ from minifastai import (  # noqa: E402
 )
 from minifastai import losses as mloss  # noqa: E402
 from minifastai import metrics as mmet  # noqa: E402
-from tests.helpers import (  # noqa: E402
-    make_learner,
-    same_state,
-    state_copy,
-    synth_dls,
-    three_group_model,
-    three_group_splitter,
-)
 
 POS = np.linspace(0, 1, 21)[:-1].tolist() + [0.999]
 

@@ -45,6 +45,7 @@ def _same_opt(a: dict | None, b: dict | None) -> bool:
         for i, s in a["state"].items() for k, v in s.items())
 
 
+@pytest.mark.slow
 def test_bit_flips_in_a_checkpoint_are_errors_naming_it_or_change_nothing():
     learn = make_learner()
     learn.fit(1, 1e-2)
@@ -76,6 +77,7 @@ def test_bit_flips_in_a_checkpoint_are_errors_naming_it_or_change_nothing():
     assert outcomes["error"] >= N_FLIPS * 3 // 4, outcomes
 
 
+@pytest.mark.slow
 def test_bit_flips_in_an_export_are_errors_naming_it():
     learn = make_learner()
     learn.fit(1, 1e-2)

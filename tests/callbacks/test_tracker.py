@@ -3,9 +3,9 @@ import math
 
 import numpy as np
 import pytest
+from helpers import make_learner
 
 from minifastai import Callback, EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback, TrackerCallback
-from tests.helpers import make_learner
 
 
 class Script(Callback):

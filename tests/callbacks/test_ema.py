@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import warnings
 from functools import partial
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +10,7 @@ import torch.nn.functional as F
 from _ema_script import N_EPOCH, column, run
 from _train_script import KILL_BATCH, KILL_EPOCH
 from helpers import (
+    TESTS,
     NoSync,
     count_host_reads,
     make_learner,
@@ -28,7 +28,7 @@ from minifastai import Callback, GradientAccumulation, SaveModelCallback, load_l
 from minifastai.callback.ema import EMA
 from minifastai.persist import with_checksum
 
-SCRIPT = Path(__file__).with_name("_ema_script.py")
+SCRIPT = TESTS / "_ema_script.py"
 
 
 class Reference(Callback):
@@ -162,6 +162,7 @@ def test_bad_decay_and_a_replaced_model_are_clear_errors_that_change_nothing():
     assert same_state(before, state_copy(learn.model))
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_continues_the_average_exactly(tmp_path):
     out = tmp_path / "run"
     out.mkdir()

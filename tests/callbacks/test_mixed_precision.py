@@ -276,7 +276,7 @@ def test_cuda_no_host_device_sync_per_batch_beyond_gradscaler():
 
 def test_lr_find_before_first_fit_leaves_no_scaler_behind():
     """A diverging sweep lowers the GradScaler's scale; the next fit must not inherit that scale."""
-    from tests.helpers import make_learner
+    from helpers import make_learner
 
     learn = make_learner().to_fp16()
     try:

@@ -3,11 +3,11 @@ from functools import partial
 
 import pytest
 import torch
+from helpers import count_host_reads, make_learner, same_state, state_copy, synth_dls
 from torch import nn
 
 import minifastai as mf
 from minifastai import Callback
-from tests.helpers import count_host_reads, make_learner, same_state, state_copy, synth_dls
 
 BATCH = ["before_batch", "after_pred", "after_loss"]
 TRAIN_BATCH = BATCH + ["before_backward", "after_backward", "before_step", "after_step", "after_batch"]

@@ -1,15 +1,14 @@
 """Recorder numbers, metrics, progress output, validate / get_preds / predict, save / load."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import ROOT, TESTS, make_learner, same_state, state_copy, synth_dls
 from torch import nn
 
 from minifastai import Learner, ProgressCallback, accuracy, error_rate, mae, rmse
 from minifastai.data import DataLoaders
-from tests.helpers import make_learner, same_state, state_copy, synth_dls
 
 
 def test_recorder_rows_and_names_match_fastai():
@@ -166,10 +165,10 @@ def test_notebook_progress_shows_the_table_and_no_object_reprs(tmp_path):
     """Runs a fit in a real Jupyter kernel: the saved output is fastprogress's HTML table, one per fit."""
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
-    root = Path(__file__).resolve().parent.parent
+    root = ROOT
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(f"import sys; sys.path.insert(0, {str(root)!r})\n"
-                                          "from tests.helpers import make_learner\n"
+    nb.cells = [nbformat.v4.new_code_cell(f"import sys; sys.path[:0] = [{str(root)!r}, {str(TESTS)!r}]\n"
+                                          "from helpers import make_learner\n"
                                           "learn = make_learner()\nlearn.fit_one_cycle(2, 1e-3)\nlearn.fit(1)")]
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     outs = nb.cells[0].outputs

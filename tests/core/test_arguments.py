@@ -3,10 +3,10 @@ import math
 
 import pytest
 import torch
+from helpers import make_learner
 
 from minifastai import OneCycle, ReduceLROnPlateau
 from minifastai.state import LOOP_STATE
-from tests.helpers import make_learner
 
 
 def fingerprint(learn):

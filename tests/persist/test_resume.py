@@ -3,18 +3,17 @@ and the errors and warnings of `resume_latest`."""
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from _train_script import BS, KILL_BATCH, KILL_EPOCH, LR, N_EPOCH, make_learner, run
+from helpers import TESTS, sigkill, start_script, wait_for_file
 from helpers import make_learner as make_3group_learner
-from helpers import sigkill, start_script, wait_for_file
 
 from minifastai import Callback, CancelFitException, SaveModelCallback
 
-SCRIPT = Path(__file__).with_name("_train_script.py")
+SCRIPT = TESTS / "_train_script.py"
 N_ITER = 64 // BS
 
 
@@ -22,6 +21,7 @@ def _same_weights(a: dict, b: dict, atol: float = 1e-6) -> bool:
     return a.keys() == b.keys() and all(torch.allclose(a[k].float(), b[k].float(), atol=atol, rtol=0) for k in a)
 
 
+@pytest.mark.slow
 def test_sigkill_in_mid_epoch_then_resume_ends_like_an_uninterrupted_run(tmp_path):
     out = tmp_path / "run"
     out.mkdir()

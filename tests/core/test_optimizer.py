@@ -3,11 +3,11 @@ from functools import partial
 
 import pytest
 import torch
+from helpers import make_learner, state_copy
 from torch import nn
 
 from minifastai import SGD, Adam, RMSProp
 from minifastai.groups import get_hyper
-from tests.helpers import make_learner, state_copy
 
 
 @pytest.mark.parametrize("opt_func", [partial(SGD, mom=0.9, wd=0.1), partial(RMSProp, wd=0.1),

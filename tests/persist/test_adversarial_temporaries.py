@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import make_learner, same_state, state_copy
+from helpers import ROOT, make_learner, same_state, state_copy
 
 import minifastai.persist.atomic as ck
 from minifastai import SaveModelCallback
@@ -42,7 +42,7 @@ def _temporaries(folder: str | Path = "models") -> list[str]:
 def _killed_save(target: Path) -> tuple[Path, int]:
     """Start a save of `target` in another process, SIGKILL it halfway; returns its temporary file and pid."""
     ready = target.with_name("halfway.flag")
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-c", KILLED_SAVE, str(target), str(ready)], env=env)
     t0 = time.monotonic()
     while not ready.exists():
@@ -90,6 +90,7 @@ def test_threads_writing_different_contents_leave_one_whole_file():
     assert _temporaries() == []
 
 
+@pytest.mark.slow
 def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes():
     learn = make_learner()
     learn.save("model_0")
@@ -100,6 +101,7 @@ def test_a_killed_save_leaves_a_temporary_that_the_next_save_removes():
     assert _temporaries() == []
 
 
+@pytest.mark.slow
 def test_resume_removes_them_too():
     learn = make_learner()
     learn.fit(1, 1e-2, cbs=SaveModelCallback(every_epoch=True))
@@ -132,6 +134,7 @@ def test_temporaries_that_may_be_in_use_and_unrelated_files_stay(monkeypatch):
     assert same_state(safe_load("models/keep.pth")["model"], state_copy(learn.model))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name != "posix", reason="pid checks are POSIX only")
 def test_a_dead_writer_on_this_machine_is_recognised_at_once():
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)

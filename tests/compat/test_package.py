@@ -20,6 +20,7 @@ def test_spec_names_importable(name):
     assert hasattr(minifastai, name) and name in minifastai.__all__
 
 
+@pytest.mark.slow
 def test_import_is_light():
     code = ("import sys, minifastai; heavy = [m for m in ('torchvision', 'pandas', 'matplotlib', 'fastprogress', "
             "'sklearn', 'IPython') if m in sys.modules]; print(heavy)")

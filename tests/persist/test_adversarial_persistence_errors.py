@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from helpers import make_learner, same_state, state_copy, three_group_model
+from helpers import ROOT, TESTS, make_learner, same_state, state_copy, three_group_model
 
 from minifastai import SaveModelCallback, load_learner
 from minifastai.persist import DamagedFileError, get_rng_state, safe_load, set_rng_state, with_checksum
@@ -129,10 +129,11 @@ for what, call in (("save", lambda: learn.save("ck")), ("export", lambda: learn.
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
 def test_a_file_size_limit_is_an_error_naming_the_file_and_the_old_file_stays():
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.run([sys.executable, "-c", FSIZE_SCRIPT, str(Path(__file__).parent)], env=env,
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", FSIZE_SCRIPT, str(TESTS)], env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.strip().splitlines()

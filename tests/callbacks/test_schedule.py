@@ -4,11 +4,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import make_learner, synth_dls
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from minifastai import DataLoaders, Learner, OneCycle, combined_cos, sched_cos
-from tests.helpers import make_learner, synth_dls
 
 
 def test_sched_cos_formula():

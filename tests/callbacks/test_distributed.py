@@ -4,11 +4,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
 from _ddp_script import N_TRAIN, N_VALID, VALID_BS, make_learner, make_model
+from helpers import TESTS
 from helpers import make_learner as make_3group_learner
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
@@ -23,7 +23,7 @@ from minifastai.callback.distributed import (
     world_size,
 )
 
-SCRIPT = Path(__file__).with_name("_ddp_script.py")
+SCRIPT = TESTS / "_ddp_script.py"
 
 
 def test_shard_sampler_partitions_without_padding():
@@ -71,6 +71,7 @@ def test_outside_torchrun_distrib_ctx_does_nothing(monkeypatch):
     assert learn.cbs == cbs and any(isinstance(c, ProgressCallback) for c in learn.cbs)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_agree_and_cover_the_whole_validation_set(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
     env["PYTHONPATH"] = str(SCRIPT.parent.parent)

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from helpers import make_learner, same_state, state_copy, synth_dls
 from torch import nn
 
 from minifastai import (
@@ -15,7 +16,6 @@ from minifastai import (
     SaveModelCallback,
 )
 from minifastai.state import LOOP_STATE
-from tests.helpers import make_learner, same_state, state_copy, synth_dls
 
 
 class FastaiStyle(Callback):

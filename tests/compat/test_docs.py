@@ -1,12 +1,11 @@
 """The docs show real runs: every snippet's committed output still matches what it prints in everything that is
 the same on every CPU (see `docs/gen_figures.py`: `output_problems`, `Trained`), and its figures exist."""
 import re
-from pathlib import Path
 
 import pytest
-from helpers import load_script
+from helpers import ROOT, load_script
 
-DOCS = Path(__file__).resolve().parent.parent / "docs"
+DOCS = ROOT / "docs"
 gen = load_script("docs/gen_figures.py")
 SNIPPETS = gen.snippet_files()
 
