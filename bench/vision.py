@@ -14,7 +14,7 @@ process's CPU time (steadier on a shared machine). Target: <= 1.05x.
 
 Throughput: images/s of decode + item transform + collate + batch augmentation + normalization through
 `ImageDataLoaders` (no model), with torchvision's `decode_image` against PIL; the faster is the default
-(`minifastai.vision.data.DEFAULT_BACKEND`).
+(`minifastai.vision.image_files.DEFAULT_BACKEND`).
 
 Usage: python bench/vision.py [--repeats 3] [--threads 1] [--size 64] [--bs 64] [--skip-fit] [--skip-decode]
        [--profile]
@@ -98,8 +98,7 @@ def hand_loop(learn, tree: Path, bs: int) -> float:
     from torchvision.datasets import ImageFolder
     from torchvision.io import ImageReadMode, decode_image, read_file
 
-    from minifastai.vision.augment import apply_affine, apply_lighting
-    from minifastai.vision.transforms import Resize, aug_transforms, imagenet_stats
+    from minifastai.vision.transforms import Resize, apply_affine, apply_lighting, aug_transforms, imagenet_stats
 
     def loader(path: str) -> torch.Tensor:
         return decode_image(read_file(path), mode=ImageReadMode.RGB)
@@ -216,7 +215,7 @@ def bench_decode(tree: Path, bs: int, repeats: int) -> None:
     for k in rates:
         print(f"  {k:11s}: {med[k]:7.0f} images/s through the training loader; decode alone "
               f"{statistics.median(raw[k]):7.0f} images/s", flush=True)
-    from minifastai.vision.images import DEFAULT_BACKEND
+    from minifastai.vision.image_files import DEFAULT_BACKEND
 
     best = max(med, key=med.get)
     print(f"  faster: {best} ({med[best] / min(med.values()):.2f}x); default is {DEFAULT_BACKEND!r}", flush=True)

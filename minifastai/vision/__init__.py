@@ -7,16 +7,19 @@ normalizes the data; `ImageDataLoaders` reads images with fastai's constructors 
 builders (`resnet34`, `mobilenet_v2`, ...) are exported here, as fastai exports them.
 """
 from . import tvm
-from .data import ImageDataLoaders, ImageDL, ImageListDataset
-from .images import (
+from .data import (
     IMAGE_EXTENSIONS,
+    ImageDataLoaders,
+    ImageDL,
+    ImageListDataset,
     get_image_files,
     parent_label,
     read_image,
     to_image_tensor,
 )
+from .export import rebuild_learner  # importing it registers vision's rebuilder (persist.registry)
 from .interpret import ClassificationInterpretation
-from .learner import VisionLearner, cnn_learner, rebuild_learner, vision_learner
+from .learner import VisionLearner, cnn_learner, vision_learner
 from .models import (
     AdaptiveConcatPool2d,
     ArchMeta,

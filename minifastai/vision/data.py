@@ -2,123 +2,45 @@
 constructors (`from_folder`, `from_name_func`, `from_name_re`, `from_path_func`, `from_path_re`,
 `from_lists`, `from_df`, `from_csv`).
 
-Images are decoded to uint8 `(3, H, W)` tensors (torchvision's `decode_image`, PIL for other formats),
-item transforms run per image in the `DataLoader`, batches move to the device and get their batch
-transforms there. Training batches are shuffled and the last partial one is dropped (fastai), so
-BatchNorm never sees a batch of one; validation uses every image, in order.
+`ImageDataLoaders` keeps the class names, the transform pipeline, the data folder and the loss; the files are
+read and labelled by `image_files`, batched by `loaders` (`ImageListDataset`, `ImageDL`), shown by `show`. Names
+from those modules are importable from here as before.
 """
 from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from ..data import DataLoaders, default_device
 from ..losses import CrossEntropyLossFlat
-from .images import IMAGE_EXTENSIONS, _regex_labeller, get_image_files, parent_label, to_image_tensor
+from .export_format import vocab_from_state
+from .image_files import (
+    IMAGE_EXTENSIONS,
+    _check_files,
+    _class_folders,
+    _class_samples,
+    _regex_labeller,
+    get_image_files,
+    parent_label,
+    read_image,
+    to_image_tensor,
+)
+from .loaders import ImageDL, ImageListDataset, collate_images
 from .pipeline import ImagePipeline
+from .show import show_images
 from .transforms import Normalize
 
-
-# ================================================================================================
-# Datasets and loaders
-# ================================================================================================
-class ImageListDataset(Dataset):
-    """Images (file paths, or PIL images / tensors) and label indices (None for unlabelled items), read and
-    passed through the pipeline's item transforms (training or validation version)."""
-
-    def __init__(self, items: Sequence[Any], labels: Sequence[int] | None, pipeline: ImagePipeline,
-                 train: bool, backend: str | None = None) -> None:
-        self.items = [str(o) if isinstance(o, os.PathLike) else o for o in items]
-        self.labels = None if labels is None else [int(y) for y in labels]
-        self.pipeline, self.train, self.backend = pipeline, train, backend
-
-    @property
-    def samples(self) -> list[tuple[Any, int]]:
-        """(item, label index) pairs, as torchvision's ImageFolder has them."""
-        return list(zip(self.items, self.labels or []))
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple:
-        img = self.pipeline.item(to_image_tensor(self.items[i], self.backend), self.train)
-        return (img,) if self.labels is None else (img, self.labels[i])
-
-    def with_train(self, train: bool) -> ImageListDataset:
-        """The same items with the training (True) or validation (False) item transforms."""
-        return ImageListDataset(self.items, self.labels, self.pipeline, train, self.backend)
-
-
-def collate_images(batch: list[tuple]) -> tuple[Tensor, ...]:
-    """Stack images (and labels); images of different sizes are an error that says how to resize them."""
-    imgs = [b[0] for b in batch]
-    shapes = {tuple(x.shape) for x in imgs}
-    if len(shapes) > 1:
-        ex = ", ".join("x".join(map(str, s)) for s in sorted(shapes)[:3])
-        raise RuntimeError(f"images in a batch have different sizes ({ex}): pass item_tfms that make them "
-                           "equal, e.g. item_tfms=Resize(224) or RandomResizedCrop(224, min_scale=0.35)")
-    x = torch.stack(imgs)
-    return (x,) if len(batch[0]) == 1 else (x, torch.tensor([b[1] for b in batch]))
-
-
-class ImageDL:
-    """A torch DataLoader whose batches go to the device and through the batch transforms (training or
-    validation version)."""
-
-    def __init__(self, dl: DataLoader, pipeline: ImagePipeline, train: bool, device: torch.device) -> None:
-        self.dl, self.pipeline, self.train, self.device = dl, pipeline, train, device
-
-    @property
-    def dataset(self) -> Any:
-        """The underlying dataset."""
-        return self.dl.dataset
-
-    @property
-    def sampler(self) -> Any:
-        """The underlying DataLoader's sampler (distributed training sets its epoch)."""
-        return self.dl.sampler
-
-    @property
-    def bs(self) -> int:
-        """Batch size."""
-        return int(self.dl.batch_size or 1)
-
-    @property
-    def items(self) -> list:
-        """The files (or other items) this loader reads, in dataset order."""
-        return list(getattr(self.dl.dataset, "items", []))
-
-    def map_loader(self, f: Callable[[DataLoader], DataLoader]) -> ImageDL:
-        """The same pipeline around `f(inner DataLoader)`; distributed training shards the inner loader so."""
-        return ImageDL(f(self.dl), self.pipeline, self.train, self.device)
-
-    def new(self, shuffle: bool = False, drop_last: bool = False, train: bool | None = None,
-            bs: int | None = None) -> ImageDL:
-        """A loader over the same items: unshuffled, every batch, training (`train=True`: augmented) or
-        validation transforms (default: this loader's own)."""
-        train = self.train if train is None else train
-        ds = self.dl.dataset
-        if isinstance(ds, ImageListDataset):
-            ds = ds.with_train(train)
-        dl = DataLoader(ds, bs or self.bs, shuffle=shuffle, drop_last=drop_last, num_workers=self.dl.num_workers,
-                        collate_fn=self.dl.collate_fn, pin_memory=self.dl.pin_memory)
-        return ImageDL(dl, self.pipeline, train, self.device)
-
-    def __len__(self) -> int:
-        return len(self.dl)
-
-    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
-        nb = self.device.type == "cuda"
-        for b in self.dl:
-            x = self.pipeline.batch(b[0].to(self.device, non_blocking=nb), self.train)
-            yield (x,) if len(b) == 1 else (x, b[1].to(self.device, non_blocking=nb))
+__all__ = [
+    "IMAGE_EXTENSIONS", "ImageDataLoaders", "ImageDL", "ImageListDataset", "get_image_files", "parent_label",
+    "read_image", "to_image_tensor", "show_images", "collate_images",
+]
 
 
 def _random_split(n: int, valid_pct: float, seed: int | None) -> tuple[list[int], list[int]]:
@@ -138,17 +60,6 @@ def _random_split(n: int, valid_pct: float, seed: int | None) -> tuple[list[int]
     g = None if seed is None else torch.Generator().manual_seed(seed)
     perm = torch.randperm(n, generator=g).tolist()
     return perm[cut:], perm[:cut]
-
-
-def _check_files(items: Sequence[Any], path: Path) -> list[str]:
-    out = [str(o) for o in items]
-    missing = [f for f in out if not os.path.isfile(f)]
-    if missing:
-        hint = ""
-        if not os.path.isabs(missing[0]) and (path / missing[0]).is_file():
-            hint = f" They exist under path={str(path)!r}: pass [path/f for f in fnames]."
-        raise FileNotFoundError(f"{len(missing)} of {len(out)} image files do not exist (e.g. {missing[:3]}).{hint}")
-    return out
 
 
 class ImageDataLoaders(DataLoaders):
@@ -376,12 +287,10 @@ class ImageDataLoaders(DataLoaders):
 
     @classmethod
     def from_export_state(cls, state: dict, device: Any = "cpu", source: str = "the export") -> ImageDataLoaders:
-        """Inference-only dls (no loaders) with the classes and transforms stored by `export_state`."""
-        vocab = state.get("vocab")
-        if vocab is not None and not (isinstance(vocab, list) and all(
-                isinstance(v, (str, int, float, bool)) for v in vocab)):
-            raise ValueError(f"{source}: dls.vocab must be a list of class names, got {type(vocab).__name__}")
-        return cls(None, None, device=device, vocab=vocab, pipeline=ImagePipeline.from_export_state(state, source))
+        """Inference-only dls (no loaders) with the classes and transforms stored by `export_state` (read by
+        `export_format`)."""
+        return cls(None, None, device=device, vocab=vocab_from_state(state, source),
+                   pipeline=ImagePipeline.from_export_state(state, source))
 
     # ---- inference ---------------------------------------------------------------------------------
     def normalize(self, mean: Sequence[float], std: Sequence[float]) -> ImageDataLoaders:
@@ -408,7 +317,8 @@ class ImageDataLoaders(DataLoaders):
         return ImageDL(dl, self.pipeline, False, self.device)
 
     def export_state(self) -> dict:
-        """Classes and the whole transform pipeline, as plain data."""
+        """Classes and the whole transform pipeline, as plain data (the `dls` entry of an export; the pipeline's
+        part is `export_format.pipeline_state`)."""
         return {**super().export_state(), **self.pipeline.export_state()}
 
     def show_batch(self, b: tuple | None = None, max_n: int = 9, nrows: int | None = None, ncols: int | None = None,
@@ -428,51 +338,3 @@ class ImageDataLoaders(DataLoaders):
 
     def _label(self, i: int) -> str:
         return str(self.vocab[i]) if self.vocab is not None else str(i)
-
-
-def show_images(imgs: Tensor | Sequence[Tensor], titles: Sequence[str], colors: Sequence[str] | None = None,
-                nrows: int | None = None, ncols: int | None = None, figsize: tuple[float, float] | None = None,
-                suptitle: str | None = None) -> Any:
-    """A grid of (3, H, W) images in [0, 1] with titles, laid out as fastai's `get_grid`; returns the
-    figure."""
-    import math
-
-    import matplotlib.pyplot as plt
-
-    n = len(imgs)
-    if nrows is None and ncols is None:
-        nrows = max(1, int(math.sqrt(n)))
-    if nrows is None:
-        nrows = max(1, math.ceil(n / (ncols or 1)))
-    ncols = ncols or max(1, math.ceil(n / nrows))
-    fig, axs = plt.subplots(nrows, ncols, figsize=figsize or (3 * ncols, 3 * nrows), squeeze=False)
-    for i, ax in enumerate(axs.flat):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(imgs[i].permute(1, 2, 0).clamp(0, 1).numpy())
-            ax.set_title(titles[i], color=colors[i] if colors else "black")
-    if suptitle:
-        fig.suptitle(suptitle, weight="bold", size=14)
-    fig.tight_layout()
-    return fig
-
-
-def _class_folders(folder: Path) -> list[str]:
-    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
-
-
-def _class_samples(folder: Path, what: str) -> tuple[list[Path], list[str]]:
-    """Images under `folder/<class>/` (any depth), labelled by class; empty class folders are errors."""
-    classes = _class_folders(folder)
-    if not classes:
-        loose = [f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)]
-        raise FileNotFoundError(f"{what} folder {folder} has no class folders" + (
-            f" (it holds {len(loose)} images directly)" if loose else "") +
-            f": expected {folder}/<class name>/<image files>")
-    files = get_image_files(folder, folders=classes)
-    labels = [f.relative_to(folder).parts[0] for f in files]
-    empty = [str(folder / c) for c in classes if c not in set(labels)]
-    if empty:
-        raise FileNotFoundError(f"no images in {', '.join(empty)} (image files end in "
-                                f"{', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
-    return files, labels

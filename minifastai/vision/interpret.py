@@ -111,7 +111,7 @@ class ClassificationInterpretation:
                         figsize: tuple[float, float] | None = None) -> Any:
         """The `k` images with the largest losses, titled prediction/actual/loss/probability (fastai);
         returns the figure."""
-        from .data import show_images
+        from .show import show_images
 
         ds = getattr(self.dl, "dataset", None)
         if ds is None or not hasattr(ds, "with_train"):

@@ -1,6 +1,6 @@
 """`vision_learner`: a torchvision CNN body with fastai's head, frozen and normalized when pretrained, split
-into layer groups; `VisionLearner` adds fastai's `tta` and `show_results`; `rebuild_learner` is what
-`load_learner` calls to rebuild an exported vision learner from plain data."""
+into layer groups; `VisionLearner` adds fastai's `tta` and `show_results`. The `builder` entry its exports store
+is `export_format.builder_info`; `export.rebuild_learner` rebuilds a learner from it."""
 from __future__ import annotations
 
 import inspect
@@ -13,21 +13,22 @@ from torch import Tensor, nn
 
 from ..data import DataLoaders
 from ..learner import Learner
-from ..losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat
-from ..persist.registry import register_rebuilder
-from .data import ImageDataLoaders, ImageDL, show_images
+from ..losses import CrossEntropyLossFlat
+from .data import ImageDataLoaders
+from .export_format import builder_info
+from .heads import check_head_args
+from .loaders import ImageDL
 from .models import (
     arch_source,
     body_head_split,
     create_vision_model,
     resolve_arch,
-    resolve_torchvision,
     resolve_weights,
 )
-from .timm_models import timm_names
+from .show import show_images
 from .transforms import IMAGENET_STATS
 
-__all__ = ["VisionLearner", "vision_learner", "cnn_learner", "rebuild_learner"]
+__all__ = ["VisionLearner", "vision_learner", "cnn_learner"]
 
 
 class VisionLearner(Learner):
@@ -75,20 +76,6 @@ class VisionLearner(Learner):
         colors = ["green" if int(y[i]) == int(dec[i]) else "red" for i in range(n)]
         imgs = src.pipeline.decode(x[:n].float())
         return show_images(imgs, titles, colors, nrows=nrows, ncols=ncols, figsize=figsize)
-
-
-def _check_head_args(n_out: Any, lin_ftrs: Any, ps: Any, concat_pool: Any, where: str) -> None:
-    if not (isinstance(n_out, int) and not isinstance(n_out, bool) and n_out > 0):
-        raise ValueError(f"{where}n_out={n_out!r} must be a positive int (the number of classes)")
-    if lin_ftrs is not None and not (isinstance(lin_ftrs, (list, tuple)) and all(
-            isinstance(f, int) and not isinstance(f, bool) and f > 0 for f in lin_ftrs)):
-        raise ValueError(f"{where}lin_ftrs={lin_ftrs!r} must be a list of positive ints (hidden layer sizes)")
-    drops = [ps] if isinstance(ps, (int, float)) and not isinstance(ps, bool) else ps
-    if not (isinstance(drops, (list, tuple)) and all(
-            isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p < 1 for p in drops)):
-        raise ValueError(f"{where}ps={ps!r} must be a dropout probability in [0, 1) or a list of them")
-    if not isinstance(concat_pool, bool):
-        raise ValueError(f"{where}concat_pool={concat_pool!r} must be True or False")
 
 
 _LEARNER_ARGS = frozenset(inspect.signature(Learner.__init__).parameters) - {"self", "dls", "model"}
@@ -168,7 +155,7 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
         if getattr(dls, "vocab", None) is None:
             raise ValueError("dls has no vocab to count classes from; pass n_out= (the number of outputs)")
         n_out = len(dls.vocab)  # type: ignore[arg-type]
-    _check_head_args(n_out, None if lin_ftrs is None else list(lin_ftrs), ps, concat_pool, "")
+    check_head_args(n_out, None if lin_ftrs is None else list(lin_ftrs), ps, concat_pool, "")
     if cut is not None and not callable(cut) and not (isinstance(cut, int) and not isinstance(cut, bool)):
         raise ValueError(f"cut={cut!r} must be an int (index into the model's children) or a function model -> body")
     if not (splitter is None or splitter == "stages" or callable(splitter)):
@@ -224,16 +211,9 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
         loss_func = getattr(dls, "loss_func", None) or CrossEntropyLossFlat()
     learner_kwargs.setdefault("path", getattr(dls, "path", "."))
     learn = VisionLearner(dls, model, loss_func=loss_func, splitter=cast(Callable, splitter), **learner_kwargs)
-    info: dict[str, Any] = {"module": "minifastai.vision", "arch": name,
-                            "source": "timm" if is_timm else arch_source(cast(Callable, builder)),
-                            "n_out": n_out, "cut": cut if isinstance(cut, int) else None, "custom_cut": callable(cut),
-                            "lin_ftrs": None if lin_ftrs is None else list(lin_ftrs),
-                            "ps": ps if isinstance(ps, (int, float)) else list(ps), "concat_pool": concat_pool,
-                            "weights": source, "splitter": "stages" if splitter is _stages_split else None}
-    if is_timm:
-        info["model_kwargs"] = model_kwargs
-    if problem:
-        info["rebuild_problem"] = problem
+    info = builder_info(name, "timm" if is_timm else arch_source(cast(Callable, builder)), n_out, cut, lin_ftrs,
+                        ps, concat_pool, source, splitter is _stages_split, model_kwargs if is_timm else None,
+                        problem)
     learn.export_info = info
     if is_pretrained:
         learn.freeze()
@@ -255,102 +235,3 @@ def timm_arch_known(name: str) -> bool:
 
 
 cnn_learner = vision_learner
-
-
-def _head_shapes(sd: dict) -> list[tuple[int, ...]]:
-    """Shapes of the head's Linear weights in a (body, head) state dict, in layer order."""
-    keys = [k for k, t in sd.items() if k.startswith("1.") and k.endswith(".weight")
-            and isinstance(t, Tensor) and t.ndim == 2]
-    keys.sort(key=lambda k: int(k.split(".")[1]) if k.split(".")[1].isdigit() else -1)
-    return [tuple(sd[k].shape) for k in keys]
-
-
-def rebuild_learner(state: dict, device: Any = "cpu", source: str | None = None) -> VisionLearner:
-    """Rebuild an exported vision learner (architecture, head, classes, transforms) from plain data; the
-    caller (`load_learner`) loads the weights.
-
-    Nothing is built that the export does not declare consistently: the arch must be registered, in
-    torchvision or (`source: "timm"`) in timm's registry, built with `pretrained=False` and plain model keywords
-    (none that reads a file); the head's declared sizes must match the stored weights (checked before the head
-    is allocated); transforms come from an allow-list. Errors name `source` (the file) and the entry.
-    """
-    from .timm_models import check_model_kwargs, create_timm_model, timm_arch
-
-    src = str(source) if source is not None else "the export"
-    info = state.get("builder")
-    if not isinstance(info, dict):
-        raise ValueError(f"{src}: 'builder' must describe the model (a dict), got {type(info).__name__}")
-    if info.get("custom_cut"):
-        raise ValueError(f"{src}: this learner was built with a custom cut function, which an export cannot "
-                         "store: load it with load_learner(path, model=<the same nn.Sequential(body, head)>)")
-    arch, n_out = info.get("arch"), info.get("n_out")
-    cut, lin_ftrs = info.get("cut"), info.get("lin_ftrs")
-    ps, concat_pool = info.get("ps", 0.5), info.get("concat_pool", True)
-    if not isinstance(arch, str):
-        raise ValueError(f"{src}: builder['arch'] must be an architecture name, got {arch!r}")
-    _check_head_args(n_out, lin_ftrs, ps, concat_pool, f"{src}: builder ")
-    if cut is not None and not (isinstance(cut, int) and not isinstance(cut, bool)):
-        raise ValueError(f"{src}: builder['cut']={cut!r} must be an int or None")
-    sd = state.get("model")
-    if not isinstance(sd, dict) or not all(isinstance(t, Tensor) for t in sd.values()):
-        raise ValueError(f"{src}: 'model' must be a state dict (parameter name -> tensor)")
-    arch_src, split_name = info.get("source"), info.get("splitter")
-    if arch_src not in (None, "timm", "torchvision", "registered"):
-        raise ValueError(f"{src}: builder['source']={arch_src!r} must be 'timm', 'torchvision' or 'registered'")
-    if split_name not in (None, "stages"):
-        raise ValueError(f"{src}: builder['splitter']={split_name!r} must be 'stages' or None")
-    if arch_src == "timm":
-        if info.get("rebuild_problem"):
-            raise ValueError(f"{src}: {info['rebuild_problem']}")
-        if cut is not None:
-            raise ValueError(f"{src}: builder['cut']={cut!r}: timm models take no cut")
-        timm_builder = timm_arch(arch)
-        if timm_builder is None:
-            raise ValueError(f"{src}: builder['arch']={arch!r} is not in timm's registry (timm.list_models()"
-                             f"{'' if timm_names() else '; timm is not installed: pip install minifastai[timm]'})")
-        model_kwargs = check_model_kwargs(info.get("model_kwargs") or {}, f"{src}: builder ")
-    else:
-        try:
-            _, builder = resolve_torchvision(arch)
-        except ValueError as e:
-            raise ValueError(f"{src}: {e}. If {arch!r} is your own builder, call register_arch({arch!r}, builder) "
-                             "before load_learner, or pass load_learner(path, model=...)") from None
-
-    def check_head(nf: int, pool: bool = True) -> None:
-        ftrs = [nf * 2 if concat_pool and pool else nf, *([512] if lin_ftrs is None else lin_ftrs), n_out]
-        declared = [(o, i) for i, o in zip(ftrs[:-1], ftrs[1:])]
-        stored = _head_shapes(sd)
-        if stored != declared:
-            raise ValueError(f"{src}: the head it declares (n_out={n_out}, lin_ftrs={lin_ftrs}, concat_pool="
-                             f"{concat_pool}: Linear weights {declared}) does not match its stored weights "
-                             f"({stored}); the file is damaged or was altered. Nothing was built.")
-
-    # the head's declared sizes are checked before it is allocated; the whole model's shapes are checked by
-    # load_learner, which runs this first on the meta device (no memory) and compares with the stored tensors
-    if arch_src == "timm":
-        model, _ = create_timm_model(timm_builder, int(n_out), None, model_kwargs, lin_ftrs, ps,  # type: ignore[arg-type]
-                                     concat_pool, check_head=check_head)
-        split: Callable = body_head_split
-    else:
-        args = (builder, int(n_out), None, cut, lin_ftrs, ps, concat_pool)  # type: ignore[arg-type]
-        model, meta = create_vision_model(*args, check_head=check_head)
-        split = meta.split
-    if split_name == "stages":
-        split = _stages_split
-    dls_state = state.get("dls")
-    if not isinstance(dls_state, dict):
-        raise ValueError(f"{src}: 'dls' must describe the data (a dict), got {type(dls_state).__name__}")
-    dls = ImageDataLoaders.from_export_state(dls_state, device=device, source=src)
-    act = state.get("activation")
-    if act not in ("softmax", "sigmoid", None):
-        raise ValueError(f"{src}: activation={act!r} must be 'softmax', 'sigmoid' or None")
-    loss = {"softmax": CrossEntropyLossFlat(), "sigmoid": BCEWithLogitsLossFlat()}.get(act)  # type: ignore[arg-type]
-    learn = VisionLearner(dls, model, loss_func=loss, splitter=split, activation=act)
-    names = state.get("group_names")
-    if isinstance(names, list) and len(names) == learn.n_groups and all(isinstance(n, str) for n in names):
-        learn.group_names = list(names)
-    learn.export_info = dict(info)
-    return learn
-
-
-register_rebuilder("minifastai.vision", rebuild_learner)

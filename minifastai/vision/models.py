@@ -1,5 +1,6 @@
-"""Models for `vision_learner`: torchvision bodies, fastai's head, per-architecture metadata (cut, layer
-groups, normalization, default weights) and pretrained weights from torch hub's cache, files or state dicts.
+"""Models for `vision_learner`: the architecture registry, torchvision models as (body, fastai's head) with
+per-architecture metadata (cut, layer groups, normalization, default weights), and which torchvision weights
+`vision_learner`'s arguments mean. The head and body cutting are `heads`', reading weights is `weights`'.
 
 Architectures are found through a small registry (`ARCH_RESOLVERS`): names registered with `register_arch`
 first, then timm's registry (as in fastai, a string is a timm name when timm has it), then torchvision's
@@ -9,23 +10,20 @@ torchvision's; a builder function (`resnet34`) is torchvision's.
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import urlparse
 
-import torch
 import torchvision
 from torch import nn
 from torchvision.models import ResNet
 from torchvision.models.resnet import BasicBlock
 
-from .heads import AdaptiveConcatPool2d, create_head  # noqa: F401 (part of this module's API, as fastai's)
+from .heads import AdaptiveConcatPool2d, create_body, create_head, num_features
 from .timm_models import TimmArch, timm_arch, timm_names
 from .transforms import IMAGENET_STATS
-from .weights import WeightsUnavailableError, offline_hint
+from .weights import WeightsUnavailableError, load_weights, torchvision_state_dict
 
 __all__ = [
     "AdaptiveConcatPool2d", "ArchMeta", "WeightsUnavailableError", "create_body", "create_head",
@@ -33,72 +31,9 @@ __all__ = [
     "resolve_arch", "default_weights",
 ]
 
-DOWNLOAD_TIMEOUT = 15.0  # seconds without an answer before a weights download gives up (torch's has none)
-
-
 # ================================================================================================
-# Model: body, head, per-architecture metadata
+# Per-architecture metadata: cut, layer groups, normalization, default weights
 # ================================================================================================
-_POOLS = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AvgPool2d, nn.MaxPool2d, AdaptiveConcatPool2d)
-_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-
-
-def _is_head_like(m: nn.Module) -> bool:
-    """A trailing child that belongs to the classifier: a pooling layer, a block that ends with adaptive
-    pooling (squeezenet's classifier), or a block without convolutions (avgpool, fc, classifier)."""
-    mods = list(m.modules())
-    leaves = [x for x in mods if not list(x.children())]
-    adaptive = (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, AdaptiveConcatPool2d)
-    return (isinstance(m, _POOLS) or (bool(leaves) and isinstance(leaves[-1], adaptive))
-            or not any(isinstance(x, _CONVS) for x in mods))
-
-
-def create_body(model: nn.Module, cut: int | Callable[[nn.Module], nn.Module] | None = None) -> nn.Sequential:
-    """The model without its pooling and classifier: `children[:cut]`, `cut(model)`, or (None) automatic.
-
-    Automatic: drop the trailing children that pool or have no convolution (torchvision's avgpool/fc,
-    classifier blocks). Models whose forward does more than run their children in order (e.g. Inception's
-    auxiliary branch) need an explicit `cut`.
-    """
-    if callable(cut):
-        body = cut(model)
-        return body if isinstance(body, nn.Sequential) else nn.Sequential(body)
-    children = list(model.children())
-    if cut is None:
-        cut = len(children)
-        while cut > 0 and _is_head_like(children[cut - 1]):
-            cut -= 1
-    body = nn.Sequential(*children[:cut])
-    if len(body) == 0:
-        names = [n for n, _ in model.named_children()]
-        raise ValueError(f"cutting {type(model).__name__} at {cut} leaves an empty body; pass cut= (an index "
-                         f"into its children {names} or a function model -> body)")
-    return body
-
-
-def num_features(body: nn.Module) -> int:
-    """Channels of the body's output, from one dummy forward pass (eval mode, no grad, mode restored)."""
-    was_training = body.training
-    body.eval()
-    try:
-        with torch.no_grad():
-            for size in (64, 224):
-                try:
-                    out = body(torch.zeros(1, 3, size, size))
-                    break
-                except RuntimeError as e:
-                    err = e
-            else:
-                raise ValueError(f"the body fails on a 3x224x224 input ({err}); pass cut= to cut the model "
-                                 "elsewhere")
-    finally:
-        body.train(was_training)
-    if out.ndim != 4:
-        raise ValueError(f"the body outputs shape {tuple(out.shape)}, not (N, C, H, W) feature maps: "
-                         "vision_learner needs a CNN body; pass cut= or build a Learner with your own model")
-    return out.shape[1]
-
-
 def _params(*mods: nn.Module) -> list[nn.Parameter]:
     return [p for m in mods for p in m.parameters()]
 
@@ -284,61 +219,6 @@ def arch_meta(name: str, model: nn.Module) -> ArchMeta:
     if name in model_meta:
         return model_meta[name]
     return RESNET_META if isinstance(model, ResNet) else DEFAULT_META
-
-
-# ================================================================================================
-# Weights: torchvision enums (hub cache, else download with a timeout), local files, state dicts
-# ================================================================================================
-def hub_checkpoint_path(weights: torchvision.models.WeightsEnum) -> Path:
-    """Where torch hub keeps a torchvision weights file: `$TORCH_HOME/hub/checkpoints/<file name>`."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(weights.url).path)
-
-
-def _offline_hint(weights: torchvision.models.WeightsEnum) -> str:
-    cache = hub_checkpoint_path(weights)
-    others = [w for w in type(weights) if w is not weights and hub_checkpoint_path(w).exists()]
-    found = "".join(f" The cache has {hub_checkpoint_path(w).name} ({w!r}): pass weights={w.name!r} to use it."
-                    for w in others)
-    return offline_hint(f"Download {cache.name} on a machine with network, then either copy it to {cache} "
-                        "(torch hub's cache, used automatically)", "arch", cache.name, found)
-
-
-def torchvision_state_dict(weights: torchvision.models.WeightsEnum, timeout: float | None = None) -> dict:
-    """A torchvision weights enum's state dict: from torch hub's cache, else downloaded (with a timeout)."""
-    cache = hub_checkpoint_path(weights)
-    if cache.exists():
-        return load_weights(cache)
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT if timeout is None else timeout)
-    try:
-        return torch.hub.load_state_dict_from_url(weights.url, map_location="cpu", progress=True, check_hash=True,
-                                                  weights_only=True)
-    except Exception as e:  # URLError, timeouts, HTTP errors, hash mismatch: all mean "could not get them"
-        raise WeightsUnavailableError(f"could not download {weights!r} from {weights.url} ({type(e).__name__}: "
-                                      f"{e}). " + _offline_hint(weights)) from e
-    finally:
-        socket.setdefaulttimeout(old)
-
-
-def load_weights(path: str | os.PathLike) -> dict:
-    """A state dict from a file (`torch.load(weights_only=True)`), with errors that name the file."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise FileNotFoundError(f"weights file {path} does not exist; pass the path of a state dict saved "
-                                "with torch.save(model.state_dict(), path) (as torchvision's .pth files are)")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"could not read weights file {path}: it is damaged or not a PyTorch state dict "
-                         f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from e
-    if isinstance(sd, dict) and isinstance(sd.get("model"), dict):  # minifastai checkpoint or export
-        sd = sd["model"]
-    elif isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
-        sd = sd["state_dict"]
-    if not isinstance(sd, dict) or not sd or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-        raise ValueError(f"weights file {path} does not hold a state dict (a dict of parameter name -> "
-                         "tensor)")
-    return sd
 
 
 def _body_state(full: nn.Module, body: nn.Module, sd: dict, source: str, arch: str) -> dict:

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .heads import create_head
-from .weights import WeightsUnavailableError, offline_hint
+from .weights import WeightsUnavailableError, _offline_hint
 
 __all__ = ["TimmBody", "TimmArch", "timm_arch", "timm_names", "create_timm_model", "TIMM_FORBIDDEN_KWARGS"]
 
@@ -194,13 +194,6 @@ def _hf_offline() -> bool:
     except ImportError:
         return True
     return bool(constants.HF_HUB_OFFLINE)
-
-
-def _offline_hint(name: str, cfg: dict) -> str:
-    repo = cfg.get("hf_hub_id") or cfg.get("url") or "timm's hub"
-    return offline_hint(f"On a machine with network, run timm.create_model({name!r}, pretrained=True) (it fills the "
-                        f"Hugging Face cache from {repo}; copy that cache here, and vision_learner finds it)",
-                        repr(name), "model.safetensors", " Set HF_HUB_OFFLINE=1 to fail fast without network.")
 
 
 def resolve_timm_weights(arch: TimmArch, pretrained: bool, weights: Any, model_kwargs: dict
@@ -377,7 +370,6 @@ def create_timm_model(arch: TimmArch | nn.Module, n_out: int, weights: dict | No
 
     `check_head(nf, pool)` runs before the head is built (an export checks its declared sizes there).
     """
-
     if isinstance(arch, TimmArch):
         kw = dict(model_kwargs or {})
         try:

@@ -1,5 +1,5 @@
 from minifastai.vision import default_weights, mobilenet_v2, resnet34, resnet50
-from minifastai.vision.models import hub_checkpoint_path
+from minifastai.vision.weights import hub_checkpoint_path
 
 for arch in (mobilenet_v2, resnet34, resnet50):  # what pretrained=True loads (fastai's choice)
     w = default_weights(arch)

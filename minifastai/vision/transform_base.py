@@ -1,18 +1,19 @@
-"""The base of image transforms: `ImageTransform`, argument checks, padding, cropping and resizing helpers."""
+"""The base of minifastai's image transforms: `ImageTransform` (`__call__(x, train)`, `order`, `train_only`,
+`export_args`), fastai's `PadMode` and `ResizeMethod`, the argument checks and per-image draws the transforms share,
+and how any transform (torchvision `transforms.v2` ones too) sits in a pipeline: `tfm_order`, `is_augmentation`,
+`valid_version`.
+"""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import random
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+import torch
 from torch import Tensor
 from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as TF
 
-imagenet_stats: tuple[list[float], list[float]] = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
-
-
-IMAGENET_STATS: tuple[tuple[float, ...], tuple[float, ...]] = (tuple(imagenet_stats[0]), tuple(imagenet_stats[1]))
-
+__all__ = ["MAX_SIZE", "PadMode", "ResizeMethod", "ImageTransform", "tfm_order", "is_augmentation", "valid_version"]
 
 MAX_SIZE = 16384  # pixels per side: larger sizes in a transform are refused (an export cannot ask for more)
 
@@ -30,8 +31,6 @@ class ResizeMethod:
 
 
 _TV_PAD = {"zeros": "constant", "border": "edge", "reflection": "reflect"}
-
-
 _INTERP = {"bilinear": v2.InterpolationMode.BILINEAR, "nearest": v2.InterpolationMode.NEAREST,
            "bicubic": v2.InterpolationMode.BICUBIC}
 
@@ -85,36 +84,62 @@ class ImageTransform:
         return f"{type(self).__name__}({args})"
 
 
+Draw = float | Sequence[float] | Callable[[Tensor], Tensor] | None
+
+
+def _draw_mask(x: Tensor, default: Callable[[Tensor], Tensor], draw: Draw = None, p: float = 0.5,
+               neutral: float = 0.0, batch: bool = False) -> Tensor:
+    """One value per image: drawn (or `draw`), replaced by `neutral` with probability `1 - p` (fastai)."""
+    n = x.size(0)
+    if draw is None:
+        res = default(x)
+    elif callable(draw):
+        res = draw(x)
+    elif isinstance(draw, (list, tuple)):
+        if len(draw) < n:
+            raise ValueError(f"draw has {len(draw)} values for a batch of {n}")
+        res = torch.tensor(list(draw[:n]), dtype=x.dtype, device=x.device)
+    else:
+        res = x.new_zeros(n) + float(draw)  # type: ignore[arg-type]
+    res = res.to(x.dtype)
+    if p == 1.0:
+        return res
+    if batch:
+        return res if random.random() < p else x.new_zeros(n) + neutral
+    keep = torch.empty(n, device=x.device).bernoulli_(p).to(x.dtype)
+    return (res - neutral) * keep + neutral
+
+
 # ================================================================================================
-# Item transforms: uint8 (C, H, W) images, one at a time (also work on (N, C, H, W): one draw per call)
+# torchvision v2 transforms in a pipeline
 # ================================================================================================
-def _reflect_pad(x: Tensor, pad: list[int], mode: str) -> Tensor:
-    """`TF.pad` with [left, top, right, bottom]; reflection wider than the image is done in steps."""
-    if mode != "reflect":
-        return TF.pad(x, pad, padding_mode=mode)
-    pad = list(pad)
-    while any(pad):
-        h, w = x.shape[-2:]
-        step = [min(pad[0], w - 1), min(pad[1], h - 1), min(pad[2], w - 1), min(pad[3], h - 1)]
-        if not any(step):  # a 1-pixel image cannot be reflected: repeat its edge
-            return TF.pad(x, pad, padding_mode="edge")
-        x = TF.pad(x, step, padding_mode="reflect")
-        pad = [a - b for a, b in zip(pad, step)]
-    return x
+_V2_AUG_NAMES = {"ColorJitter", "AutoAugment", "RandAugment", "TrivialAugmentWide", "AugMix", "ElasticTransform",
+                 "GaussianBlur", "GaussianNoise", "JPEG"}
 
 
-def crop_pad(x: Tensor, top: int, left: int, height: int, width: int, pad_mode: str = PadMode.Zeros) -> Tensor:
-    """The `height` x `width` window at (`top`, `left`) of `x`; parts outside the image are padded (fastai's
-    `crop_pad`)."""
-    h, w = x.shape[-2:]
-    t0, l0 = max(top, 0), max(left, 0)
-    t1, l1 = min(top + height, h), min(left + width, w)
-    x = x[..., t0:t1, l0:l1]
-    pad = [max(-left, 0), max(-top, 0), max(left + width - w, 0), max(top + height - h, 0)]
-    return _reflect_pad(x, pad, _TV_PAD[pad_mode]) if any(pad) else x
+def is_augmentation(t: Any) -> bool:
+    """Random transforms augment training data only: minifastai's `train_only` ones and torchvision's
+    `Random*`, ColorJitter, AutoAugment, ..."""
+    if isinstance(t, ImageTransform):
+        return t.train_only
+    name = type(t).__name__
+    return name.startswith("Random") or name in _V2_AUG_NAMES
 
 
-def _resize(x: Tensor, hw: tuple[int, int], mode: str) -> Tensor:
-    if tuple(x.shape[-2:]) == hw:
-        return x
-    return TF.resize(x, list(hw), interpolation=_INTERP[mode], antialias=mode != "nearest")
+def valid_version(t: Any) -> list:
+    """What a torchvision transform becomes for validation and inference: random crops become centre
+    crops, other augmentation is dropped, deterministic transforms stay."""
+    if isinstance(t, v2.Compose):
+        return [x for s in t.transforms for x in valid_version(s)]
+    if isinstance(t, v2.RandomResizedCrop):
+        return [v2.Resize(min(t.size), antialias=True), v2.CenterCrop(list(t.size))]
+    if isinstance(t, v2.RandomCrop):
+        return [v2.CenterCrop(list(t.size))]
+    return [] if is_augmentation(t) else [t]
+
+
+def tfm_order(t: Any) -> int:
+    """Where a transform goes in a pipeline (fastai's `order`; torchvision's Normalize last, others 0)."""
+    if isinstance(t, ImageTransform):
+        return t.order
+    return 99 if isinstance(t, v2.Normalize) else 0

@@ -1,4 +1,8 @@
-"""Image files: reading and decoding them into uint8 tensors, finding them in folders, and fastai's labellers."""
+"""Image files: reading them (`read_image`, `to_image_tensor`: uint8 `(3, H, W)` tensors, torchvision's
+`decode_image` or PIL; `DEFAULT_BACKEND`), listing them (`get_image_files`, `IMAGE_EXTENSIONS`) and labelling them
+(`parent_label`, regular expressions, class folders), with the checks `ImageDataLoaders`' constructors make on
+the files they are given.
+"""
 from __future__ import annotations
 
 import mimetypes
@@ -12,16 +16,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+__all__ = ["IMAGE_EXTENSIONS", "DEFAULT_BACKEND", "get_image_files", "parent_label", "read_image", "to_image_tensor"]
+
 # what minifastai reads (torchvision's ImageFolder list); other image types are reported as skipped
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
-
-
 _IMAGE_LIKE = {k for k, v in mimetypes.types_map.items() if v.startswith("image/")} | {".avif", ".heic", ".heif"}
-
-
 _TV_DECODE = (".jpg", ".jpeg", ".png", ".webp")  # decoded by torchvision.io.decode_image (faster, bench/vision.py)
-
-
 DEFAULT_BACKEND = "torchvision"
 
 
@@ -208,3 +208,35 @@ def _regex_labeller(pat: str, on_name: bool) -> Callable[[Any], str]:
         return m.group(1)
 
     return label
+
+
+def _class_folders(folder: Path) -> list[str]:
+    return sorted(e.name for e in os.scandir(folder) if e.is_dir() and not e.name.startswith("."))
+
+
+def _class_samples(folder: Path, what: str) -> tuple[list[Path], list[str]]:
+    """Images under `folder/<class>/` (any depth), labelled by class; empty class folders are errors."""
+    classes = _class_folders(folder)
+    if not classes:
+        loose = [f for f in os.listdir(folder) if f.lower().endswith(IMAGE_EXTENSIONS)]
+        raise FileNotFoundError(f"{what} folder {folder} has no class folders" + (
+            f" (it holds {len(loose)} images directly)" if loose else "") +
+            f": expected {folder}/<class name>/<image files>")
+    files = get_image_files(folder, folders=classes)
+    labels = [f.relative_to(folder).parts[0] for f in files]
+    empty = [str(folder / c) for c in classes if c not in set(labels)]
+    if empty:
+        raise FileNotFoundError(f"no images in {', '.join(empty)} (image files end in "
+                                f"{', '.join(IMAGE_EXTENSIONS)}); add images or remove the folder")
+    return files, labels
+
+
+def _check_files(items: Sequence[Any], path: Path) -> list[str]:
+    out = [str(o) for o in items]
+    missing = [f for f in out if not os.path.isfile(f)]
+    if missing:
+        hint = ""
+        if not os.path.isabs(missing[0]) and (path / missing[0]).is_file():
+            hint = f" They exist under path={str(path)!r}: pass [path/f for f in fnames]."
+        raise FileNotFoundError(f"{len(missing)} of {len(out)} image files do not exist (e.g. {missing[:3]}).{hint}")
+    return out

@@ -1,5 +1,9 @@
-"""Batch augmentations on the device, as fastai's: affine (`Flip`, `Dihedral`, `Rotate`, `Zoom`, `Warp`) and
-lighting (`Brightness`, `Contrast`) transforms, composed into one resampling."""
+"""Geometric transforms. Item transforms (`Resize`, `CropPad`, `RandomResizedCrop`) run per image on uint8
+`(C, H, W)` tensors with torchvision's kernels (`transforms.v2.functional`). Batch transforms that move pixels
+(`Flip`, `Dihedral`, `Rotate`, `Zoom`, `Warp`, all `AffineTfm`s; `RandomResizedCropGPU`) run on whole float
+batches on the device, with parameters drawn per image; consecutive affine ones share one `grid_sample`
+(`apply_affine`, as fastai composes them). Numbers follow fastai 2.8.
+"""
 from __future__ import annotations
 
 import math
@@ -10,38 +14,165 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torchvision.transforms.v2 import functional as TF
 
-from .tfm_base import ImageTransform, PadMode, _check_choice, _check_prob, _size_hw
+from .transform_base import (
+    _INTERP,
+    _TV_PAD,
+    Draw,
+    ImageTransform,
+    PadMode,
+    ResizeMethod,
+    _check_choice,
+    _check_prob,
+    _draw_mask,
+    _size_hw,
+)
+
+__all__ = ["crop_pad", "Resize", "CropPad", "RandomResizedCrop", "AffineTfm", "apply_affine", "Flip", "Dihedral",
+           "Rotate", "Zoom", "Warp", "RandomResizedCropGPU"]
+
+
+# ================================================================================================
+# Item transforms: uint8 (C, H, W) images, one at a time (also work on (N, C, H, W): one draw per call)
+# ================================================================================================
+def _reflect_pad(x: Tensor, pad: list[int], mode: str) -> Tensor:
+    """`TF.pad` with [left, top, right, bottom]; reflection wider than the image is done in steps."""
+    if mode != "reflect":
+        return TF.pad(x, pad, padding_mode=mode)
+    pad = list(pad)
+    while any(pad):
+        h, w = x.shape[-2:]
+        step = [min(pad[0], w - 1), min(pad[1], h - 1), min(pad[2], w - 1), min(pad[3], h - 1)]
+        if not any(step):  # a 1-pixel image cannot be reflected: repeat its edge
+            return TF.pad(x, pad, padding_mode="edge")
+        x = TF.pad(x, step, padding_mode="reflect")
+        pad = [a - b for a, b in zip(pad, step)]
+    return x
+
+
+def crop_pad(x: Tensor, top: int, left: int, height: int, width: int, pad_mode: str = PadMode.Zeros) -> Tensor:
+    """The `height` x `width` window at (`top`, `left`) of `x`; parts outside the image are padded (fastai's
+    `crop_pad`)."""
+    h, w = x.shape[-2:]
+    t0, l0 = max(top, 0), max(left, 0)
+    t1, l1 = min(top + height, h), min(left + width, w)
+    x = x[..., t0:t1, l0:l1]
+    pad = [max(-left, 0), max(-top, 0), max(left + width - w, 0), max(top + height - h, 0)]
+    return _reflect_pad(x, pad, _TV_PAD[pad_mode]) if any(pad) else x
+
+
+def _resize(x: Tensor, hw: tuple[int, int], mode: str) -> Tensor:
+    if tuple(x.shape[-2:]) == hw:
+        return x
+    return TF.resize(x, list(hw), interpolation=_INTERP[mode], antialias=mode != "nearest")
+
+
+class Resize(ImageTransform):
+    """Resize to `size` (int or (h, w)) with `method`: 'crop' (fill, cut the excess: at a random position in
+    training, centred otherwise), 'pad' (fit inside, pad with `pad_mode`) or 'squish' (ignore the aspect).
+    """
+
+    order = 1
+
+    def __init__(self, size: int | Sequence[int], method: str = ResizeMethod.Crop,
+                 pad_mode: str = PadMode.Reflection, resamples: Sequence[str] = ("bilinear", "nearest")) -> None:
+        self.size = _size_hw(size)
+        self.method = _check_choice(method, ("crop", "pad", "squish"), "method")
+        self.pad_mode = _check_choice(pad_mode, ("zeros", "border", "reflection"), "pad_mode")
+        self.resamples = tuple(_check_choice(r, tuple(_INTERP), "resamples") for r in resamples)
+
+    def encodes(self, x: Tensor, train: bool) -> Tensor:
+        h, w = x.shape[-2:]
+        th, tw = self.size
+        if self.method == ResizeMethod.Squish:
+            return _resize(x, self.size, self.resamples[0])
+        pw, ph = (random.random(), random.random()) if train else (0.5, 0.5)
+        rw, rh = w / tw, h / th
+        m = min(rw, rh) if self.method == ResizeMethod.Crop else max(rw, rh)  # crop: fill; pad: fit inside
+        cw, ch = int(m * tw), int(m * th)
+        left, top = int(pw * (w - cw)), int(ph * (h - ch))
+        return _resize(crop_pad(x, top, left, ch, cw, self.pad_mode), self.size, self.resamples[0])
+
+    def export_args(self) -> dict[str, Any]:
+        return {"size": list(self.size), "method": self.method, "pad_mode": self.pad_mode,
+                "resamples": list(self.resamples)}
+
+
+class CropPad(ImageTransform):
+    """Center crop or pad to `size` (fastai's `CropPad`)."""
+
+    order = 0
+
+    def __init__(self, size: int | Sequence[int], pad_mode: str = PadMode.Zeros) -> None:
+        self.size = _size_hw(size)
+        self.pad_mode = _check_choice(pad_mode, ("zeros", "border", "reflection"), "pad_mode")
+
+    def encodes(self, x: Tensor, train: bool) -> Tensor:
+        h, w = x.shape[-2:]
+        th, tw = self.size
+        return crop_pad(x, (h - th) // 2, (w - tw) // 2, th, tw, self.pad_mode)
+
+    def export_args(self) -> dict[str, Any]:
+        return {"size": list(self.size), "pad_mode": self.pad_mode}
+
+
+class RandomResizedCrop(ImageTransform):
+    """A random crop of `min_scale`-`max_scale` of the area and aspect in `ratio`, resized to `size`
+    (training); validation: resize to `size` plus `val_xtra` of a margin, then a centre crop (fastai)."""
+
+    order = 1
+
+    def __init__(self, size: int | Sequence[int], min_scale: float = 0.08, ratio: Sequence[float] = (3 / 4, 4 / 3),
+                 resamples: Sequence[str] = ("bilinear", "nearest"), val_xtra: float = 0.14,
+                 max_scale: float = 1.0) -> None:
+        self.size = _size_hw(size)
+        if not 0 < min_scale <= max_scale <= 1:
+            raise ValueError(f"need 0 < min_scale <= max_scale <= 1, got min_scale={min_scale}, "
+                             f"max_scale={max_scale}")
+        if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
+            raise ValueError(f"ratio={ratio!r} must be (min, max) aspect ratios with 0 < min <= max")
+        if not 0 <= val_xtra < 1:
+            raise ValueError(f"val_xtra={val_xtra} must be in [0, 1)")
+        self.min_scale, self.max_scale, self.val_xtra = float(min_scale), float(max_scale), float(val_xtra)
+        self.ratio = (float(ratio[0]), float(ratio[1]))
+        self.resamples = tuple(_check_choice(r, tuple(_INTERP), "resamples") for r in resamples)
+
+    def params(self, h: int, w: int) -> tuple[int, int, int, int]:
+        """(top, left, height, width) of a random crop, drawn as fastai draws it (10 tries, then centred)."""
+        for _ in range(10):
+            area = random.uniform(self.min_scale, self.max_scale) * w * h
+            ratio = math.exp(random.uniform(math.log(self.ratio[0]), math.log(self.ratio[1])))
+            nw, nh = int(round(math.sqrt(area * ratio))), int(round(math.sqrt(area / ratio)))
+            if nw <= w and nh <= h:
+                left, top = random.randint(0, w - nw), random.randint(0, h - nh)
+                return top, left, nh, nw
+        if w / h < self.ratio[0]:
+            cw, ch = w, int(w / self.ratio[0])
+        elif w / h > self.ratio[1]:
+            cw, ch = int(h * self.ratio[1]), h
+        else:
+            cw, ch = w, h
+        return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+    def encodes(self, x: Tensor, train: bool) -> Tensor:
+        h, w = x.shape[-2:]
+        if train:
+            top, left, ch, cw = self.params(h, w)
+            return _resize(x[..., top:top + ch, left:left + cw], self.size, self.resamples[0])
+        th, tw = self.size
+        xtra = math.ceil(max(th, tw) * self.val_xtra / 8) * 8
+        x = _resize(x, (th + xtra, tw + xtra), self.resamples[0])
+        return crop_pad(x, xtra // 2, xtra // 2, th, tw)
+
+    def export_args(self) -> dict[str, Any]:
+        return {"size": list(self.size), "min_scale": self.min_scale, "ratio": list(self.ratio),
+                "resamples": list(self.resamples), "val_xtra": self.val_xtra, "max_scale": self.max_scale}
+
 
 # ================================================================================================
 # Batch transforms: float (N, C, H, W) batches on the device, parameters drawn per image
 # ================================================================================================
-Draw = float | Sequence[float] | Callable[[Tensor], Tensor] | None
-
-
-def _draw_mask(x: Tensor, default: Callable[[Tensor], Tensor], draw: Draw = None, p: float = 0.5,
-               neutral: float = 0.0, batch: bool = False) -> Tensor:
-    """One value per image: drawn (or `draw`), replaced by `neutral` with probability `1 - p` (fastai)."""
-    n = x.size(0)
-    if draw is None:
-        res = default(x)
-    elif callable(draw):
-        res = draw(x)
-    elif isinstance(draw, (list, tuple)):
-        if len(draw) < n:
-            raise ValueError(f"draw has {len(draw)} values for a batch of {n}")
-        res = torch.tensor(list(draw[:n]), dtype=x.dtype, device=x.device)
-    else:
-        res = x.new_zeros(n) + float(draw)  # type: ignore[arg-type]
-    res = res.to(x.dtype)
-    if p == 1.0:
-        return res
-    if batch:
-        return res if random.random() < p else x.new_zeros(n) + neutral
-    keep = torch.empty(n, device=x.device).bernoulli_(p).to(x.dtype)
-    return (res - neutral) * keep + neutral
-
-
 def _affine_mat(*ms: Tensor) -> Tensor:
     """(N, 3, 3) matrices from 6 tensors of shape (N,): rows (m0, m1, m2), (m3, m4, m5), (0, 0, 1)."""
     z, o = torch.zeros_like(ms[0]), torch.ones_like(ms[0])
@@ -270,69 +401,48 @@ class Warp(AffineTfm):
         return {"magnitude": self.magnitude, **self._common_args()}
 
 
-def _logit(x: Tensor) -> Tensor:
-    x = x.clamp(1e-7, 1 - 1e-7)
-    return -(1 / x - 1).log()
+class RandomResizedCropGPU(ImageTransform):
+    """`RandomResizedCrop` on a whole batch (one crop per batch, fastai): training crops `min_scale`-
+    `max_scale` of the area, validation the centre `valid_scale`; both resized to `size`."""
 
+    order = 30
 
-class LightingTfm(ImageTransform):
-    """Base of the lighting transforms: applied in logit space; consecutive ones share one logit/sigmoid.
-    Training only."""
-
-    order = 40
-    train_only = True
-
-    def __init__(self, max_lighting: float = 0.2, p: float = 0.75, draw: Draw = None, batch: bool = False) -> None:
-        if not 0 <= max_lighting < 1:
-            raise ValueError(f"max_lighting={max_lighting} must be in [0, 1)")
-        self.max_lighting, self.p, self.draw, self.batch = float(max_lighting), _check_prob(p), draw, bool(batch)
-
-    def logit_fn(self, x: Tensor) -> Callable[[Tensor], Tensor]:
-        """A function applied to the batch in logit space, drawn for this batch."""
-        raise NotImplementedError
+    def __init__(self, size: int | Sequence[int], min_scale: float = 0.08, ratio: Sequence[float] = (3 / 4, 4 / 3),
+                 mode: str = "bilinear", valid_scale: float = 1.0, max_scale: float = 1.0) -> None:
+        self.size = _size_hw(size)
+        if not 0 < min_scale <= max_scale <= 1 or not 0 < valid_scale <= 1:
+            raise ValueError(f"need 0 < min_scale <= max_scale <= 1 and 0 < valid_scale <= 1, got "
+                             f"min_scale={min_scale}, max_scale={max_scale}, valid_scale={valid_scale}")
+        self.min_scale, self.max_scale, self.valid_scale = float(min_scale), float(max_scale), float(valid_scale)
+        self.ratio = (float(ratio[0]), float(ratio[1]))
+        self.mode = _check_choice(mode, ("bilinear", "nearest", "bicubic"), "mode")
 
     def encodes(self, x: Tensor, train: bool) -> Tensor:
-        return apply_lighting([self], x)
+        h, w = x.shape[-2:]
+        for _ in range(10 if train else 0):
+            area = random.uniform(self.min_scale, self.max_scale) * w * h
+            ratio = math.exp(random.uniform(math.log(self.ratio[0]), math.log(self.ratio[1])))
+            nw, nh = int(round(math.sqrt(area * ratio))), int(round(math.sqrt(area / ratio)))
+            if nw <= w and nh <= h:
+                top, left = random.randint(0, h - nh), random.randint(0, w - nw)
+                return self._resize(x[..., top:top + nh, left:left + nw])
+        if w / h < self.ratio[0]:
+            ch, cw = int(w / self.ratio[0]), w
+        elif w / h > self.ratio[1]:
+            ch, cw = h, int(h * self.ratio[1])
+        else:
+            ch, cw = h, w
+        if not train:
+            ch, cw = int(ch * self.valid_scale), int(cw * self.valid_scale)
+        top, left = (h - ch) // 2, (w - cw) // 2
+        return self._resize(x[..., top:top + ch, left:left + cw])
+
+    def _resize(self, x: Tensor) -> Tensor:
+        n = x.size(0)
+        mat = torch.eye(3, device=x.device, dtype=x.dtype).expand(n, 3, 3)[:, :2]
+        grid = F.affine_grid(mat, [n, x.size(1), *self.size], align_corners=True)
+        return _grid_sample(x, grid, self.mode, PadMode.Reflection, True)
 
     def export_args(self) -> dict[str, Any]:
-        return {"max_lighting": self.max_lighting, "p": self.p, "batch": self.batch}
-
-
-def apply_lighting(tfms: Sequence[LightingTfm], x: Tensor) -> Tensor:
-    """sigmoid(f_n(...f_1(logit(x)))) for consecutive lighting transforms (training batches)."""
-    fns = [t.logit_fn(x) for t in tfms]
-    y = _logit(x)
-    for f in fns:
-        y = f(y)
-    return torch.sigmoid(y)
-
-
-class Brightness(LightingTfm):
-    """Change the brightness of each image by up to `max_lighting`, with probability `p`."""
-
-    def logit_fn(self, x: Tensor) -> Callable[[Tensor], Tensor]:
-        lo, hi = 0.5 * (1 - self.max_lighting), 0.5 * (1 + self.max_lighting)
-
-        def default(t: Tensor) -> Tensor:
-            if self.batch:
-                return t.new_zeros(t.size(0)) + random.uniform(lo, hi)
-            return t.new_empty(t.size(0)).uniform_(lo, hi)
-
-        change = _logit(_draw_mask(x, default, self.draw, self.p, 0.5, self.batch))[:, None, None, None]
-        return lambda y: y + change
-
-
-class Contrast(LightingTfm):
-    """Change the contrast of each image by a factor in [1 - max_lighting, 1 / (1 - max_lighting)], with
-    probability `p`."""
-
-    def logit_fn(self, x: Tensor) -> Callable[[Tensor], Tensor]:
-        lo, hi = math.log(1 - self.max_lighting), -math.log(1 - self.max_lighting)
-
-        def default(t: Tensor) -> Tensor:
-            if self.batch:
-                return torch.exp(t.new_zeros(t.size(0)) + random.uniform(lo, hi))
-            return torch.exp(t.new_empty(t.size(0)).uniform_(lo, hi))
-
-        change = _draw_mask(x, default, self.draw, self.p, 1.0, self.batch)[:, None, None, None]
-        return lambda y: y * change
+        return {"size": list(self.size), "min_scale": self.min_scale, "ratio": list(self.ratio), "mode": self.mode,
+                "valid_scale": self.valid_scale, "max_scale": self.max_scale}

@@ -1,0 +1,111 @@
+"""The dataset and the loader: `ImageListDataset` (items read and passed through the item transforms),
+`collate_images` and `ImageDL` (a torch `DataLoader` whose batches go to the device and through the batch
+transforms there). Training batches are shuffled and the last partial one is dropped (fastai), so BatchNorm
+never sees a batch of one; validation uses every image, in order.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from .image_files import to_image_tensor
+from .pipeline import ImagePipeline
+
+__all__ = ["ImageListDataset", "ImageDL", "collate_images"]
+
+
+class ImageListDataset(Dataset):
+    """Images (file paths, or PIL images / tensors) and label indices (None for unlabelled items), read and
+    passed through the pipeline's item transforms (training or validation version)."""
+
+    def __init__(self, items: Sequence[Any], labels: Sequence[int] | None, pipeline: ImagePipeline,
+                 train: bool, backend: str | None = None) -> None:
+        self.items = [str(o) if isinstance(o, os.PathLike) else o for o in items]
+        self.labels = None if labels is None else [int(y) for y in labels]
+        self.pipeline, self.train, self.backend = pipeline, train, backend
+
+    @property
+    def samples(self) -> list[tuple[Any, int]]:
+        """(item, label index) pairs, as torchvision's ImageFolder has them."""
+        return list(zip(self.items, self.labels or []))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple:
+        img = self.pipeline.item(to_image_tensor(self.items[i], self.backend), self.train)
+        return (img,) if self.labels is None else (img, self.labels[i])
+
+    def with_train(self, train: bool) -> ImageListDataset:
+        """The same items with the training (True) or validation (False) item transforms."""
+        return ImageListDataset(self.items, self.labels, self.pipeline, train, self.backend)
+
+
+def collate_images(batch: list[tuple]) -> tuple[Tensor, ...]:
+    """Stack images (and labels); images of different sizes are an error that says how to resize them."""
+    imgs = [b[0] for b in batch]
+    shapes = {tuple(x.shape) for x in imgs}
+    if len(shapes) > 1:
+        ex = ", ".join("x".join(map(str, s)) for s in sorted(shapes)[:3])
+        raise RuntimeError(f"images in a batch have different sizes ({ex}): pass item_tfms that make them "
+                           "equal, e.g. item_tfms=Resize(224) or RandomResizedCrop(224, min_scale=0.35)")
+    x = torch.stack(imgs)
+    return (x,) if len(batch[0]) == 1 else (x, torch.tensor([b[1] for b in batch]))
+
+
+class ImageDL:
+    """A torch DataLoader whose batches go to the device and through the batch transforms (training or
+    validation version)."""
+
+    def __init__(self, dl: DataLoader, pipeline: ImagePipeline, train: bool, device: torch.device) -> None:
+        self.dl, self.pipeline, self.train, self.device = dl, pipeline, train, device
+
+    @property
+    def dataset(self) -> Any:
+        """The underlying dataset."""
+        return self.dl.dataset
+
+    @property
+    def sampler(self) -> Any:
+        """The underlying DataLoader's sampler (distributed training sets its epoch)."""
+        return self.dl.sampler
+
+    @property
+    def bs(self) -> int:
+        """Batch size."""
+        return int(self.dl.batch_size or 1)
+
+    @property
+    def items(self) -> list:
+        """The files (or other items) this loader reads, in dataset order."""
+        return list(getattr(self.dl.dataset, "items", []))
+
+    def map_loader(self, f: Callable[[DataLoader], DataLoader]) -> ImageDL:
+        """The same pipeline around `f(inner DataLoader)`; distributed training shards the inner loader so."""
+        return ImageDL(f(self.dl), self.pipeline, self.train, self.device)
+
+    def new(self, shuffle: bool = False, drop_last: bool = False, train: bool | None = None,
+            bs: int | None = None) -> ImageDL:
+        """A loader over the same items: unshuffled, every batch, training (`train=True`: augmented) or
+        validation transforms (default: this loader's own)."""
+        train = self.train if train is None else train
+        ds = self.dl.dataset
+        if isinstance(ds, ImageListDataset):
+            ds = ds.with_train(train)
+        dl = DataLoader(ds, bs or self.bs, shuffle=shuffle, drop_last=drop_last, num_workers=self.dl.num_workers,
+                        collate_fn=self.dl.collate_fn, pin_memory=self.dl.pin_memory)
+        return ImageDL(dl, self.pipeline, train, self.device)
+
+    def __len__(self) -> int:
+        return len(self.dl)
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        nb = self.device.type == "cuda"
+        for b in self.dl:
+            x = self.pipeline.batch(b[0].to(self.device, non_blocking=nb), self.train)
+            yield (x,) if len(b) == 1 else (x, b[1].to(self.device, non_blocking=nb))
