@@ -330,7 +330,7 @@ def distrib_ctx(learn: Learner, sync_bn: bool = True, backend: str | None = None
         finally:
             learn.remove_cb(cb)
     finally:
-        _RankState.failing = False
+        failed, _RankState.failing = _RankState.failing, False
         if isinstance(learn.model, DDP):  # an error outside a fit's after_fit left it wrapped
             learn.model = learn.model.module
         for parent, name, child in swaps:
@@ -339,4 +339,6 @@ def distrib_ctx(learn: Learner, sync_bn: bool = True, backend: str | None = None
             learn.add_cb(c)
         dls.train, dls.valid, dls.device = old
         if created:
+            if not failed:  # every rank finishes its work on the group first: a peer destroying it under a
+                barrier()   # rank still in gloo's threads aborts that rank ("terminate called ...")
             dist.destroy_process_group()
