@@ -350,32 +350,34 @@ class Learner(LoopFields):
             self._with_events(self._all_batches, "validate", CancelValidException)
 
     def _all_batches(self) -> None:
-        if self.dry:
-            for self.iter in range(self.n_iter):
+        loop = self.loop  # the hot loop writes its owner directly (no property per access)
+        if loop.dry:
+            for loop.iter in range(loop.n_iter):
                 self._with_events(_noop, "batch", CancelBatchException)
             return
         on_cpu = self.dls.device.type == "cpu"
-        for self.iter, b in enumerate(self.dl):  # type: ignore[arg-type]
-            self.batch = b if on_cpu else to_device(b, self.dls.device)
-            self.xb, self.yb = self.dls.split_batch(self.batch)
-            self.pred = self.loss = None
+        for loop.iter, b in enumerate(loop.dl):  # type: ignore[arg-type]
+            loop.batch = b if on_cpu else to_device(b, self.dls.device)
+            loop.xb, loop.yb = self.dls.split_batch(loop.batch)
+            loop.pred = loop.loss = None
             self._with_events(self._one_batch, "batch", CancelBatchException)
 
     def _one_batch(self) -> None:
+        loop = self.loop
         try:
-            self.pred = self.model(*self.xb)
+            loop.pred = self.model(*loop.xb)
         except (RuntimeError, ValueError, TypeError) as e:
-            raise type(e)(f"the model failed on a batch from dls.{'train' if self.training else 'valid'} with "
-                          f"input shapes {shapes_of(self.xb)}: {e}") from e
+            raise type(e)(f"the model failed on a batch from dls.{'train' if loop.training else 'valid'} with "
+                          f"input shapes {shapes_of(loop.xb)}: {e}") from e
         self._cb("after_pred")
-        if self.yb:
-            self.loss = self._compute_loss()
-        elif self.training:
-            raise ValueError(f"a training batch from dls.train has no targets (it holds {len(self.xb)} input(s) "
-                             f"of shapes {shapes_of(self.xb)}): nothing to learn from. Give batches (x, y), or set "
+        if loop.yb:
+            loop.loss = self._compute_loss()
+        elif loop.training:
+            raise ValueError(f"a training batch from dls.train has no targets (it holds {len(loop.xb)} input(s) "
+                             f"of shapes {shapes_of(loop.xb)}): nothing to learn from. Give batches (x, y), or set "
                              "dls.n_inp to the number of inputs")
         self._cb("after_loss")
-        if not self.training or self.loss is None:
+        if not loop.training or loop.loss is None:
             return
         self._with_events(self._backward, "backward", CancelBackwardException)
         self._with_events(self._step, "step", CancelStepException)
@@ -404,7 +406,7 @@ class Learner(LoopFields):
         return loss
 
     def _backward(self) -> None:
-        self.loss.backward()
+        self.loop.loss.backward()
 
     def _step(self) -> None:
         assert self.opt is not None
