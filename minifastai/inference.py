@@ -100,7 +100,7 @@ def validate(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, cbs: A
     if getattr(learn, "recorder", None) is None:
         raise ValueError("validate() reads the Recorder: create the Learner with default_cbs=True")
     run_valid(learn, dl, cbs)
-    return list(learn.recorder.valid_result)
+    return list(learn.results.valid_result)
 
 
 def get_preds(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, with_input: bool = False,

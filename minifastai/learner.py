@@ -26,6 +26,7 @@ from .callback.core import (
     TrainEvalCallback,
     hooks_of,
     listify,
+    sort_cbs,
 )
 from .callback.progress import ProgressCallback
 from .callback.recorder import Recorder
@@ -36,6 +37,7 @@ from .persist import checkpoint as persist_checkpoint
 from .persist import export as persist_export
 from .persist.registry import register_learner_factory
 from .persist.snapshot import Snapshot
+from .results import Results
 from .state import LoopFields, LoopState, exposes_loop_state
 
 _EVENT_NAMES = {n: (f"before_{n}", f"after_cancel_{n}", f"after_{n}")
@@ -87,6 +89,7 @@ class Learner(LoopFields):
         self.opt: torch.optim.Optimizer | None = None
         self.export_info: dict | None = None
         self.group_plan = G.GroupPlan(list(names))
+        self.results = Results()  # what the Recorder publishes and every callback reads
         self.log_results = True  # the progress table; `no_logging()` turns it off
         self.cbs: list[Callback] = []
         defaults: list[Callback] = [TrainEvalCallback(), Recorder(), ProgressCallback()] if default_cbs \
@@ -97,19 +100,20 @@ class Learner(LoopFields):
     # ---- callbacks ----------------------------------------------------------------------------
     def add_cb(self, cb: Callback | type[Callback]) -> Learner:
         """Add a callback (it reaches this learner as `cb.learn`, and the learner exposes it as `cb.name`)."""
-        cb = check_cbs(cb)[0]
-        cb.learn = self
-        self.cbs.append(cb)
-        self.cbs.sort(key=lambda c: c.order)
-        if not hasattr(self, cb.name) or isinstance(getattr(self, cb.name), Callback):
-            setattr(self, cb.name, cb)
-        self._rebuild_handlers()
-        return self
+        return self.add_cbs([cb])
 
     def add_cbs(self, cbs: Iterable[Callback | type[Callback]]) -> Learner:
-        """Add several callbacks."""
-        for cb in check_cbs(cbs):
-            self.add_cb(cb)
+        """Add several callbacks (their `run_after` / `run_before` claims are checked first: a contradiction is a
+        ValueError and nothing is added)."""
+        new = check_cbs(cbs)
+        ordered = sort_cbs([*self.cbs, *new])
+        for cb in new:
+            cb.learn = self
+        self.cbs[:] = ordered
+        for cb in new:
+            if not hasattr(self, cb.name) or isinstance(getattr(self, cb.name), Callback):
+                setattr(self, cb.name, cb)
+        self._rebuild_handlers()
         return self
 
     def remove_cb(self, cb: Callback | type[Callback]) -> Learner:
@@ -209,9 +213,10 @@ class Learner(LoopFields):
         """One learning rate per layer group from a float, slice or list (see `minifastai.lr_range`)."""
         return G.lr_range(lr, self.n_groups)
 
-    def create_opt(self) -> torch.optim.Optimizer:
-        """A torch optimizer whose param groups are tagged with their layer group."""
-        lrs = self.lr_range(self.lr)
+    def create_opt(self, lrs: Sequence[float] | None = None) -> torch.optim.Optimizer:
+        """A torch optimizer whose param groups are tagged with their layer group (at `lrs`, one per group, by
+        default `learn.lr` spread over the groups)."""
+        lrs = self.lr_range(self.lr) if lrs is None else list(lrs)
         pgs = G.make_param_groups(self.layer_groups, G.no_wd_params(self.model), lrs,
                                   self.wd, self.wd_bn_bias)  # wd=None: the optimizer's default
         self.opt = self.opt_func(pgs, lr=lrs[-1])
@@ -246,10 +251,8 @@ class Learner(LoopFields):
         start_epoch = check_int(start_epoch, "start_epoch", hint=" (the first epoch to run when continuing a fit)")
         if not resume and start_epoch >= n_epoch:
             raise ValueError(f"start_epoch={start_epoch} must be in [0, n_epoch={n_epoch})")
-        if n_batches(self.dls.train) is None and any(c.needs_len for c in [*self.cbs, *cbs]
-                                                      if isinstance(c, schedule.ParamScheduler)):
-            raise ValueError("dls.train has no len(), but a schedule needs the number of batches per epoch to know "
-                             "where it is; give the loader a __len__, or train with fit() at a constant LR")
+        self._check_len(cbs)
+        sort_cbs([*self.cbs, *cbs])  # contradicting run_after/run_before claims: an error before anything changes
         return {"n_epoch": n_epoch, "lrs": lrs, "wd": check_wd(wd), "cbs": cbs, "start_epoch": start_epoch,
                 "resume": bool(resume)}
 
@@ -261,11 +264,17 @@ class Learner(LoopFields):
         `start_epoch=k` continues a fit whose first k epochs are done (after `learn.load`); `resume=True`
         loads the latest checkpoint under `path / model_dir` and continues from it.
         """
-        a = self.fit_args(n_epoch, lr, wd, cbs, start_epoch, resume)
+        self.fit_checked(self.fit_args(n_epoch, lr, wd, cbs, start_epoch, resume), reset_opt)
+
+    def fit_checked(self, args: dict[str, Any], reset_opt: bool = False) -> None:
+        """Run a fit from `fit_args(...)`'s checked arguments: the recipes (`fit_one_cycle`, `fine_tune`, ...) plan
+        and check once, then call this; nothing is computed twice."""
+        a = args
+        self._check_len(a["cbs"])
         if not self.dry:
             self._check_data()
         n_epoch, start_epoch = a["n_epoch"], a["start_epoch"]
-        if resume:
+        if a["resume"]:
             start_epoch = persist_checkpoint.resume_latest(self)
             if start_epoch >= n_epoch:
                 raise ValueError(f"the latest checkpoint is at the end of epoch {start_epoch - 1}: a fit of "
@@ -273,17 +282,22 @@ class Learner(LoopFields):
                                  "more, call fit again without resume=True (a new schedule).")
         with self.added_cbs(a["cbs"]):
             if reset_opt or self.opt is None:
-                self.create_opt()
+                self.create_opt(a["lrs"])
             assert self.opt is not None
             G.set_group_hypers(self.opt, "lr", a["lrs"])
             if a["wd"] is not None:
                 G.set_group_hypers(self.opt, "wd", [a["wd"]] * self.n_groups)
             self.loop.start_fit(n_epoch, start_epoch)
-            self.group_plan = G.GroupPlan(list(self.group_names))
+            self.group_plan = G.GroupPlan(list(self.group_names))  # the schedules publish their peaks into it
             if not self.dry:
                 self.to_data_device()
                 self.opt.zero_grad(set_to_none=True)
             self._run_fit()
+
+    def _check_len(self, cbs: list[Callback]) -> None:
+        if n_batches(self.dls.train) is None and any(c.needs_len for c in [*self.cbs, *cbs]):
+            raise ValueError("dls.train has no len(), but a schedule needs the number of batches per epoch to know "
+                             "where it is; give the loader a __len__, or train with fit() at a constant LR")
 
     def to_data_device(self) -> None:
         """Put the model, and a loss with weights or buffers (e.g. a class-weighted CrossEntropyLossFlat), on
@@ -440,8 +454,7 @@ class Learner(LoopFields):
     @property
     def final_record(self) -> list[float] | None:
         """The last epoch's `[train_loss, valid_loss, *metrics]` (fastai's `learn.final_record`)."""
-        rec = getattr(self, "recorder", None)
-        return None if rec is None else rec.final_record
+        return self.results.final_record
 
     # ---- persistence (checkpoint.py) -----------------------------------------------------------
     def checkpoint_path(self, name: str | Path) -> Path:

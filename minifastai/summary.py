@@ -46,6 +46,10 @@ def summary(learn: Learner) -> Summary:
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
     lines.append(f"lr/mom/wd: {src}. wd applies to weights, not to norm layers or biases"
                  + (" (wd_bn_bias=True: to all)" if learn.wd_bn_bias else "") + ".")
+    peaks = learn.group_plan.peaks.get("lr")  # the last fit's plan, as its schedule published it
+    if peaks:
+        lines.append("peak lr of the last fit: " + ", ".join(f"{n} {p:.3g}" for n, p in
+                                                            zip(learn.group_plan.group_names, peaks)) + ".")
     if learn.n_groups > 1:
         ex = ", ".join(f"{x:.0e}" for x in learn.lr_range(slice(1e-5, 1e-3)))
         ld = ", ".join(f"{x:.2g}" for x in learn.lr_range(G.layer_decay(1e-3, 0.7)))

@@ -67,8 +67,7 @@ def to_channels_last(learn: Learner) -> Learner:
     if not any(p.ndim == 4 for p in model.parameters()):
         warnings.warn("to_channels_last: the model has no 4-D (convolution) weights, so channels-last changes "
                       "nothing for it", stacklevel=3)
-    for cb in [c for c in learn.cbs if isinstance(c, ChannelsLast)]:
-        learn.remove_cb(cb)
+    learn.remove_cb(ChannelsLast)
     model.to(memory_format=torch.channels_last)
     learn.add_cb(ChannelsLast())
     return learn
@@ -132,7 +131,6 @@ def compile_learner(learn: Learner, **kwargs: Any) -> Learner:
                          "model and call learn.compile() instead")
     compiled = torch.compile(_outer_frame(model._call_impl), **kwargs)  # bad arguments raise here: nothing changed
     model._compiled_call_impl = compiled  # what nn.Module.compile sets; nn.Module.__call__ runs it
-    for cb in [c for c in learn.cbs if isinstance(c, CompiledModel)]:
-        learn.remove_cb(cb)
+    learn.remove_cb(CompiledModel)
     learn.add_cb(CompiledModel(**kwargs))
     return learn

@@ -59,11 +59,17 @@ def _loop_attr(name: str, doc: str) -> Any:
     return property(get, refuse, doc=doc)
 
 
+ClassClaim = type | str | tuple[type | str, ...]
+"""A class, a class name, or a tuple of them: whom a callback runs after (`run_after`) or before (`run_before`)."""
+
+
 class Callback:
     """Base class: override any hook below; it reaches the learner as `self.learn`.
 
-    Callbacks run sorted by `order` (ascending, stable). Only hooks a subclass overrides are
-    called, so an event nobody listens to costs nothing. Set `run_dry = True` on callbacks that
+    Callbacks run sorted by `order` (ascending, stable), moved only as far as their `run_after` / `run_before`
+    claims need: classes (or class names) this callback must run after or before, as in fastai
+    (`run_after = Recorder`). Only hooks a subclass overrides are called, so an event nobody listens to costs
+    nothing. Set `run_dry = True` on callbacks that
     schedule hyper-parameters, so that `Learner.dry_run` replays them without data. `run_train = False`
     (or `run_valid = False`) skips the callback's batch events in the training (validation) phase.
     The loop's state reads as in fastai (`self.model`, `self.loss`, `self.epoch`, ...): read-only
@@ -71,12 +77,26 @@ class Callback:
     describes the weights (EMA's average): `learn.load` checks and applies its saved state at once, with the
     weights (`check_state_dict(state)` then `load_state_dict(state)`; `state` is None when the file has none),
     where other callbacks get theirs at the start of the next fit.
+
+    Capability flags say what a callback is, so that no module has to look for other callbacks' classes:
+    `run_in_lr_find = False` takes it out during an `lr_find` sweep (displays, logs, averages of a fit);
+    `main_process_only = True` runs it on the main process only inside `distrib_ctx` (a display);
+    `skips_nonfinite_steps` is True while it skips optimizer steps whose gradients are not finite (float16's
+    GradScaler); `needs_len` says it needs the number of batches per epoch (a schedule); `log_args = False` keeps
+    its constructor arguments out of the hyper-parameters the loggers record (the default callbacks, loggers).
+    Results (losses, metrics, whether the epoch validated) are read from `self.learn.results`.
     """
 
     order: int = 0
+    run_after: ClassClaim = ()
+    run_before: ClassClaim = ()
     restore_on_load: bool = False
     run_dry: bool = False
-    run_in_lr_find: bool = True  # False: `lr_find` takes it out for the sweep (displays and logs of a fit)
+    run_in_lr_find: bool = True
+    main_process_only: bool = False
+    skips_nonfinite_steps: bool = False
+    needs_len: bool = False
+    log_args: bool = True
     run_train: bool = True
     run_valid: bool = True
     learn: Learner
@@ -178,6 +198,35 @@ class Callback:
         return f"{type(self).__name__}(order={self.order})"
 
 
+def _claimed(cb: Callback, claim: ClassClaim) -> bool:
+    """Whether `cb` is one of the classes (or class names) of `claim`."""
+    claims = claim if isinstance(claim, (tuple, list)) else (claim,)
+    names = {k.__name__ for k in type(cb).__mro__}
+    return any(isinstance(cb, c) if isinstance(c, type) else c in names for c in claims)
+
+
+def runs_before(a: Callback, b: Callback) -> bool:
+    """Whether a claim says `a` must run before `b` (`b.run_after` names `a`, or `a.run_before` names `b`)."""
+    return _claimed(a, b.run_after) or _claimed(b, a.run_before)
+
+
+def sort_cbs(cbs: list[Callback]) -> list[Callback]:
+    """The run order: by `order` (stable), each callback moved only as far as its `run_after` / `run_before` claims
+    need; claims that contradict each other are a ValueError naming them (nothing is changed)."""
+    pending, out = sorted(cbs, key=lambda c: c.order), []
+    while pending:
+        for i, c in enumerate(pending):
+            if not any(runs_before(o, c) for o in pending if o is not c):
+                out.append(pending.pop(i))
+                break
+        else:
+            pairs = [f"{type(a).__name__} before {type(b).__name__}" for a in pending for b in pending
+                     if a is not b and runs_before(a, b)]
+            raise ValueError(f"these callbacks' run_after/run_before claims contradict each other: {'; '.join(pairs)}"
+                             " (a cycle); change one claim (or remove one callback)")
+    return out
+
+
 def listify(x: Any) -> list:
     """None -> [], a list or tuple -> a list, anything else -> [x]."""
     if x is None:
@@ -203,8 +252,8 @@ class TrainEvalCallback(Callback):
 
     order = -10
     run_dry = True
-
     run_valid = False
+    log_args = False
 
     def before_fit(self) -> None:
         """Start counting training batches from the start epoch (an unsized loader has no position)."""

@@ -40,6 +40,7 @@ from ..ranks import (  # noqa: F401 (re-exported: the distributed API)
     world_size,
 )
 from .core import Callback
+from .recorder import Recorder
 
 if TYPE_CHECKING:
     from ..learner import Learner
@@ -155,9 +156,10 @@ def all_reduce_sum(values: Sequence[Any], device: torch.device) -> list[Any]:
 class DistributedTrainer(Callback):
     """Inside `distrib_ctx`: wraps the model in DDP for each fit, sets the sampler's epoch, averages the
     training loss over processes (so every rank takes the same decisions), and sums validation loss and metric
-    accumulators over processes before the Recorder reads them (order -5 < Recorder's 50)."""
+    accumulators over processes before the Recorder reads them."""
 
     order = -5
+    run_before = Recorder  # its after_validate sums what the Recorder's after_validate reads
 
     def __init__(self, device: torch.device, train_dl: Iterable | None, valid_dl: Iterable | None,
                  ddp_kwargs: dict[str, Any]) -> None:
@@ -198,22 +200,18 @@ class DistributedTrainer(Callback):
             _broadcast_buffers(self.learn.model)
 
     def after_validate(self) -> None:
-        """Sum loss, item count and metric accumulators of every shard, before `Recorder.after_validate`."""
+        """Sum the running validation loss and item count (`learn.results`) and the metric accumulators of every
+        shard, before the Recorder turns them into this epoch's `valid_loss` and metrics."""
         if not self._on_valid():
             return
-        from .recorder import Recorder
-
-        rec = getattr(self.learn, "recorder", None)
-        vals: list[Any] = []
-        if isinstance(rec, Recorder) and hasattr(rec, "_vloss"):
-            vals += [rec._vloss, rec._vcount]
+        res = self.learn.results
         summed = [m for m in self.learn.metrics if hasattr(m, "total") and hasattr(m, "count")]  # others reduce
-        for m in summed:  # themselves (torchmetrics) or see their own shard (documented)
+        vals: list[Any] = [res.valid_loss_sum, res.valid_count]  # themselves (torchmetrics) or see their shard
+        for m in summed:
             vals += [m.total, m.count]
         red = all_reduce_sum(vals, self.device)
-        if isinstance(rec, Recorder) and hasattr(rec, "_vloss"):
-            rec._vloss, rec._vcount, red = red[0], red[1], red[2:]
-        for m, (t, c) in zip(summed, zip(red[::2], red[1::2])):
+        res.valid_loss_sum, res.valid_count = red[0], red[1]
+        for m, (t, c) in zip(summed, zip(red[2::2], red[3::2])):
             m.total, m.count = t, c
 
     def after_fit(self) -> None:
@@ -291,8 +289,6 @@ def distrib_ctx(learn: Learner, sync_bn: bool = True, backend: str | None = None
     if not in_distributed():
         yield learn
         return
-    from .progress import ProgressCallback
-
     on_gpu = learn.dls.device.type == "cuda" and torch.cuda.is_available()
     created = False
     if not dist.is_initialized():
@@ -311,7 +307,7 @@ def distrib_ctx(learn: Learner, sync_bn: bool = True, backend: str | None = None
         dist.broadcast(s, src=0)
         seed = int(s.item())
     swaps = _convert_sync_bn(learn.model) if sync_bn and on_gpu else []
-    progress = [] if r == 0 else [c for c in learn.cbs if isinstance(c, ProgressCallback)]
+    progress = [] if r == 0 else [c for c in learn.cbs if c.main_process_only]  # displays: rank 0 shows them
     try:
         dls.device = device
         learn.model.to(device)

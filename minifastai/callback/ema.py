@@ -33,7 +33,9 @@ class EMA(Callback):
     it alone.
     """
 
-    order = 20  # after MixedPrecision (10) and GradientClip (12) have decided whether the step happens
+    order = 20
+    run_after = ("MixedPrecision", "GradientClip")  # they decide whether the step happens
+    run_in_lr_find = False  # a sweep's weights are not averaged
     restore_on_load = True  # the average belongs to the weights: learn.load restores (or resets) it with them
 
     def __init__(self, decay: float = 0.999, validate_on_ema: bool = True) -> None:
@@ -111,10 +113,8 @@ class EMA(Callback):
     # ---- events -----------------------------------------------------------------------------------
     def before_fit(self) -> None:
         """Create the average at the first fit; follow the model to its device."""
-        from .lr_find import LRFinder
-
         self._restore()
-        self._active = not any(isinstance(cb, LRFinder) for cb in self.learn.cbs)
+        self._active = True
         model = unwrap_model(self.learn.model)
         if self.ema_model is None:
             self.create()

@@ -2,7 +2,7 @@
 
 Both log, per training batch, each layer group's `lr`, `mom` and `wd` (`lr/<group name>`, e.g. `lr/body`,
 `lr/head`) and the batch's training loss (`batch/train_loss`); per epoch every column of
-`recorder.metric_names` (`epoch/train_loss`, `epoch/valid_loss`, `epoch/<metric>`, `epoch/epoch`,
+`learn.results.metric_names` (`epoch/train_loss`, `epoch/valid_loss`, `epoch/<metric>`, `epoch/epoch`,
 `epoch/time` in seconds) and, when the progress display measured them, `epoch/throughput` (items/s) and
 `epoch/data_wait` (share of the training time); per fit its hyper-parameters and the `plot_sched` figure.
 
@@ -31,19 +31,12 @@ from ..metrics import metric_name
 from .core import Callback
 from .distributed import is_main_process
 from .progress import ProgressCallback
+from .recorder import Recorder
 
 if TYPE_CHECKING:
     from ..learner import Learner
-    from .recorder import Recorder
 
 HPS = ("lr", "mom", "wd")
-_DEFAULT_CBS = ("TrainEvalCallback", "Recorder", "ProgressCallback", "RestoreCallbackStates")
-
-
-def _recorder(learn: Learner) -> Recorder | None:
-    from .recorder import Recorder
-
-    return next((cb for cb in learn.cbs if isinstance(cb, Recorder)), None)
 
 
 def _plain(v: Any) -> Any:
@@ -69,7 +62,8 @@ def fit_hyperparameters(learn: Learner) -> dict[str, Any]:
     callback's constructor arguments (e.g. `one_cycle.lr_max`, `one_cycle.pct_start`, `ema.decay`)."""
     dl: Any = learn.dls.train
     params = list(learn.model.parameters())
-    trainable = [name for name, t in zip(learn.group_names, groups_training(learn.model, learn.layer_groups)) if t]
+    plan = learn.group_plan  # the fit's plan: group names, and each group's peak from the schedules
+    trainable = [name for name, t in zip(plan.group_names, groups_training(learn.model, learn.layer_groups)) if t]
     hp: dict[str, Any] = {
         "n_epoch": learn.n_epoch, "start_epoch": learn.start_epoch,
         "batches_per_epoch": len(dl) if hasattr(dl, "__len__") else "unknown",
@@ -79,13 +73,15 @@ def fit_hyperparameters(learn: Learner) -> dict[str, Any]:
         "loss_func": _name_of(learn.loss_func), "opt_func": _name_of(learn.opt_func),
         "optimizer": type(learn.opt).__name__, "wd": learn.wd if learn.wd is not None else 0.01,
         "wd_bn_bias": str(learn.wd_bn_bias), "train_bn": str(learn.train_bn), "moms": str(list(learn.moms)),
-        "n_groups": learn.n_groups, "group_names": str(list(learn.group_names)),
+        "n_groups": learn.n_groups, "group_names": str(list(plan.group_names)),
         "trainable_groups": str(trainable),
         "metrics": str([metric_name(m) for m in learn.metrics]),
-        "callbacks": str([type(cb).__name__ for cb in learn.cbs if type(cb).__name__ not in _DEFAULT_CBS]),
+        "callbacks": str([type(cb).__name__ for cb in learn.cbs if cb.log_args or isinstance(cb, _FitLogger)]),
     }
+    if "lr" in plan.peaks:
+        hp["peak_lrs"] = str([float(f"{p:.6g}") for p in plan.peaks["lr"]])  # what slice(...) gave each group
     for cb in learn.cbs:
-        if type(cb).__name__ in _DEFAULT_CBS or isinstance(cb, _FitLogger):
+        if not cb.log_args:  # the default callbacks and the loggers themselves
             continue
         try:
             args = inspect.signature(type(cb).__init__).parameters
@@ -101,7 +97,10 @@ def fit_hyperparameters(learn: Learner) -> dict[str, Any]:
 class _FitLogger(Callback):
     """What TensorBoard and MLflow share: buffering per-batch values, epoch rows, steps, run state."""
 
-    order = 65  # after the Recorder (50) and the progress display (60) have this epoch's figures
+    order = 65
+    run_after = (Recorder, ProgressCallback)  # logs the epoch's row and the display's throughput
+    run_in_lr_find = False  # a sweep is not a fit to log
+    log_args = False
 
     def __init__(self, flush_secs: float = 10.0, log_figure: bool = True) -> None:
         if not flush_secs >= 0:
@@ -139,11 +138,9 @@ class _FitLogger(Callback):
 
     # ---- events -------------------------------------------------------------------------------
     def before_fit(self) -> None:
-        """Start logging this fit (main process only; an `lr_find` sweep is not logged)."""
-        from .lr_find import LRFinder
-
+        """Start logging this fit (main process only; `lr_find` takes the loggers out for its sweep)."""
         learn = self.learn
-        self._active = is_main_process() and not any(isinstance(cb, LRFinder) for cb in learn.cbs)
+        self._active = is_main_process()
         if not self._active:
             return
         self.fit_index, self.n_fits = self.n_fits, self.n_fits + 1
@@ -182,7 +179,7 @@ class _FitLogger(Callback):
             return
         self._ensure_open()
         losses = torch.stack([t.float().mean() for t in self._losses]).cpu().tolist()  # one read per flush
-        names = list(self.learn.group_names)
+        names = list(self.learn.group_plan.group_names)
         out = []
         for loss, (step, t, hps) in zip(losses, self._rows):
             out.append((self.key("batch", "train_loss"), loss, step, t))
@@ -204,15 +201,12 @@ class _FitLogger(Callback):
         learn = self.learn
         self._flush()
         self._ensure_open()
-        rec = _recorder(learn)
+        res = learn.results
         step, now = self.step_offset + learn.train_iter, time.time()
-        cols: dict[str, Any] = {}
-        if rec is not None and rec.values:
-            cols = dict(zip(rec.metric_names[1:-1], rec.values[-1]))  # [train_loss, valid_loss, *metrics]
+        cols: dict[str, Any] = res.columns()  # train_loss, valid_loss, every metric
         cols["epoch"] = learn.epoch
         cols["time"] = time.perf_counter() - self._t_epoch  # seconds (the table's mm:ss is too coarse)
-        progress = next((cb for cb in learn.cbs if isinstance(cb, ProgressCallback)), None)
-        stats = None if progress is None else progress.epoch_stats
+        stats = res.epoch_stats  # the progress display's measurements, when it runs
         if stats:
             cols["throughput"], cols["data_wait"] = stats["items_per_s"], stats["data_wait"]
         rows = []
@@ -233,7 +227,7 @@ class _FitLogger(Callback):
         learn = self.learn
         try:
             self._flush()
-            rec = _recorder(learn)
+            rec = getattr(learn, "recorder", None)
             if self.log_figure and self._opened and rec is not None and len(rec.lrs):
                 import matplotlib.pyplot as plt
 
@@ -278,6 +272,7 @@ class TensorBoardCallback(_FitLogger):
     Needs the `tensorboard` package (`pip install minifastai[tensorboard]`). Values are named after the
     layer groups exactly as `learn.group_names` spells them (`lr/group 0`, `mom/head`, ...). Hyper-parameters
     go to the text tab (`hyperparameters`, one step per fit), the schedule to the images tab (`plot_sched`).
+    Every fit of this callback writes one event file, flushed at the end of each fit (`close()` closes it).
     """
 
     def __init__(self, log_dir: str | Path | None = None, flush_secs: float = 10.0, log_figure: bool = True) -> None:
@@ -289,6 +284,7 @@ class TensorBoardCallback(_FitLogger):
         self.log_dir = None if log_dir is None else Path(log_dir)
         self.run_dir: Path | None = None  # the folder written (log_dir, or the default chosen at the first fit)
         self.writer: Any = None
+        self._writer_dir: Path | None = None
 
     def _prepare(self) -> None:
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (importing it takes seconds)
@@ -299,7 +295,10 @@ class TensorBoardCallback(_FitLogger):
 
         if self.run_dir is None:
             self.run_dir = self.log_dir or self.learn.path / "runs" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        self.writer = SummaryWriter(str(self.run_dir))
+        if self.writer is not None and self._writer_dir == self.run_dir:  # a later fit of this run (fine_tune's
+            return  # second) writes the same file: TensorBoard reads files in name order, dropping older steps after
+        self.close()
+        self.writer, self._writer_dir = SummaryWriter(str(self.run_dir)), self.run_dir
         # a (re)start marker: TensorBoard drops what a crashed run wrote from this step on (a resumed fit
         # writes those steps again)
         start = Event(step=self.step_offset + self._fit_start_iter + 1, wall_time=time.time(),
@@ -317,6 +316,15 @@ class TensorBoardCallback(_FitLogger):
         self.writer.add_figure("plot_sched", fig, step, close=False)
 
     def _close(self, failed: bool) -> None:
+        if self.writer is None:
+            return
+        self.writer.flush()  # everything is on disk after each fit; the file stays open for this run's next fit
+        if failed:  # a fit that failed (or is resumed in another process later) starts a new file, with a marker
+            self.writer.close()
+            self.writer = None
+
+    def close(self) -> None:
+        """Close the event file (it stays open between fits so that all of this callback's fits write one file)."""
         if self.writer is not None:
             self.writer.close()
             self.writer = None

@@ -22,6 +22,7 @@ import torch
 from .. import groups as G
 from ..data import n_batches
 from .core import Callback, CancelFitException, CancelValidException
+from .recorder import Recorder
 
 if TYPE_CHECKING:
     from ..learner import Learner
@@ -185,7 +186,8 @@ class LRFinder(Callback):
     value per layer group.
     """
 
-    order = 55  # after the Recorder (50) has recorded the batch, before the progress display
+    order = 55
+    run_after = Recorder  # the Recorder keeps each batch before a stop here cancels the rest of it
     run_dry = True
 
     def __init__(self, start_lr: Sequence[float], end_lr: Sequence[float], num_it: int = 100,

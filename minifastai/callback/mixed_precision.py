@@ -93,6 +93,11 @@ class MixedPrecision(Callback):
         """True for float16 (a GradScaler guards against underflowing gradients)."""
         return self.enabled and self.dtype == torch.float16
 
+    @property
+    def skips_nonfinite_steps(self) -> bool:  # type: ignore[override]  # a capability flag, computed here
+        """With a GradScaler, a step whose gradients are not finite is skipped here (other callbacks need not)."""
+        return self.use_scaler
+
     def _setup(self) -> None:
         dev = self.learn.dls.device.type
         if self.enabled and getattr(self, "device_type", None) != dev:  # checked once per device type
@@ -145,7 +150,7 @@ class MixedPrecision(Callback):
             cast(torch.Tensor, self.learn.loss).register_hook(self.scaler.scale)
 
     def unscale_grads(self) -> None:
-        """Divide the gradients by the scale now (once per step); `GradientClip` calls it before clipping."""
+        """Divide the gradients by the scale now (once per step; `before_step` does it otherwise)."""
         if self.scaler is not None and self.use_scaler and not self._unscaled:
             self.scaler.unscale_(cast(torch.optim.Optimizer, self._probe))
             self._unscaled, self._pending_update = True, True
@@ -212,8 +217,7 @@ def check_autocast(device_type: str, dtype: torch.dtype) -> None:
 
 
 def _remove_mixed_precision(learn: Learner) -> None:
-    for cb in [c for c in learn.cbs if isinstance(c, MixedPrecision)]:
-        learn.remove_cb(cb)
+    learn.remove_cb(MixedPrecision)
 
 
 def to_fp16(learn: Learner, init_scale: float = 2.0**16, growth_factor: float = 2.0,

@@ -28,6 +28,7 @@ class PlanRecorder(Recorder):
     """Records the hyper-parameters each planned training batch would use, one `PlanRecord` per fit."""
 
     run_dry = True
+    publishes_results: ClassVar[bool] = False  # a plan has no results: `learn.results` stays the real fit's
 
     def __init__(self, runs: Plan) -> None:
         super().__init__()

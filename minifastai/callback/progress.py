@@ -75,7 +75,10 @@ class ProgressCallback(Callback):
     """
 
     order = 60
+    run_after = Recorder  # shows the row the Recorder wrote at after_epoch
     run_in_lr_find = False
+    main_process_only = True
+    log_args = False
 
     def __init__(self, mode: str | None = None, throughput: bool = True) -> None:
         if mode not in (None, "notebook", "terminal", "plain"):
@@ -90,21 +93,15 @@ class ProgressCallback(Callback):
         self._pending: tuple[torch.Tensor, Any] | None = None
 
     @property
-    def recorder(self) -> Recorder:
-        """The learner's Recorder (the table's rows come from it)."""
-        for cb in self.learn.cbs:
-            if isinstance(cb, Recorder):
-                return cb
-        raise ValueError("ProgressCallback shows the Recorder's values: create the Learner with default_cbs=True "
-                         "or add a Recorder()")
-
-    @property
     def columns(self) -> list[str]:
-        """The table's header: the Recorder's `metric_names`, then the throughput columns."""
-        return list(self.recorder.metric_names) + (THROUGHPUT_COLUMNS if self.throughput else [])
+        """The table's header: `learn.results.metric_names` (the Recorder's), then the throughput columns."""
+        return list(self.learn.results.metric_names) + (THROUGHPUT_COLUMNS if self.throughput else [])
 
     def before_fit(self) -> None:
         """Open the epoch bar and write the table header."""
+        if getattr(self.learn, "recorder", None) is None:
+            raise ValueError("ProgressCallback shows the Recorder's results: create the Learner with "
+                             "default_cbs=True or add a Recorder()")
         self._mode = self.mode or display_mode()
         self.stats, self._pending, self._loss_shown = [], None, None
         names = self.columns
@@ -129,6 +126,7 @@ class ProgressCallback(Callback):
     def before_epoch(self) -> None:
         """Advance the epoch bar; start the epoch's clock."""
         self._t_epoch, self.epoch_stats = time.perf_counter(), None
+        self.learn.results.epoch_stats = None
         if self.mbar is not None:
             self.mbar.update(self.learn.epoch - self.learn.start_epoch)
 
@@ -156,6 +154,7 @@ class ProgressCallback(Callback):
         self.epoch_stats = {"items_per_s": self._items / secs if secs > 0 else math.nan,
                             "data_wait": self._wait / secs if secs > 0 else math.nan, "seconds": secs}
         self.stats.append(self.epoch_stats)
+        self.learn.results.epoch_stats = self.epoch_stats  # published for the loggers
 
     def before_validate(self) -> None:
         """A child bar over the validation batches."""
@@ -217,7 +216,7 @@ class ProgressCallback(Callback):
         """Write this epoch's row of the table."""
         if not self.learn.log_results:
             return
-        row = [format_cell(v) for v in self.recorder.log]
+        row = [format_cell(v) for v in self.learn.results.log]
         if self.throughput:
             st = self.epoch_stats or {}
             row += [format_rate(st.get("items_per_s")), format_share(st.get("data_wait"))]

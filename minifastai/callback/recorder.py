@@ -12,7 +12,9 @@ import torch
 
 from ..groups import get_hyper, groups_training
 from ..metrics import metric_name, metric_value
+from ..results import Results
 from .core import Callback
+from .schedule import ParamScheduler
 
 HP_LABELS = {"lr": "learning rate", "mom": "momentum", "wd": "weight decay"}
 NAN = float("nan")
@@ -76,21 +78,52 @@ class Recorder(ScheduleView, Callback):
     """
 
     order = 50
+    run_after = ParamScheduler  # reads the peaks the schedules publish into `learn.group_plan` at before_fit
+    log_args = False
+    publishes_results: ClassVar[bool] = True  # False: keeps its results to itself (the dry-run plan's recorder)
     sched_title = "recorded"
 
     def __init__(self, beta: float = 0.98, hp_names: Sequence[str] = ("lr", "mom", "wd"),
                  add_time: bool = True) -> None:
         self.beta, self.hp_names, self.add_time = beta, tuple(hp_names), add_time
-        self.metric_names: list[str] = ["epoch", "train_loss", "valid_loss", "time"]
+        self._own = Results()  # what it shows before it is added to a learner (then `learn.results`)
         self.fits: list[ScheduleRecord] = []
-        self.log: list = []
         self.lr_sweep: Any = None  # the latest lr_find sweep (an LRSweep)
-        self.valid_result: list[float] = []
         self._pgs: list[dict] = []
-        self._vloss: Any = 0.0
-        self._vcount, self._vcancelled, self.validated = 0, False, False
+        self._vcancelled = False
         self._in_fit = False
         self._reset_fit()
+
+    @property
+    def results(self) -> Results:
+        """The results this recorder writes: the learner's `learn.results`, which every callback reads."""
+        learn = getattr(self, "learn", None)
+        return learn.results if learn is not None and self.publishes_results else self._own
+
+    @property
+    def metric_names(self) -> list[str]:
+        """fastai's header: `epoch, train_loss, valid_loss, *metrics, time` (`learn.results.metric_names`)."""
+        return self.results.metric_names
+
+    @property
+    def values(self) -> list[list[float]]:
+        """One row `[train_loss, valid_loss, *metrics]` per epoch of the latest fit (fastai's `values`)."""
+        return self.results.values
+
+    @property
+    def log(self) -> list:
+        """The latest epoch's display row `[epoch, train_loss, valid_loss, *metrics, time]` (fastai's `log`)."""
+        return self.results.log
+
+    @property
+    def valid_result(self) -> list[float]:
+        """The latest validation's `[valid_loss, *metrics]` (NaN when it did not complete)."""
+        return self.results.valid_result
+
+    @property
+    def validated(self) -> bool:
+        """Whether this epoch's validation ran to the end."""
+        return self.results.validated
 
     def _reset_fit(self) -> None:
         self._raw_chunks: list[np.ndarray] = []
@@ -98,7 +131,7 @@ class Recorder(ScheduleView, Callback):
         self._hp_rows: list[tuple] = []
         self._smooth_chunks: list[np.ndarray] = []
         self._smooth, self._count = 0.0, 0
-        self.values: list[list[float]] = []
+        self.results.values = []
         self.epoch_ends: list[int] = []
         self.group_names: list[str] = []
         self.trainable: list[bool] = []
@@ -110,24 +143,28 @@ class Recorder(ScheduleView, Callback):
         learn = self.learn
         self._reset_fit()
         self._in_fit = True
-        self.group_names = list(learn.group_names)
+        plan = learn.group_plan  # the fit's plan: group names, and the peaks the schedules published
+        self.group_names = list(plan.group_names)
         self.trainable = groups_training(learn.model, learn.layer_groups)
-        self.metric_names = ["epoch", "train_loss", "valid_loss", *(metric_name(m) for m in learn.metrics), "time"]
+        self.results.metric_names = ["epoch", "train_loss", "valid_loss", *(metric_name(m) for m in learn.metrics),
+                                     "time"]
         firsts: dict[int, dict] = {}
         assert learn.opt is not None
         for pg in learn.opt.param_groups:
             firsts.setdefault(pg["layer_group"], pg)
         self._pgs = [firsts[i] for i in range(learn.n_groups)]
-        self.peaks.update(learn.group_plan.peaks)  # published by the schedules (ParamScheduler, order 10)
+        self.peaks.update(plan.peaks)
 
     def before_epoch(self) -> None:
         """Start the epoch's clock; this epoch has no validation result yet."""
         self._t0 = time.perf_counter()
-        self.validated, self.valid_result = False, [NAN] * (1 + len(self.learn.metrics))
+        res = self.results
+        res.validated, res.valid_result = False, [NAN] * (1 + len(self.learn.metrics))
 
     def before_validate(self) -> None:
         """Reset the validation loss and metrics."""
-        self._vloss, self._vcount, self._vcancelled = 0.0, 0, False
+        res = self.results
+        res.valid_loss_sum, res.valid_count, self._vcancelled = 0.0, 0, False
         for m in self.learn.metrics:
             m.reset()
 
@@ -141,8 +178,9 @@ class Recorder(ScheduleView, Callback):
             self.record_hps()
         else:
             bs = len(learn.yb[0]) if learn.yb else len(learn.pred)
-            self._vloss = self._vloss + learn.loss.detach() * bs
-            self._vcount += bs
+            res = self.results
+            res.valid_loss_sum = res.valid_loss_sum + learn.loss.detach() * bs
+            res.valid_count += bs
             for m in learn.metrics:
                 m.accumulate(learn)
 
@@ -161,20 +199,22 @@ class Recorder(ScheduleView, Callback):
 
     def after_validate(self) -> None:
         """Valid loss and metric values, read from the device once (NaN when the validation did not complete)."""
-        done = self._vcount > 0 and not self._vcancelled
+        res = self.results
+        done = res.valid_count > 0 and not self._vcancelled
         metrics = self.learn.metrics
-        self.valid_result = [float(self._vloss / self._vcount), *(metric_value(m) for m in metrics)] if done \
-            else [NAN] * (1 + len(metrics))
-        self.validated = done
-        self._vloss, self._vcount, self._vcancelled = 0.0, 0, False
+        res.valid_result = [float(res.valid_loss_sum / res.valid_count), *(metric_value(m) for m in metrics)] \
+            if done else [NAN] * (1 + len(metrics))
+        res.validated = done
+        res.valid_loss_sum, res.valid_count, self._vcancelled = 0.0, 0, False
 
     def after_epoch(self) -> None:
         """Append this epoch's row to `values` (and the display row, with epoch and time, to `log`)."""
         learn = self.learn
         train = self.train_loss
-        row = [NAN if train is None else train, *self.valid_result]
-        self.values.append(row)
-        self.log = [learn.epoch, *row] + ([format_time(time.perf_counter() - self._t0)] if self.add_time else [])
+        res = self.results
+        row = [NAN if train is None else train, *res.valid_result]
+        res.values.append(row)
+        res.log = [learn.epoch, *row] + ([format_time(time.perf_counter() - self._t0)] if self.add_time else [])
 
     def after_fit(self) -> None:
         """Keep what a cancelled epoch recorded, and this fit's schedule in `fits`."""
@@ -235,7 +275,7 @@ class Recorder(ScheduleView, Callback):
     @property
     def final_record(self) -> list[float] | None:
         """The last epoch's row `[train_loss, valid_loss, *metrics]`, or None before any epoch ended."""
-        return self.values[-1] if self.values else None
+        return self.results.final_record
 
     @property
     def hps(self) -> dict[str, np.ndarray]:  # type: ignore[override]  # a record's field, computed here

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import bisect
-import inspect
 import math
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -146,12 +145,20 @@ class OneCycle(ParamScheduler):
         self.div, self.div_final = check_div(div, "div"), check_div(div_final, "div_final")
         self.pct_start = check_pct(pct_start)
         self.moms = None if moms is None else check_moms(moms)
+        self._planned: list[float] | None = None
         super().__init__({})
 
+    def plan(self, peaks: Sequence[float]) -> None:
+        """Use these per-group peaks at the next fit (what `fit_args` made of `lr_max`: `fit_one_cycle` computes
+        them once and hands them over)."""
+        self._planned = [float(p) for p in peaks]
+
     def before_fit(self) -> None:
-        """Build the per-group schedules from the learner's groups, `lr` and `moms` defaults."""
+        """Build the per-group schedules from the planned peaks (else the learner's groups and `lr`) and `moms`."""
         learn = self.learn
-        self._peaks = learn.lr_range(learn.lr if self.lr_max is None else self.lr_max)
+        planned, self._planned = self._planned, None
+        self._peaks = planned if planned is not None and len(planned) == learn.n_groups else \
+            learn.lr_range(learn.lr if self.lr_max is None else self.lr_max)
         moms = self.moms if self.moms is not None else learn.moms
         self.scheds = {
             "lr": [combined_cos(self.pct_start, p / self.div, p, p / self.div_final) for p in self._peaks],
@@ -171,15 +178,16 @@ def pick_max_lr(max_lr: Any, lr_max: Any) -> Any:
     return lr_max if max_lr is None else max_lr
 
 
-def _one_cycle_args(learn: Learner, n_epoch: int, max_lr: LRLike | None = None, **kwargs: Any) -> dict[str, Any]:
-    """`fit`'s arguments for `fit_one_cycle(learn, n_epoch, max_lr, **kwargs)` (its defaults filled in), every one
-    checked; nothing changes."""
-    b = inspect.signature(fit_one_cycle).bind(learn, n_epoch, max_lr, **kwargs)
-    b.apply_defaults()
-    a = b.arguments
-    sched = OneCycle(pick_max_lr(a["max_lr"], a["lr_max"]), a["div"], a["div_final"], a["pct_start"], a["moms"])
-    f = learn.fit_args(a["n_epoch"], sched.lr_max, a["wd"], [sched, *listify(a["cbs"])], a["start_epoch"], a["resume"])
-    return {k: f[k] for k in ("n_epoch", "wd", "cbs", "start_epoch", "resume")}
+def _one_cycle_args(learn: Learner, n_epoch: int, max_lr: LRLike | None = None, div: float = 25.0,
+                    div_final: float = 1e5, pct_start: float = 0.25, wd: float | None = None,
+                    moms: tuple[float, float, float] | None = None, cbs: Any = None, lr_max: LRLike | None = None,
+                    start_epoch: int = 0, resume: bool = False) -> dict[str, Any]:
+    """`fit_one_cycle`'s arguments (same defaults), every one checked, as `fit_checked` takes them; the per-group
+    peaks are computed once, here, and handed to the `OneCycle` it adds. Nothing changes."""
+    sched = OneCycle(pick_max_lr(max_lr, lr_max), div, div_final, pct_start, moms)
+    a = learn.fit_args(n_epoch, sched.lr_max, wd, [sched, *listify(cbs)], start_epoch, resume)
+    sched.plan(a["lrs"])
+    return a
 
 
 def fit_one_cycle(learn: Learner, n_epoch: int, max_lr: LRLike | None = None, div: float = 25.0,
@@ -188,8 +196,8 @@ def fit_one_cycle(learn: Learner, n_epoch: int, max_lr: LRLike | None = None, di
                   start_epoch: int = 0, resume: bool = False) -> None:
     """One-cycle policy; `max_lr` (alias `lr_max`) spreads peak LRs across groups, the cycle shapes time (see
     `OneCycle`)."""
-    learn.fit(**_one_cycle_args(learn, n_epoch, max_lr, div=div, div_final=div_final, pct_start=pct_start, wd=wd,
-                                moms=moms, cbs=cbs, lr_max=lr_max, start_epoch=start_epoch, resume=resume))
+    learn.fit_checked(_one_cycle_args(learn, n_epoch, max_lr, div, div_final, pct_start, wd, moms, cbs, lr_max,
+                                      start_epoch, resume))
 
 
 def fit_flat_cos(learn: Learner, n_epoch: int, lr: LRLike | None = None, div_final: float = 1e5,
@@ -197,10 +205,10 @@ def fit_flat_cos(learn: Learner, n_epoch: int, lr: LRLike | None = None, div_fin
                  resume: bool = False) -> None:
     """Flat at `lr` for `pct_start` of training, then cosine annealing to `lr / div_final`; momentum is not
     scheduled."""
-    lrs = learn.lr_range(learn.lr if lr is None else lr)
     div_final, pct_start = check_div(div_final, "div_final"), check_pct(pct_start)
-    sched = ParamScheduler({"lr": [combined_cos(pct_start, x, x, x / div_final) for x in lrs]})
-    learn.fit(n_epoch, lr=lrs, wd=wd, cbs=[sched, *listify(cbs)], start_epoch=start_epoch, resume=resume)
+    a = learn.fit_args(n_epoch, lr, wd, cbs, start_epoch, resume)
+    sched = ParamScheduler({"lr": [combined_cos(pct_start, x, x, x / div_final) for x in a["lrs"]]})
+    learn.fit_checked({**a, "cbs": [sched, *a["cbs"]]})
 
 
 def fine_tune(learn: Learner, epochs: int, base_lr: float | LayerDecay = 2e-3, freeze_epochs: int = 1,
@@ -227,9 +235,9 @@ def fine_tune(learn: Learner, epochs: int, base_lr: float | LayerDecay = 2e-3, f
     unfrozen = _one_cycle_args(learn, epochs, second, div=div, pct_start=pct_start, **kwargs)
     if frozen is not None:
         learn.freeze()
-        learn.fit(**frozen)
+        learn.fit_checked(frozen)
     learn.unfreeze()
-    learn.fit(**unfrozen)
+    learn.fit_checked(unfrozen)
 
 
 # ---- fastai's schedule names: SchedLin, SchedCos, SchedNo, SchedExp, SchedPoly, combine_scheds ----------------

@@ -12,14 +12,17 @@ from typing import Any
 import numpy as np
 
 from ..persist.checkpoint import load_checkpoint, save_checkpoint
-from .core import Callback, CancelFitException
+from .core import Callback, CancelFitException, ClassClaim
 from .distributed import is_main_process
+from .progress import ProgressCallback
+from .recorder import Recorder
+from .training import CSVLogger
 
 _LOWER = (np.less, np.less_equal, operator.lt, operator.le)
 
 
 class TrackerCallback(Callback):
-    """Tracks the best value of `monitor` (a column of `recorder.metric_names`: `valid_loss`, `train_loss` or a
+    """Tracks the best value of `monitor` (a column of `learn.results.metric_names`: `valid_loss`, `train_loss` or a
     metric) at the end of every epoch; subclasses act on `new_best`.
 
     The rule, shared by every tracker: `comp` defaults to `np.less` when the name contains 'loss' or 'error',
@@ -28,7 +31,8 @@ class TrackerCallback(Callback):
     validation set, or it was cancelled) is skipped: it neither improves nor counts as a worse epoch.
     """
 
-    order = 60  # after the Recorder (50) has this epoch's row
+    order = 60
+    run_after: ClassClaim = Recorder  # reads this epoch's row from `learn.results`
 
     def __init__(self, monitor: str = "valid_loss", comp: Callable[[Any, Any], Any] | None = None,
                  min_delta: float = 0.0, reset_on_fit: bool = True) -> None:
@@ -46,14 +50,12 @@ class TrackerCallback(Callback):
 
     def before_fit(self) -> None:
         """Find the monitored column; forget the best value unless `reset_on_fit=False`."""
-        rec = getattr(self.learn, "recorder", None)
-        if rec is None:
+        if getattr(self.learn, "recorder", None) is None:
             raise ValueError(f"{type(self).__name__} reads the Recorder: create the Learner with default_cbs=True")
-        cols = rec.metric_names[1:-1]
+        cols = self.learn.results.metric_names[1:-1]
         if self.monitor not in cols:
             raise ValueError(f"{type(self).__name__} monitors {self.monitor!r}, which this fit does not record; "
                              f"choose one of {cols}")
-        self._idx = cols.index(self.monitor)
         if self.reset_on_fit or self.best is None:
             self.best, self.best_epoch = None, None
 
@@ -68,11 +70,7 @@ class TrackerCallback(Callback):
 
     def monitored(self) -> float | None:
         """This epoch's value of `monitor`, or None when the validation it comes from did not run."""
-        learn = self.learn
-        row = learn.final_record
-        if row is None or (self.monitor != "train_loss" and not learn.recorder.validated):
-            return None
-        return float(row[self._idx])
+        return self.learn.results.value(self.monitor)
 
     def after_epoch(self) -> None:
         """Compare this epoch's value with the best; `new_best` says whether it improved."""
@@ -97,7 +95,9 @@ class EarlyStoppingCallback(TrackerCallback):
     `fit_one_cycle` the schedule is cut short: the LR never anneals to its final value.
     """
 
-    order = 90  # after Recorder (50), ProgressCallback (60) and anything that saves at the epoch's end
+    order = 90
+    run_after = (Recorder, ProgressCallback, CSVLogger, "SaveModelCallback")  # stops once the epoch is shown,
+    # logged and saved
 
     def __init__(self, monitor: str = "valid_loss", comp: Callable[[Any, Any], Any] | None = None,
                  min_delta: float = 0.0, patience: int = 1, reset_on_fit: bool = True) -> None:
@@ -148,7 +148,8 @@ class SaveModelCallback(TrackerCallback):
     model instead. `with_opt=True` (fastai: False) so that a saved file can resume training.
     """
 
-    order = 70  # after Recorder (50) and ProgressCallback (60)
+    order = 70
+    run_after = (Recorder, ProgressCallback)  # saves after the epoch's row is shown
 
     def __init__(self, monitor: str = "valid_loss", comp: Callable[[Any, Any], Any] | None = None,
                  min_delta: float = 0.0, fname: str = "model", every_epoch: bool | int = False,

@@ -17,6 +17,8 @@ import torch
 
 from .core import Callback, CancelBatchException, CancelFitException, CancelStepException
 from .distributed import is_main_process
+from .mixed_precision import MixedPrecision
+from .recorder import Recorder
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -60,7 +62,8 @@ class GradientAccumulation(Callback):
     batches that do not step skip the gradient all-reduce (`no_sync`).
     """
 
-    order = 6  # before MixedPrecision (10) and GradientClip (12): they only act on batches that step
+    order = 6
+    run_before = MixedPrecision  # it (and GradientClip, after it) only acts on batches that step
 
     def __init__(self, n_acc: int = 32) -> None:
         if not isinstance(n_acc, Integral) or n_acc < 1:
@@ -127,25 +130,23 @@ class GradientAccumulation(Callback):
         self.count = 0
 
 
-def _scaler_guards(learn: Any) -> bool:
-    """Whether float16 mixed precision's GradScaler already skips steps with non-finite gradients."""
-    from .mixed_precision import MixedPrecision
-
-    mp = getattr(learn, "mixed_precision", None)
-    return isinstance(mp, MixedPrecision) and mp.use_scaler
+def _steps_guarded(learn: Any) -> bool:
+    """Whether a callback already skips steps with non-finite gradients (float16's GradScaler)."""
+    return any(cb.skips_nonfinite_steps for cb in learn.cbs)
 
 
 class GradientClip(Callback):
     """Clip the total gradient norm (over every parameter that has a gradient) to `max_norm` before each step.
 
-    With float16 mixed precision the gradients are unscaled first. Frozen parameters have no gradient and
-    do not count; the norm is one norm over all layer groups. The norm before clipping is kept, as a
-    tensor, in `learn.gradient_clip.last_norm`. A step whose gradients are not finite (an infinite or NaN norm)
-    is skipped and counted in `n_skipped`, instead of clipping them to NaN weights: checking that reads the
-    norm once per step (a host-device sync; under float16 the GradScaler does it instead).
+    With float16 mixed precision the gradients are clipped after `MixedPrecision` has unscaled them. Frozen
+    parameters have no gradient and do not count; the norm is one norm over all layer groups. The norm before
+    clipping is kept, as a tensor, in `learn.gradient_clip.last_norm`. A step whose gradients are not finite (an
+    infinite or NaN norm) is skipped and counted in `n_skipped`, instead of clipping them to NaN weights: checking
+    that reads the norm once per step (a host-device sync; under float16 the GradScaler does it instead).
     """
 
-    order = 12  # after GradientAccumulation (6) and MixedPrecision (10)
+    order = 12
+    run_after = (GradientAccumulation, MixedPrecision)  # clips steps that happen, gradients that are unscaled
 
     def __init__(self, max_norm: float = 1.0, norm_type: float = 2.0) -> None:
         if not (isinstance(max_norm, (int, float)) and math.isfinite(max_norm) and max_norm > 0):
@@ -159,19 +160,14 @@ class GradientClip(Callback):
         self.n_skipped = 0
 
     def before_step(self) -> None:
-        """Unscale (float16), clip in place; skip the step when the gradients are not finite."""
-        from .mixed_precision import MixedPrecision
-
+        """Clip in place; skip the step when the gradients are not finite."""
         learn = self.learn
-        mp = getattr(learn, "mixed_precision", None)
-        if isinstance(mp, MixedPrecision):
-            mp.unscale_grads()
         assert learn.opt is not None
         params = [p for pg in learn.opt.param_groups for p in pg["params"] if p.grad is not None]
         if not params:
             return
         self.last_norm = torch.nn.utils.clip_grad_norm_(params, self.max_norm, self.norm_type)
-        if not _scaler_guards(learn) and not bool(torch.isfinite(self.last_norm)):
+        if not _steps_guarded(learn) and not bool(torch.isfinite(self.last_norm)):
             self.n_skipped += 1
             raise CancelStepException()
 
@@ -209,7 +205,7 @@ class TerminateOnNaNCallback(Callback):
     def before_step(self) -> None:
         """Stop if a gradient is not finite (the loss was)."""
         learn = self.learn
-        if _scaler_guards(learn):
+        if _steps_guarded(learn):
             return
         assert learn.opt is not None
         grads = _grads(learn.opt)
@@ -231,7 +227,7 @@ class TerminateOnNaNCallback(Callback):
 
 
 class CSVLogger(Callback):
-    """Write the recorder's table (`epoch, train_loss, valid_loss, *metrics, time`) to `learn.path / fname`.
+    """Write the results table (`epoch, train_loss, valid_loss, *metrics, time`) to `learn.path / fname`.
 
     One line per epoch, flushed as it is written, so a crashed run keeps every finished epoch. The file is
     opened (and, unless `append=True`, emptied) when the first epoch ends, so `lr_find` and fits cancelled
@@ -239,7 +235,8 @@ class CSVLogger(Callback):
     Only the main process writes in a distributed run.
     """
 
-    order = 55  # after the Recorder (50) has this epoch's row
+    order = 55
+    run_after = Recorder  # writes the row the Recorder published
     run_in_lr_find = False
 
     @property
@@ -259,7 +256,7 @@ class CSVLogger(Callback):
     def before_fit(self) -> None:
         """Check an existing file's header when appending; the file is opened at the first epoch's end."""
         self._file = None
-        self._header = list(self.learn.recorder.metric_names)
+        self._header = list(self.learn.results.metric_names)
         self._has_header = False
         path = self.path
         if self.append and is_main_process() and path.exists() and path.stat().st_size > 0:
@@ -285,7 +282,7 @@ class CSVLogger(Callback):
             self._writer = csv.writer(self._file)
             if not self._has_header:
                 self._write(self._header)
-        self._write([_cell(v) for v in self.learn.recorder.log])
+        self._write([_cell(v) for v in self.learn.results.log])
 
     def after_fit(self) -> None:
         """Close the file (also after an error)."""

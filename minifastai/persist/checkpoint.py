@@ -239,7 +239,8 @@ def _cb_state_fits(cb: Callback, state: Any, path: Path, load: Callable[[Any], A
 class RestoreCallbackStates(Callback):
     """Gives saved callback states to the next fit's callbacks (after their own `before_fit`), then leaves."""
 
-    order = 10_000
+    order = 10_000  # last: every other callback's own before_fit has run
+    log_args = False
 
     def __init__(self, states: dict[str, Any], path: Path) -> None:
         self.states, self.path = states, path

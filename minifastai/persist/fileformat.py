@@ -196,21 +196,29 @@ def _check_types(state: dict, path: Path, spec: dict[str, tuple[type, ...]]) -> 
         raise _malformed(path, "'manifest'", "is not a dict of library name -> version")
 
 
-def check_plain(obj: Any, where: str) -> Any:
-    """`obj` with numpy scalars made Python numbers; a `TypeError` naming `where` if
-    `torch.load(weights_only=True)` could not read it back (allowed: tensors, numbers, strings, None, lists,
-    tuples and dicts)."""
-    if isinstance(obj, PLAIN_TYPES):
+def check_plain(obj: Any, where: str, tensors: bool = True, hint: str = "") -> Any:
+    """`obj` with numpy scalars made Python numbers; a `TypeError` naming `where` (and the entry inside it) if
+    `torch.load(weights_only=True)` could not read it back. Allowed: numbers, strings, None, lists, tuples, dicts
+    and, unless `tensors=False`, tensors; `hint` says what to do instead."""
+    allowed = PLAIN_TYPES if tensors else tuple(t for t in PLAIN_TYPES if t is not torch.Tensor)
+    if isinstance(obj, allowed):
         return obj
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, (list, tuple)):
-        return type(obj)(check_plain(v, f"{where}[{i}]") for i, v in enumerate(obj))
+        return type(obj)(check_plain(v, f"{where}[{i}]", tensors, hint) for i, v in enumerate(obj))
     if isinstance(obj, dict):
-        return {check_plain(k, f"{where} key"): check_plain(v, f"{where}[{k!r}]") for k, v in obj.items()}
-    raise TypeError(f"{where} is a {type(obj).__name__}, which torch.load(weights_only=True) cannot read "
-                    "back; use tensors, numbers, strings, None, lists, tuples and dicts "
-                    "(e.g. torch.as_tensor(array))")
+        return {check_plain(k, f"{where} key", tensors, hint): check_plain(v, f"{where}[{k!r}]", tensors, hint)
+                for k, v in obj.items()}
+    kinds = "numbers, strings, None, lists, tuples and dicts" + (" or tensors" if tensors else "")
+    raise TypeError(f"{where} is a {type(obj).__name__} ({_short(obj)}), which an export or checkpoint cannot store "
+                    f"(torch.load(weights_only=True) reads back only {kinds}); "
+                    + (hint or "convert it, e.g. torch.as_tensor(array)"))
+
+
+def _short(obj: Any) -> str:
+    r = repr(obj)
+    return r if len(r) <= 60 else r[:57] + "..."
 
 
 def manifest() -> dict[str, str]:

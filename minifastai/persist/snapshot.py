@@ -42,7 +42,8 @@ def _shallow(v: Any) -> Any:
 class Snapshot:
     """Everything a fit can change on a learner, saved so that `restore()` puts it back exactly: the loop state,
     the optimizer (object, hyper-parameters and, with `tensors`, its state), `requires_grad` flags, train/eval
-    modes, RNG states (global and the training loader's generators), the callback list, the recorder's contents
+    modes, RNG states (global and the training loader's generators), the callback list, `learn.results`, the recorder's
+    contents
     and other callbacks' `state_dict`s, and, with `tensors`, the weights and gradients (copied to the host).
 
     `lr_find` takes a full snapshot (its sweep trains); `dry_run` passes `tensors=False` (a planned fit touches
@@ -53,6 +54,7 @@ class Snapshot:
         self.learn, self.tensors = learn, tensors
         self.loop = learn.loop.copy()
         self.group_plan = learn.group_plan
+        self.results = learn.results.copy()
         self.cbs: list[Callback] = list(learn.cbs)
         self.model = model = learn.model
         self.params = list(model.parameters())
@@ -103,6 +105,7 @@ class Snapshot:
             gen.set_state(gen_state)
         learn.loop.restore(self.loop)
         learn.group_plan = self.group_plan
+        learn.results.restore(self.results)
         if self.recorder is not None and self.recorder_state is not None:
             vars(self.recorder).clear()
             vars(self.recorder).update(self.recorder_state)

@@ -35,13 +35,14 @@ class TabularLearner(Learner):
 
     dls: TabularDataLoaders
 
-    def fit(self, n_epoch: int, *args: Any, **kwargs: Any) -> None:
-        """`Learner.fit`, after checking that the training batches carry targets (else nothing would train)."""
+    def fit_checked(self, args: dict[str, Any], reset_opt: bool = False) -> None:
+        """`Learner.fit_checked` (what every fit runs), after checking that the training batches carry targets (else
+        nothing would train)."""
         train = self.dls.train
         if isinstance(train, TabularLoader) and len(train.tensors) < 3:
             raise ValueError("dls.train yields batches without targets (only inputs, e.g. a test_dl): training "
                              "would compute no loss and change nothing; train on rows that include the targets")
-        super().fit(n_epoch, *args, **kwargs)
+        super().fit_checked(args, reset_opt)
 
     def predict(self, row: pd.Series | pd.DataFrame | Mapping) -> tuple[TabularRow, torch.Tensor, torch.Tensor]:
         """`row, clas, probs = learn.predict(df.iloc[0])`: the decoded row with the prediction in the target

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..persist.fileformat import check_plain
 from .blocks import Y_BLOCKS, CategoryBlock, YBlock
 from .columns import (
     BIG_TABLE,
@@ -265,8 +266,8 @@ class TabularProcessor:
             procs.append({"name": type(p).__name__, "state": p.state_dict()})
         state = {"cat_names": self.raw_cat_names, "cont_names": self.cont_names, "y_names": self.y_names,
                  "y_kind": self.y_kind, "vocab": self.vocab, "procs": procs}
-        _check_plain(state)
-        return state
+        return check_plain(state, "the tabular processor's state", tensors=False,
+                           hint="convert that column to str, int or float before building the DataLoaders")
 
     @classmethod
     def from_state(cls, state: dict) -> TabularProcessor:
@@ -309,13 +310,3 @@ def _stack_split(codes: dict[str, Any], n: int, splits: Sequence[np.ndarray | No
     return outs
 
 
-def _check_plain(x: Any, path: str = "state") -> None:
-    if isinstance(x, dict):
-        for k, v in x.items():
-            _check_plain(v, f"{path}[{k!r}]")
-    elif isinstance(x, (list, tuple)):
-        for i, v in enumerate(x):
-            _check_plain(v, f"{path}[{i}]")
-    elif not (x is None or isinstance(x, (str, int, float, bool))):
-        raise ValueError(f"{path} holds a {type(x).__name__} ({x!r}), which an export cannot store: "
-                         "convert that column to str, int or float before building the DataLoaders")

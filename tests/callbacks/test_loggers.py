@@ -96,6 +96,13 @@ def test_tensorboard_fine_tune_continues_the_step_axis_and_logs_both_fits(tmp_pa
     assert "| trainable_groups | ['head'] |" in first and "| trainable_groups | ['body', 'middle', 'head'] |" in second
     assert [i.step for i in s["_ea"].Images("plot_sched")] == [8, 24]
     assert tb.step_offset == 24 and tb.n_fits == 2
+    # the peaks the schedule planned for each group: slice(2e-3) frozen, slice(1e-5, 1e-3) after unfreezing
+    assert "| peak_lrs | [0.0002, 0.0002, 0.002] |" in first and "| peak_lrs | [1e-05, 0.0001, 0.001] |" in second
+    # one event file for both fits: TensorBoard reads a folder's files in name order and drops the steps of a file
+    # read later that come before those it has (file names sort wrongly when their counter passes 9 -> 10)
+    assert len(list((tmp_path / "tb").glob("events.out.tfevents.*"))) == 1
+    tb.close()
+    assert tb.writer is None
 
 
 def test_lr_find_is_not_logged_and_other_ranks_write_nothing(tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("utils", ("minifastai.version", "minifastai.checks", "minifastai.seed", "minifastai.ranks",
                "minifastai.torch_utils")),
     ("core", ("minifastai.callback.core", "minifastai.data", "minifastai.groups", "minifastai.optimizer",
-              "minifastai.losses", "minifastai.metrics", "minifastai.state")),
+              "minifastai.losses", "minifastai.metrics", "minifastai.state", "minifastai.results")),
     ("persist", ("minifastai.persist",)),
     ("callbacks", ("minifastai.callback",)),
     ("learner", ("minifastai.learner", "minifastai.inference", "minifastai.summary")),

@@ -285,3 +285,16 @@ def test_test_dl_with_wrong_types_names_the_column():
         dls.test_dl(frame().drop(columns="w"))
     loader = TabularLoader([torch.zeros(3, 1)], bs=2)
     assert len(loader) == 2
+
+
+def test_a_column_value_an_export_cannot_store_is_named_before_anything_is_written(tmp_path):
+    """One `check_plain` (persist's) checks every export: a Decimal category names its entry and what to do."""
+    import decimal
+
+    df = frame()
+    df["c"] = [decimal.Decimal(i % 3) for i in range(len(df))]
+    learn = tabular_learner(TabularDataLoaders.from_df(df, y_names="label", **KW), layers=[4])
+    with pytest.raises(TypeError, match=r"state\['procs'\]\[1\]\['state'\]\['classes'\]\['c'\]\[1\] is a Decimal "
+                                        r"\(Decimal\('0'\)\).*convert that column to str, int or float"):
+        learn.export(tmp_path / "export.pkl")
+    assert list(tmp_path.iterdir()) == []
