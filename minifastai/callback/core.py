@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,10 @@ ClassClaim = type | str | tuple[type | str, ...]
 """A class, a class name, or a tuple of them: whom a callback runs after (`run_after`) or before (`run_before`)."""
 
 
+NOT_FORWARDED = frozenset(("state_dict", "load_state_dict", "check_state_dict", "export_weights"))
+"""What a callback may define for checkpoints and exports: looked up on the callback itself, never on its learner."""
+
+
 class Callback:
     """Base class: override any hook below; it reaches the learner as `self.learn`.
 
@@ -73,9 +78,12 @@ class Callback:
     schedule hyper-parameters, so that `Learner.dry_run` replays them without data. `run_train = False`
     (or `run_valid = False`) skips the callback's batch events in the training (validation) phase.
     The loop's state reads as in fastai (`self.model`, `self.loss`, `self.epoch`, ...): read-only
-    properties; changes go through `self.learn`. `restore_on_load = True` marks a callback whose state
-    describes the weights (EMA's average): `learn.load` checks and applies its saved state at once, with the
-    weights (`check_state_dict(state)` then `load_state_dict(state)`; `state` is None when the file has none),
+    properties; changes go through `self.learn`. Any other public learner attribute reads through `self` too
+    (`self.recorder`, `self.dls`; see `__getattr__`), as fastai forwards them.
+
+    `restore_on_load = True` marks a callback whose state describes the weights (EMA's average): `learn.load`
+    checks and applies its saved state at once, with the weights (`check_state_dict(state)` then
+    `load_state_dict(state)`; `state` is None when the file has none),
     where other callbacks get theirs at the start of the next fit.
 
     Capability flags say what a callback is, so that no module has to look for other callbacks' classes:
@@ -194,6 +202,48 @@ class Callback:
     def after_cancel_fit(self) -> None:
         """A `CancelFitException` was raised."""
 
+    def __init__(self, **hooks: Callable[..., Any]) -> None:
+        """fastai's `Callback(before_fit=f)`: functions of `self` passed by event name become this callback's hooks
+        (an unknown event name is a `TypeError`)."""
+        unknown = [k for k in hooks if k not in EVENTS]
+        if unknown:
+            raise TypeError(f"Callback() got {unknown}, which are not events; the events are {', '.join(EVENTS)}")
+        for k, f in hooks.items():
+            if not callable(f):
+                raise TypeError(f"Callback({k}=...) takes a function of the callback, got {f!r}")
+            setattr(self, k, types.MethodType(f, self))
+
+    def __call__(self, event_name: str) -> Any:
+        """Run this callback's `event_name` method (fastai's `cb('before_fit')`), if it has one; batch events follow
+        `run_train` / `run_valid`. An error is re-raised naming the callback and the event."""
+        training = getattr(self, "training", True)
+        if event_name in BATCH_EVENTS and not ((self.run_train and training) or (self.run_valid and not training)):
+            return None
+        if event_name not in vars(self) and not hasattr(type(self), event_name):
+            return None  # not a method of this callback (never read from the learner)
+        try:
+            return getattr(self, event_name)()
+        except CANCEL_EXCEPTIONS:
+            raise
+        except Exception as e:
+            first = f"Exception occurred in `{type(self).__name__}` when calling event `{event_name}`:"
+            e.args = (f"{first}\n\t{e.args[0]}" if e.args else first, *e.args[1:])
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        """fastai's attribute forwarding, for reads: a public name the callback does not have is read from its
+        learner (`self.recorder`, `self.dls.vocab`, `self.lr`). Writes stay the callback's own (the loop's names are
+        read-only properties, see above); names starting with `_` and the callback protocol (`state_dict`, ...) are
+        never forwarded, and an unknown name is an `AttributeError` naming the callback and the learner."""
+        if name.startswith("_") or name in NOT_FORWARDED or "learn" not in vars(self):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        learn = vars(self)["learn"]
+        try:
+            return getattr(learn, name)
+        except AttributeError:
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}, and neither has its learner "
+                                 f"({type(learn).__name__})") from None
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(order={self.order})"
 
@@ -243,8 +293,15 @@ BATCH_EVENTS = frozenset(("before_batch", "after_pred", "after_loss", "before_ba
 
 
 def hooks_of(cb: Callback) -> dict[str, Callable[[], None]]:
-    """The bound hooks a callback overrides, by event name."""
-    return {e: getattr(cb, e) for e in EVENTS if getattr(type(cb), e, None) is not getattr(Callback, e)}
+    """The bound hooks a callback overrides (in its class, or given to `Callback(event=f)`), by event name."""
+    return {e: getattr(cb, e) for e in EVENTS
+            if e in vars(cb) or getattr(type(cb), e, None) is not getattr(Callback, e)}
+
+
+event = type("event", (), {"__doc__": "Every event's name as an attribute (`event.before_fit == 'before_fit'`): "
+                                      "tab completion and no typos (fastai's `event`).", **{e: e for e in EVENTS}})
+CANCEL_EXCEPTIONS = (CancelBatchException, CancelBackwardException, CancelStepException, CancelTrainException,
+                     CancelValidException, CancelEpochException, CancelFitException)
 
 
 class TrainEvalCallback(Callback):

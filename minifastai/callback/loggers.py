@@ -88,7 +88,8 @@ def fit_hyperparameters(learn: Learner) -> dict[str, Any]:
         except (TypeError, ValueError):
             continue
         for a in args:
-            v = _plain(getattr(cb, a, None)) if a != "self" and hasattr(cb, a) else None
+            own = a in vars(cb) or hasattr(type(cb), a)  # its own setting, not a name read from the learner
+            v = _plain(getattr(cb, a)) if a != "self" and own else None
             if v is not None:
                 hp[f"{cb.name}.{a}"] = v
     return hp

@@ -9,6 +9,7 @@ optimizer steps the gradients are unscaled, and a step whose gradients overflowe
 """
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
@@ -86,6 +87,7 @@ class MixedPrecision(Callback):
         self._probe = _StepProbe(self)
         self._autocast: Any = None
         self._unscaled, self._pending_update = False, False
+        self._warned = False
 
     # ---- setup --------------------------------------------------------------------------------
     @property
@@ -98,10 +100,21 @@ class MixedPrecision(Callback):
         """With a GradScaler, a step whose gradients are not finite is skipped here (other callbacks need not)."""
         return self.use_scaler
 
+    def warn_if_emulated(self, device_type: str, stacklevel: int = 2) -> None:
+        """Warn (once) that float16 autocast on a CPU is emulated: many times slower than float32
+        (bench/fp16_cpu.py)."""
+        if self.enabled and self.dtype == torch.float16 and device_type == "cpu" and not self._warned:
+            self._warned = True
+            warnings.warn("to_fp16() on a CPU: float16 autocast is emulated there and trains many times slower than "
+                          "float32 (20x in bench/fp16_cpu.py); use learn.to_fp32(), or learn.to_bf16() on a CPU with "
+                          "bfloat16 instructions (AVX512-BF16, AMX); float16 is for GPUs", RuntimeWarning,
+                          stacklevel=stacklevel + 1)
+
     def _setup(self) -> None:
         dev = self.learn.dls.device.type
         if self.enabled and getattr(self, "device_type", None) != dev:  # checked once per device type
             check_autocast(dev, self.dtype)
+            self.warn_if_emulated(dev)
         self.device_type = dev
         if self.use_scaler and (self.scaler is None or self._scaler_device != dev):
             self.scaler = torch.amp.GradScaler(dev, init_scale=self.init_scale, growth_factor=self.growth_factor,
@@ -223,10 +236,13 @@ def _remove_mixed_precision(learn: Learner) -> None:
 def to_fp16(learn: Learner, init_scale: float = 2.0**16, growth_factor: float = 2.0,
             backoff_factor: float = 0.5, growth_interval: int = 2000, enabled: bool = True,
             cast_outputs: bool = True) -> Learner:
-    """Train with float16 autocast and a GradScaler (replaces any mixed precision); returns `learn`."""
+    """Train with float16 autocast and a GradScaler (replaces any mixed precision); returns `learn`. On a CPU it warns:
+    float16 is emulated there, many times slower than float32."""
     _remove_mixed_precision(learn)
-    learn.add_cb(MixedPrecision(torch.float16, init_scale, growth_factor, backoff_factor, growth_interval,
-                                enabled, cast_outputs))
+    mp = MixedPrecision(torch.float16, init_scale, growth_factor, backoff_factor, growth_interval, enabled,
+                        cast_outputs)
+    mp.warn_if_emulated(learn.dls.device.type, stacklevel=2)  # now, at the user's line (not again at the fit)
+    learn.add_cb(mp)
     return learn
 
 

@@ -4,6 +4,7 @@ from collections import namedtuple
 import numpy as np
 import pytest
 import torch
+from helpers import make_learner
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -286,3 +287,21 @@ def test_lr_find_before_first_fit_leaves_no_scaler_behind():
     assert learn.mixed_precision.scaler is None
     learn.fit(1, 1e-3)
     assert learn.mixed_precision.scaler.get_scale() == 2.0**16
+
+
+def test_fp16_on_a_cpu_warns_once_where_it_is_asked_for():
+    """float16 autocast is emulated on a CPU (21x slower in bench/fp16_cpu.py): to_fp16() says so, once."""
+    import warnings as _w
+
+    learn = make_learner()
+    with pytest.warns(RuntimeWarning, match=r"to_fp16\(\) on a CPU.*learn.to_fp32\(\), or learn.to_bf16\(\)") as rec:
+        learn.to_fp16()
+    ours = [r for r in rec if issubclass(r.category, RuntimeWarning)]
+    assert len(ours) == 1 and ours[0].filename == __file__  # once, pointing at the user's line
+    with _w.catch_warnings():
+        _w.simplefilter("error", RuntimeWarning)  # not again at the fit
+        learn.fit(1, 1e-3)
+        make_learner().to_bf16().fit(1, 1e-3)  # bfloat16 does not warn
+    direct = make_learner(cbs=MixedPrecision(torch.float16))
+    with pytest.warns(RuntimeWarning, match="float16 autocast is emulated"):
+        direct.fit(1, 1e-3)

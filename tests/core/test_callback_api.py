@@ -53,6 +53,33 @@ def test_assigning_a_loop_name_on_a_callback_says_to_use_self_learn():
     assert same_state(before, state_copy(learn.model)) and not any(isinstance(c, Bad) for c in learn.cbs)
 
 
+def test_other_learner_attributes_read_through_the_callback_as_in_fastai():
+    """fastai forwards attribute reads to the learner (`self.recorder`, `self.dls`, `self.lr`); so do we, reads only."""
+
+    class Reads(Callback):
+        run_after = "Recorder"  # sees this epoch's row
+
+        def __init__(self):
+            self.got = {}
+
+        def after_epoch(self):
+            self.got = {"recorder": self.recorder is self.learn.recorder, "lr": self.lr, "n_groups": self.n_groups,
+                        "rows": len(self.recorder.values), "names": list(self.group_names)}
+
+    learn = make_learner(lr=3e-3, group_names=["a", "b", "c"])
+    cb = Reads()
+    learn.fit(1, cbs=cb)
+    assert cb.got == {"recorder": True, "lr": 3e-3, "n_groups": 3, "rows": 1, "names": ["a", "b", "c"]}
+    with pytest.raises(AttributeError, match=r"Reads has no attribute 'no_such_thing', and neither has its learner "
+                                             r"\(Learner\)"):
+        cb.no_such_thing  # noqa: B018
+    assert not hasattr(cb, "_private") and not hasattr(Reads(), "recorder")  # not forwarded / not attached yet
+    # the callback protocol is never read from the learner: a callback without state_dict has none
+    assert not hasattr(cb, "state_dict") and not hasattr(cb, "load_state_dict")
+    cb.lr = 0.5  # a write is the callback's own attribute
+    assert cb.lr == 0.5 and learn.lr == 3e-3
+
+
 class Counts(Callback):
     def __init__(self):
         self.train, self.valid, self.epochs = 0, 0, 0
