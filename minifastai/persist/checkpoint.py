@@ -202,7 +202,7 @@ def _apply_checkpoint(learn: Learner, state: dict, path: Path, with_opt: bool, s
     now = [(cb, (saved_cbs or {}).get(cb.name)) for cb in learn.cbs if cb.restore_on_load] if with_weight_states \
         else []
     for cb, cb_state in now:
-        _cb_state_fits(cb, cb_state, path, cb.check_state_dict)  # type: ignore[attr-defined]
+        _cb_state_fits(cb, cb_state, path, cb.check_state_dict)
     # 2. apply (each step was checked above; the optimizer goes back if the model still refuses)
     undo = opt.state_dict() if opt is not None and old_opt is not None else None
     try:
@@ -219,7 +219,7 @@ def _apply_checkpoint(learn: Learner, state: dict, path: Path, with_opt: bool, s
         for g, s in zip(gens, rng.get("loaders", [])):
             g.set_state(s)
     for cb, cb_state in now:
-        cb.load_state_dict(cb_state)  # type: ignore[attr-defined]
+        cb.load_state_dict(cb_state)
     if with_cbs:
         for cb in [c for c in learn.cbs if isinstance(c, RestoreCallbackStates)]:
             learn.remove_cb(cb)

@@ -76,7 +76,7 @@ class Snapshot:
         self.recorder = rec
         self.recorder_state = None if rec is None else {k: _shallow(v) for k, v in vars(rec).items()}
         # other callbacks with checkpointable state (e.g. a GradScaler's scale, which a diverging sweep lowers)
-        self.cb_states = [(cb, copy.deepcopy(cb.state_dict())) for cb in learn.cbs  # type: ignore[attr-defined]
+        self.cb_states = [(cb, copy.deepcopy(cb.state_dict())) for cb in learn.cbs
                           if cb is not rec and callable(getattr(cb, "state_dict", None))
                           and callable(getattr(cb, "load_state_dict", None))]
 
@@ -114,5 +114,5 @@ class Snapshot:
         for cb in [c for c in self.cbs if c not in learn.cbs]:
             learn.add_cb(cb)
         for cb, state in self.cb_states:
-            cb.load_state_dict(state)  # type: ignore[attr-defined]
+            cb.load_state_dict(state)
         learn._rebuild_handlers()
