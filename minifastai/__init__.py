@@ -47,6 +47,9 @@ from .losses import (
     BCELossFlat,
     BCEWithLogitsLossFlat,
     CrossEntropyLossFlat,
+    DiceLoss,
+    FocalLoss,
+    FocalLossFlat,
     L1LossFlat,
     LabelSmoothingCrossEntropy,
     LabelSmoothingCrossEntropyFlat,
@@ -93,7 +96,7 @@ __all__ = [
     "SchedLin", "SchedCos", "SchedNo", "SchedExp", "SchedPoly", "combine_scheds", "sched_no",
     "SGD", "Adam", "RMSProp", "OptimWrapper",
     "BaseLoss", "CrossEntropyLossFlat", "BCEWithLogitsLossFlat", "BCELossFlat", "MSELossFlat", "L1LossFlat",
-    "LabelSmoothingCrossEntropy", "LabelSmoothingCrossEntropyFlat",
+    "LabelSmoothingCrossEntropy", "LabelSmoothingCrossEntropyFlat", "FocalLoss", "FocalLossFlat", "DiceLoss",
     "accuracy_multi", "top_k_accuracy", "mse", "TorchMetric", "set_seed",
     # seeing and speeding up training
     "TensorBoardCallback", "MLflowCallback", "EMA",

@@ -188,6 +188,82 @@ class LabelSmoothingCrossEntropyFlat(BaseLoss):
         return out.argmax(dim=-1)
 
 
+class FocalLoss(nn.Module):
+    """Focal loss (Lin et al. 2017, fastai's `FocalLoss`): cross-entropy with each item's term multiplied by
+    `(1 - p_t) ** gamma`, so that well-classified items (high `p_t`) count less; `gamma=0` is cross-entropy."""
+
+    y_int = True
+
+    def __init__(self, gamma: float = 2.0, weight: torch.Tensor | None = None, reduction: str = "mean") -> None:
+        super().__init__()
+        self.gamma, self.weight, self.reduction = gamma, weight, reduction
+
+    def forward(self, inp: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        """The focal loss of logits `inp` (N, C) against class indices `targ` (N,)."""
+        ce = F.cross_entropy(inp, targ, weight=self.weight, reduction="none")
+        loss = (1 - torch.exp(-ce)) ** self.gamma * ce
+        return loss.mean() if self.reduction == "mean" else loss.sum() if self.reduction == "sum" else loss
+
+
+class FocalLossFlat(BaseLoss):
+    """`FocalLoss`, flattened like `CrossEntropyLossFlat` (class `axis`, softmax activation, arg-max decodes);
+    the paper's class weight alpha is `weight=`."""
+
+    y_int = True
+    activation_name = "softmax"
+
+    def __init__(self, *args: Any, gamma: float = 2.0, axis: int = -1, **kwargs: Any) -> None:
+        super().__init__(FocalLoss, *args, gamma=gamma, axis=axis, **kwargs)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax over the class axis."""
+        return F.softmax(x, dim=self.axis)
+
+    def decodes(self, x: torch.Tensor) -> torch.Tensor:
+        """The class index: arg-max over the class axis."""
+        return x.argmax(dim=self.axis)
+
+
+class DiceLoss:
+    """1 - the Dice coefficient of softmax predictions against one-hot masks, per item and class (fastai's
+    `DiceLoss`, for segmentation): `(2 * |p * t| + smooth) / (|p| + |t| + smooth)`, summed over the spatial
+    dimensions; `square_in_union` squares the predictions in the denominator (steeper gradients)."""
+
+    activation_name: str | None = None  # softmax over `axis` (1), not the last axis: not an export activation
+
+    def __init__(self, axis: int = 1, smooth: float = 1e-6, reduction: str = "sum",
+                 square_in_union: bool = False) -> None:
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.axis, self.smooth, self.reduction, self.square_in_union = axis, smooth, reduction, square_in_union
+
+    def __call__(self, pred: torch.Tensor, targ: torch.Tensor) -> torch.Tensor:
+        """The loss of logits `pred` (N, C, ...) against class-index masks `targ` (N, ...)."""
+        onehot = self._one_hot(targ, pred.shape[self.axis], self.axis)
+        if onehot.shape != pred.shape:
+            raise ValueError(f"DiceLoss: predictions of shape {tuple(pred.shape)} and class-index targets of shape "
+                             f"{tuple(targ.shape)} do not match (targets hold one class index per pixel, not one-hot)")
+        p = self.activation(pred)
+        dims = list(range(2, p.ndim))
+        inter = (p * onehot).sum(dims)
+        union = (p**2 + onehot).sum(dims) if self.square_in_union else (p + onehot).sum(dims)
+        loss = 1 - (2.0 * inter + self.smooth) / (union + self.smooth)
+        return loss.mean() if self.reduction == "mean" else loss.sum() if self.reduction == "sum" else loss
+
+    @staticmethod
+    def _one_hot(x: torch.Tensor, classes: int, axis: int = 1) -> torch.Tensor:
+        """One binary mask per class, stacked on `axis`."""
+        return F.one_hot(x.long(), classes).movedim(-1, axis)
+
+    def activation(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax over the class axis."""
+        return F.softmax(x, dim=self.axis)
+
+    def decodes(self, x: torch.Tensor) -> torch.Tensor:
+        """The class index per pixel: arg-max over the class axis."""
+        return x.argmax(dim=self.axis)
+
+
 ACTIVATIONS: dict[str | None, Callable[[torch.Tensor], torch.Tensor]] = {
     "softmax": lambda x: torch.softmax(x, dim=-1), "sigmoid": torch.sigmoid, None: lambda x: x}
 

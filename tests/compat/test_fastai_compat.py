@@ -317,6 +317,11 @@ def _loss_cases():
         ("LabelSmoothingCrossEntropyFlat", {}, logits, cls),
         ("LabelSmoothingCrossEntropyFlat", {"eps": 0.3, "reduction": "sum"}, logits, cls),
         ("LabelSmoothingCrossEntropy", {"weight": torch.tensor([1.0, 2.0, 0.5, 1.0])}, logits, cls),
+        ("FocalLossFlat", {}, logits, cls),
+        ("FocalLossFlat", {"gamma": 0.5, "axis": 1, "reduction": "sum"}, seg, seg_t),
+        ("FocalLoss", {"gamma": 3.0, "weight": torch.tensor([1.0, 2.0, 0.5, 1.0])}, logits, cls),
+        ("DiceLoss", {}, seg, seg_t),
+        ("DiceLoss", {"reduction": "mean", "square_in_union": True, "smooth": 1.0}, seg, seg_t),
     ]
 
 
@@ -328,6 +333,15 @@ def test_losses_match_fastai(name, kwargs, inp, targ):
         act = ours.activation(inp)
         torch.testing.assert_close(act, theirs.activation(inp).as_subclass(torch.Tensor))
         torch.testing.assert_close(ours.decodes(act), theirs.decodes(act).as_subclass(torch.Tensor))
+
+
+def test_dice_loss_with_one_hot_targets_is_a_clear_error():
+    seg = torch.randn(2, 3, 4, 5)
+    with pytest.raises(ValueError, match=r"DiceLoss: predictions of shape \(2, 3, 4, 5\) and class-index targets of "
+                                         r"shape \(2, 3, 4, 5\) do not match"):
+        mloss.DiceLoss()(seg, torch.zeros(2, 3, 4, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="reduction must be"):
+        mloss.DiceLoss(reduction="avg")
 
 
 def test_flat_loss_reduction_and_repr_like_fastai():
