@@ -56,8 +56,16 @@ from .losses import (
     MSELossFlat,
 )
 from .metrics import (
+    AccumMetric,
     AvgMetric,
+    F1Score,
     Metric,
+    Precision,
+    R2Score,
+    Recall,
+    RocAuc,
+    RocAucBinary,
+    RocAucMulti,
     TorchMetric,
     accuracy,
     accuracy_multi,
@@ -65,6 +73,7 @@ from .metrics import (
     mae,
     mse,
     rmse,
+    skm_to_fastai,
     top_k_accuracy,
 )
 from .optimizer import SGD, Adam, OptimWrapper, RMSProp
@@ -97,7 +106,8 @@ __all__ = [
     "SGD", "Adam", "RMSProp", "OptimWrapper",
     "BaseLoss", "CrossEntropyLossFlat", "BCEWithLogitsLossFlat", "BCELossFlat", "MSELossFlat", "L1LossFlat",
     "LabelSmoothingCrossEntropy", "LabelSmoothingCrossEntropyFlat", "FocalLoss", "FocalLossFlat", "DiceLoss",
-    "accuracy_multi", "top_k_accuracy", "mse", "TorchMetric", "set_seed",
+    "accuracy_multi", "top_k_accuracy", "mse", "AccumMetric", "skm_to_fastai", "RocAuc", "RocAucBinary",
+    "RocAucMulti", "F1Score", "Precision", "Recall", "R2Score", "TorchMetric", "set_seed",
     # seeing and speeding up training
     "TensorBoardCallback", "MLflowCallback", "EMA",
 ]

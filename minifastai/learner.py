@@ -452,6 +452,18 @@ class Learner(LoopFields):
     predict = inference.predict
 
     @property
+    def x(self) -> Any:
+        """The current batch's input, detuplified (fastai's `learn.x`: `xb[0]` when there is one input)."""
+        xb = self.xb
+        return xb[0] if xb is not None and len(xb) == 1 else xb
+
+    @property
+    def y(self) -> Any:
+        """The current batch's target, detuplified (fastai's `learn.y`: `yb[0]` when there is one target)."""
+        yb = self.yb
+        return yb[0] if yb is not None and len(yb) == 1 else yb
+
+    @property
     def final_record(self) -> list[float] | None:
         """The last epoch's `[train_loss, valid_loss, *metrics]` (fastai's `learn.final_record`)."""
         return self.results.final_record

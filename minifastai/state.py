@@ -106,9 +106,21 @@ def _loop_property(name: str) -> property:
     return property(get, put, doc=f"`learn.loop.{name}` (fastai's loop name).")
 
 
+class _OwnLoop:
+    """`learn.loop` for an object whose `__init__` did not create one (a fastai-style test subclass of `Learner`
+    that sets `self.pred, self.yb = ...` without calling `Learner.__init__`): a fresh `LoopState`, kept."""
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        loop = obj.__dict__["loop"] = LoopState()
+        return loop
+
+
 def exposes_loop_state(cls: type) -> type:
     """Class decorator: `learn.epoch`, `learn.pred`, ... read and write the learner's `loop` (fastai's names; a
     callback may set `self.learn.pred` or `self.learn.yb` as fastai's do)."""
     for name in LOOP_STATE:
         setattr(cls, name, _loop_property(name))
+    cls.loop = _OwnLoop()  # type: ignore[attr-defined]  # non-data: the instance's own `loop` wins, at no cost
     return cls

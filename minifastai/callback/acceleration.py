@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ..torch_utils import unwrap_model
+from ..torch_core import unwrap_model
 from .core import Callback
 
 if TYPE_CHECKING:

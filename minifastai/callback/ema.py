@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..torch_utils import unwrap_model
+from ..torch_core import unwrap_model
 from .core import Callback
 
 

@@ -15,7 +15,7 @@ import torch
 from ..callback.core import Callback
 from ..data import n_batches
 from ..ranks import barrier, is_main_process
-from ..torch_utils import unwrap_model
+from ..torch_core import unwrap_model
 from .atomic import atomic_save, atomic_write, clean_stale_temporaries
 from .fileformat import (
     DamagedFileError,

@@ -15,7 +15,7 @@ from torch.overrides import TorchFunctionMode
 from ..data import DataLoaders
 from ..losses import ACTIVATIONS
 from ..ranks import is_main_process
-from ..torch_utils import unwrap_model
+from ..torch_core import unwrap_model
 from .atomic import atomic_save, clean_stale_temporaries
 from .fileformat import (
     DamagedFileError,

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "minifastai"
 # first within a layer: `minifastai.callback.core` before `minifastai.callback.`)
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("utils", ("minifastai.version", "minifastai.checks", "minifastai.seed", "minifastai.ranks",
-               "minifastai.torch_utils")),
+               "minifastai.torch_core")),
     ("core", ("minifastai.callback.core", "minifastai.data", "minifastai.groups", "minifastai.optimizer",
               "minifastai.losses", "minifastai.metrics", "minifastai.state", "minifastai.results")),
     ("persist", ("minifastai.persist",)),

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
-from .callback.core import camel2snake
+from ..callback.core import camel2snake
+from ..torch_core import flatten_check
 
 if TYPE_CHECKING:
-    from .learner import Learner
+    from ..learner import Learner
 
 
 class Metric:
@@ -197,14 +198,6 @@ def _describe(v: Any) -> str:
         return "None (does it forget to return?)"
     shape = getattr(v, "shape", None)
     return f"a {type(v).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else f" ({str(v)[:40]!r})")
-
-
-def flatten_check(inp: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both flattened; they must hold the same number of elements (fastai's `flatten_check`)."""
-    if inp.numel() != targ.numel():
-        raise ValueError(f"metric got predictions of shape {tuple(inp.shape)} and targets of shape "
-                         f"{tuple(targ.shape)}: they must have the same number of elements")
-    return inp.reshape(-1), targ.reshape(-1)
 
 
 def accuracy(inp: torch.Tensor, targ: torch.Tensor, axis: int = -1) -> torch.Tensor:

@@ -1,0 +1,49 @@
+"""Small helpers on torch objects that several layers need, under fastai's module name (`fastai.torch_core`):
+`Module`, `flatten_check`, `to_detach`, `unwrap_model`."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["Module", "flatten_check", "to_detach", "unwrap_model"]
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The module inside a `DistributedDataParallel` wrapper (the model itself otherwise)."""
+    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+
+
+class Module(nn.Module):
+    """`nn.Module` whose subclasses need not call `super().__init__()` (fastai's `Module`): it has run by the time
+    the subclass's `__init__` starts."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Module:
+        obj = super().__new__(cls)
+        nn.Module.__init__(obj)
+        return obj
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """Nothing more to set up (`nn.Module.__init__` already ran)."""
+
+
+def flatten_check(inp: torch.Tensor, targ: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both flattened; they must hold the same number of elements (fastai's `flatten_check`)."""
+    if inp.numel() != targ.numel():
+        raise ValueError(f"metric got predictions of shape {tuple(inp.shape)} and targets of shape "
+                         f"{tuple(targ.shape)}: they must have the same number of elements")
+    return inp.reshape(-1), targ.reshape(-1)
+
+
+def to_detach(b: Any, cpu: bool = True, gather: bool = True) -> Any:
+    """`b` (a tensor, or tensors in lists, tuples and dicts) detached, and moved to the CPU unless `cpu=False`
+    (fastai's `to_detach`; `gather` is accepted for its signature)."""
+    if isinstance(b, torch.Tensor):
+        b = b.detach()
+        return b.cpu() if cpu else b
+    if isinstance(b, dict):
+        return {k: to_detach(v, cpu, gather) for k, v in b.items()}
+    if isinstance(b, (list, tuple)):
+        return type(b)(to_detach(v, cpu, gather) for v in b)
+    return b
