@@ -4,6 +4,7 @@
 `minifastai.tabular` (pandas) are imported on demand, and plots import matplotlib when drawn.
 """
 
+from . import metrics as _metrics
 from .callback import (
     Callback,
     CancelBackwardException,
@@ -55,27 +56,8 @@ from .losses import (
     LabelSmoothingCrossEntropyFlat,
     MSELossFlat,
 )
-from .metrics import (
-    AccumMetric,
-    AvgMetric,
-    F1Score,
-    Metric,
-    Precision,
-    R2Score,
-    Recall,
-    RocAuc,
-    RocAucBinary,
-    RocAucMulti,
-    TorchMetric,
-    accuracy,
-    accuracy_multi,
-    error_rate,
-    mae,
-    mse,
-    rmse,
-    skm_to_fastai,
-    top_k_accuracy,
-)
+from .metrics import *  # noqa: F403  (every metric, as `from fastai.vision.all import *` gives them)
+from .metrics import AvgMetric, Metric, accuracy, error_rate, mae, rmse
 from .optimizer import SGD, Adam, OptimWrapper, RMSProp
 from .persist.export import load_learner
 from .persist.registry import declare
@@ -97,7 +79,7 @@ __all__ = [
     "OneCycle", "ParamScheduler", "combined_cos", "sched_cos", "sched_exp", "sched_lin",
     "LRFinder", "LRSweep", "SuggestedLRs", "valley", "minimum", "steep", "slide",
     # metrics
-    "Metric", "AvgMetric", "accuracy", "error_rate", "rmse", "mae",
+    "Metric", "AvgMetric", "accuracy", "error_rate", "rmse", "mae",  # (and every name of minifastai.metrics)
     # training callbacks
     "MixedPrecision", "GradientAccumulation", "GradientClip", "EarlyStoppingCallback", "SaveModelCallback",
     "TerminateOnNaNCallback", "CSVLogger", "TrackerCallback", "ReduceLROnPlateau",
@@ -106,8 +88,8 @@ __all__ = [
     "SGD", "Adam", "RMSProp", "OptimWrapper",
     "BaseLoss", "CrossEntropyLossFlat", "BCEWithLogitsLossFlat", "BCELossFlat", "MSELossFlat", "L1LossFlat",
     "LabelSmoothingCrossEntropy", "LabelSmoothingCrossEntropyFlat", "FocalLoss", "FocalLossFlat", "DiceLoss",
-    "accuracy_multi", "top_k_accuracy", "mse", "AccumMetric", "skm_to_fastai", "RocAuc", "RocAucBinary",
-    "RocAucMulti", "F1Score", "Precision", "Recall", "R2Score", "TorchMetric", "set_seed",
+    "set_seed",
     # seeing and speeding up training
     "TensorBoardCallback", "MLflowCallback", "EMA",
 ]
+__all__ += [n for n in _metrics.__all__ if n not in __all__]
