@@ -21,7 +21,7 @@ from .callback.loggers import MLflowCallback, TensorBoardCallback
 from .callback.lr_find import LRFinder, LRSweep, SuggestedLRs, minimum, slide, steep, valley
 from .callback.mixed_precision import MixedPrecision
 from .callback.plan import PlanRecord
-from .callback.progress import ProgressCallback
+from .callback.progress import ProgressCallback, ShowGraphCallback
 from .callback.recorder import Recorder
 from .callback.schedule import (
     OneCycle,
@@ -39,7 +39,14 @@ from .callback.schedule import (
     sched_no,
 )
 from .callback.tracker import EarlyStoppingCallback, ReduceLROnPlateau, SaveModelCallback, TrackerCallback
-from .callback.training import CSVLogger, GradientAccumulation, GradientClip, TerminateOnNaNCallback
+from .callback.training import (
+    BnFreeze,
+    CSVLogger,
+    GradientAccumulation,
+    GradientClip,
+    ShortEpochCallback,
+    TerminateOnNaNCallback,
+)
 from .data import DataLoaders, default_device
 from .groups import LayerDecay, default_splitter, layer_decay, lr_range
 from .learner import Learner
@@ -82,7 +89,8 @@ __all__ = [
     "Metric", "AvgMetric", "accuracy", "error_rate", "rmse", "mae",  # (and every name of minifastai.metrics)
     # training callbacks
     "MixedPrecision", "GradientAccumulation", "GradientClip", "EarlyStoppingCallback", "SaveModelCallback",
-    "TerminateOnNaNCallback", "CSVLogger", "TrackerCallback", "ReduceLROnPlateau",
+    "TerminateOnNaNCallback", "CSVLogger", "TrackerCallback", "ReduceLROnPlateau", "ShortEpochCallback", "BnFreeze",
+    "ShowGraphCallback",
     # fastai names (schedules, optimizers, losses, metrics, seeding)
     "SchedLin", "SchedCos", "SchedNo", "SchedExp", "SchedPoly", "combine_scheds", "sched_no",
     "SGD", "Adam", "RMSProp", "OptimWrapper",

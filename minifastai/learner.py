@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from fastcore.foundation import L
 from torch import nn
 
 from . import groups as G
@@ -91,7 +92,7 @@ class Learner(LoopFields):
         self.group_plan = G.GroupPlan(list(names))
         self.results = Results()  # what the Recorder publishes and every callback reads
         self.log_results = True  # the progress table; `no_logging()` turns it off
-        self.cbs: list[Callback] = []
+        self.cbs: L = L()  # fastcore's L, as fastai's (`learn.cbs.filter(...)`)
         defaults: list[Callback] = [TrainEvalCallback(), Recorder(), ProgressCallback()] if default_cbs \
             else [TrainEvalCallback()]
         self.add_cbs(defaults + extra)
@@ -118,7 +119,7 @@ class Learner(LoopFields):
 
     def remove_cb(self, cb: Callback | type[Callback]) -> Learner:
         """Remove a callback, or every callback of a class (`learn.remove_cb(ProgressCallback)`)."""
-        found = [c for c in self.cbs if (isinstance(c, cb) if isinstance(cb, type) else c is cb)]
+        found: list[Callback] = [c for c in self.cbs if (isinstance(c, cb) if isinstance(cb, type) else c is cb)]
         for c in found:
             self.cbs.remove(c)
             if getattr(self, c.name, None) is c:
@@ -179,6 +180,13 @@ class Learner(LoopFields):
                         if in_phase or e not in BATCH_EVENTS:
                             table[e].append(h)
                 self._handlers[dry, training] = table
+
+    def __call__(self, event_name: str | Iterable[str]) -> None:
+        """Run every callback's hook for `event_name` (or for each of several names): fastai's `learn('after_fit')`."""
+        for e in [event_name] if isinstance(event_name, str) else list(event_name):
+            if e not in EVENTS:
+                raise ValueError(f"{e!r} is not an event; the events are {', '.join(EVENTS)}")
+            self._cb(e)
 
     def _cb(self, event: str) -> None:
         for h in self._handlers[self.dry, self.training][event]:

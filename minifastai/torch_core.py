@@ -1,5 +1,5 @@
 """Small helpers on torch objects that several layers need, under fastai's module name (`fastai.torch_core`):
-`Module`, `flatten_check`, `to_detach`, `unwrap_model`."""
+`Module`, `flatten_check`, `to_detach`, `unwrap_model`, `no_random`."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,7 +7,9 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Module", "flatten_check", "to_detach", "unwrap_model"]
+from .seed import no_random
+
+__all__ = ["Module", "flatten_check", "to_detach", "unwrap_model", "no_random"]
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

@@ -1,10 +1,13 @@
 """Callbacks: the events of a fit, one documented hook each, and the cancellation exceptions."""
 from __future__ import annotations
 
+import functools
 import re
 import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from fastcore.foundation import L
 
 from ..data import n_batches
 
@@ -278,10 +281,10 @@ def sort_cbs(cbs: list[Callback]) -> list[Callback]:
 
 
 def listify(x: Any) -> list:
-    """None -> [], a list or tuple -> a list, anything else -> [x]."""
+    """None -> [], a list, tuple or fastcore `L` -> a list, anything else -> [x]."""
     if x is None:
         return []
-    return list(x) if isinstance(x, (list, tuple)) else [x]
+    return list(x) if isinstance(x, (list, tuple, L)) else [x]
 
 
 EVENTS: tuple[str, ...] = tuple(
@@ -293,7 +296,10 @@ BATCH_EVENTS = frozenset(("before_batch", "after_pred", "after_loss", "before_ba
 
 
 def hooks_of(cb: Callback) -> dict[str, Callable[[], None]]:
-    """The bound hooks a callback overrides (in its class, or given to `Callback(event=f)`), by event name."""
+    """The bound hooks a callback overrides (in its class, or given to `Callback(event=f)`), by event name; a
+    callback that overrides `__call__` (fastai's `VerboseCallback`) is called with every event's name instead."""
+    if type(cb).__call__ is not Callback.__call__:
+        return {e: functools.partial(cb, e) for e in EVENTS}
     return {e: getattr(cb, e) for e in EVENTS
             if e in vars(cb) or getattr(type(cb), e, None) is not getattr(Callback, e)}
 

@@ -233,3 +233,42 @@ class ProgressCallback(Callback):
                 self.pbar.on_iter_end()
             self.mbar.on_iter_end()
             self.mbar = None
+
+
+class ShowGraphCallback(Callback):
+    """Draw the training loss (per batch, smoothed) and the validation loss (per epoch) under the progress bar as
+    the fit goes (fastai's; in a notebook the graph updates after every epoch). `points` keeps what was drawn:
+    `(batch index, loss)` pairs for training and `(training batches done, valid loss)` per epoch."""
+
+    order = 65
+    run_after = (Recorder, ProgressCallback)  # draws the epoch's losses under the display's bar
+    run_valid = False
+    run_in_lr_find = False
+
+    def before_fit(self) -> None:
+        """Start the record of this fit's epoch boundaries."""
+        if getattr(self.learn, "progress", None) is None:
+            raise ValueError("ShowGraphCallback draws under the progress bar: keep the ProgressCallback "
+                             "(default_cbs=True, not inside learn.no_bar())")
+        self.nb_batches: list[int] = []
+        self.points: tuple[list, list] = ([], [])
+
+    def after_train(self) -> None:
+        """Note where this epoch's training ended."""
+        self.nb_batches.append(self.learn.train_iter)
+
+    def after_epoch(self) -> None:
+        """Redraw the graph with every loss so far (one read of the recorder's losses per epoch)."""
+        if not self.nb_batches:
+            return
+        rec = self.learn.recorder
+        losses = [float(v) for v in rec.losses]
+        valid = [row[1] for row in self.learn.results.values]
+        self.points = (list(zip(range(len(losses)), losses)), list(zip(self.nb_batches, valid)))
+        finite = [v for v in [*losses, *valid] if v == v]
+        n_epoch, per_epoch = self.learn.n_epoch, self.nb_batches[0]
+        x_bounds = (0, (n_epoch - len(self.nb_batches)) * per_epoch + len(losses))
+        y_bounds = (0, max(finite) if finite else 1.0)
+        mbar = getattr(self.learn.progress, "mbar", None)
+        if mbar is not None:  # fastprogress draws in notebooks; a terminal or log has no graph
+            mbar.update_graph([(list(range(len(losses))), losses), (self.nb_batches, valid)], x_bounds, y_bounds)

@@ -14,8 +14,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import nn
 
-from .core import Callback, CancelBatchException, CancelFitException, CancelStepException
+from .core import (
+    Callback,
+    CancelBatchException,
+    CancelFitException,
+    CancelStepException,
+    CancelTrainException,
+    CancelValidException,
+    TrainEvalCallback,
+)
 from .distributed import is_main_process
 from .mixed_precision import MixedPrecision
 from .recorder import Recorder
@@ -224,6 +233,48 @@ class TerminateOnNaNCallback(Callback):
             warnings.warn(f"TerminateOnNaNCallback: {what} at epoch {learn.epoch}, batch {learn.iter}; the fit stops "
                           "(the weights are from before this batch)", RuntimeWarning, stacklevel=3)
             raise CancelFitException()
+
+
+class ShortEpochCallback(Callback):
+    """Train (and, with `short_valid`, validate) only the first `pct` of each epoch's batches, then cut the phase
+    short (fastai's, for a quick check that a pipeline runs end to end)."""
+
+    def __init__(self, pct: float = 0.01, short_valid: bool = True) -> None:
+        if not 0 <= pct <= 1:
+            raise ValueError(f"pct is the fraction of an epoch to run, in [0, 1], got {pct!r}")
+        self.pct, self.short_valid = pct, short_valid
+
+    def after_batch(self) -> None:
+        """Stop the phase once `pct` of its batches ran."""
+        learn = self.learn
+        if learn.n_iter and learn.iter / learn.n_iter < self.pct:
+            return
+        if learn.training:
+            raise CancelTrainException()
+        if self.short_valid:
+            raise CancelValidException()
+
+
+BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def set_bn_eval(m: nn.Module, use_eval: bool = True) -> None:
+    """Put every BatchNorm layer of `m` whose parameters are frozen in eval mode (`use_eval=False`: train mode)."""
+    for layer in m.modules():
+        params = list(layer.parameters(recurse=False))
+        if isinstance(layer, BN_TYPES) and params and not params[0].requires_grad:
+            layer.train(not use_eval)
+
+
+class BnFreeze(Callback):
+    """Keep the running statistics of frozen BatchNorm layers as they are while training (fastai's `BnFreeze`):
+    with `train_bn=False`, a frozen body then matches the pretrained one exactly."""
+
+    run_after = TrainEvalCallback  # which puts the whole model in train mode first
+
+    def before_train(self) -> None:
+        """Frozen BatchNorm layers back to eval mode."""
+        set_bn_eval(self.learn.model)
 
 
 class CSVLogger(Callback):

@@ -18,7 +18,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "minifastai.losses", "minifastai.metrics", "minifastai.state", "minifastai.results")),
     ("persist", ("minifastai.persist",)),
     ("callbacks", ("minifastai.callback",)),
-    ("learner", ("minifastai.learner", "minifastai.inference", "minifastai.summary")),
+    ("learner", ("minifastai.learner", "minifastai.inference", "minifastai.summary", "minifastai.test_utils")),
     ("apps", ("minifastai.vision", "minifastai.tabular")),
     ("top", ("minifastai",)),
 ]

@@ -249,3 +249,33 @@ def test_snapshot_covers_every_loop_attribute():
     snap.restore()
     for k in LOOP_STATE:
         assert getattr(learn, k) is before[k], k
+
+
+def test_fastai_call_forms_learner_and_callback(capsys):
+    """`learn('event')`, `cb('event')`, `Callback(before_fit=f)`, `cbs=L(...)`, `learn.cbs.filter`, and a callback
+    overriding `__call__` (fastai's VerboseCallback) seeing every event of a fit in order."""
+    from fastcore.foundation import L
+
+    from minifastai.test_utils import VerboseCallback, synth_learner
+
+    seen = []
+    learn = synth_learner(n_trn=1, n_val=1, cbs=L([Callback(after_create=lambda self: seen.append("ac"))]))
+    learn("after_create")
+    learn(["after_create", "after_cancel_fit"])
+    assert seen == ["ac", "ac", "ac"] and len(learn.cbs.filter(lambda c: isinstance(c, Callback))) == 4
+    with pytest.raises(ValueError, match="'before_fti' is not an event"):
+        learn("before_fti")
+    with pytest.raises(TypeError, match=r"\['before_fti'\], which are not events"):
+        Callback(before_fti=lambda self: None)
+    with learn.no_logging():
+        learn.fit(1, cbs=VerboseCallback())
+    out = capsys.readouterr().out.split()
+    assert out[:4] == ["before_fit", "before_epoch", "before_train", "before_batch"] and out[-1] == "after_fit"
+    assert out.count("after_batch") == 2 and "after_create" not in out  # one training and one validation batch
+
+    class Boom(Callback):
+        def after_epoch(self):
+            raise KeyError("x")
+
+    with pytest.raises(KeyError, match="Exception occurred in `Boom` when calling event `after_epoch`"):
+        Boom()("after_epoch")

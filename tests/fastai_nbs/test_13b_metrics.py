@@ -296,7 +296,7 @@ class CombineL1L2(Module):
 learn = synth_learner(metrics=LossMetrics('l1,l2'))
 learn.loss_func = CombineL1L2()
 learn.fit(2)
-""", pending="minifastai.test_utils (synth_learner) and fastai's Module"),
+"""),
 ]
 
 

@@ -1,0 +1,22 @@
+"""`from minifastai.basics import *`, as fastai's `from fastai.basics import *`: every public name of minifastai,
+the names fastai's star imports bring with them (`torch`, `nn`, `F`, `np`, `pd`, `Path`, `partial`, `tensor`,
+fastcore's `L`), and fastai's torch helpers and test helpers modules' names."""
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F  # noqa: N812 (fastai's name)
+from fastcore.foundation import L
+from torch import Tensor, nn, tensor
+
+from . import *  # noqa: F403
+from . import __all__ as _package_all
+from .callback.core import event
+from .torch_core import Module, flatten_check, no_random, to_detach, unwrap_model
+
+__all__ = [*_package_all, "event", "Module", "flatten_check", "to_detach", "unwrap_model", "no_random",
+           "torch", "nn", "F", "np", "pd", "Path", "partial", "tensor", "Tensor", "L"]

@@ -1,0 +1,60 @@
+"""For quick tests of the training loop and of callbacks, as fastai's `fastai.test_utils`: synthetic regression
+data (`y = a*x + b` plus noise), a two-parameter model, a learner on them, and a callback that prints each event."""
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from .callback.core import Callback
+from .data import DataLoaders, default_device
+from .learner import Learner
+from .losses import MSELossFlat
+from .optimizer import SGD
+from .torch_core import Module
+
+__all__ = ["synth_dbunch", "RegModel", "synth_learner", "VerboseCallback"]
+
+
+def synth_dbunch(a: float = 2, b: float = 3, bs: int = 16, n_train: int = 10, n_valid: int = 2,
+                 cuda: bool = False) -> DataLoaders:
+    """`n_train` (`n_valid`) batches of `bs` points of `y = a*x + b + 0.1*noise`, x standard normal, shape (n, 1)."""
+
+    def get_data(n: int) -> TensorDataset:
+        x = torch.randn(bs * n, 1)
+        return TensorDataset(x, a * x + b + 0.1 * torch.randn(bs * n, 1))
+
+    train = DataLoader(get_data(n_train), batch_size=bs, shuffle=True)
+    valid = DataLoader(get_data(n_valid), batch_size=bs)
+    return DataLoaders(train, valid, device=default_device() if cuda else "cpu")
+
+
+class RegModel(Module):
+    """`x * a + b` with two scalar parameters drawn at random."""
+
+    def __init__(self) -> None:
+        self.a, self.b = nn.Parameter(torch.randn(1)), nn.Parameter(torch.randn(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's prediction."""
+        return x * self.a + self.b
+
+
+def synth_learner(n_trn: int = 10, n_val: int = 2, cuda: bool = False, lr: float = 1e-3,
+                  data: DataLoaders | None = None, model: nn.Module | None = None, **kwargs: Any) -> Learner:
+    """A `Learner` on `synth_dbunch` with `RegModel`, `MSELossFlat` and SGD with momentum 0.9 (fastai's)."""
+    data = synth_dbunch(n_train=n_trn, n_valid=n_val, cuda=cuda) if data is None else data
+    return Learner(data, RegModel() if model is None else model, lr=lr, loss_func=MSELossFlat(),
+                   opt_func=partial(SGD, mom=0.9), **kwargs)
+
+
+class VerboseCallback(Callback):
+    """Prints the name of each event as it runs."""
+
+    def __call__(self, event_name: str) -> Any:
+        """Print `event_name`, then run this callback's hook for it (none)."""
+        print(event_name)
+        return super().__call__(event_name)
