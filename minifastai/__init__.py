@@ -65,7 +65,7 @@ from .losses import (
 )
 from .metrics import *  # noqa: F403  (every metric, as `from fastai.vision.all import *` gives them)
 from .metrics import AvgMetric, Metric, accuracy, error_rate, mae, rmse
-from .optimizer import SGD, Adam, OptimWrapper, RMSProp
+from .optimizer import SGD, Adam, Lamb, Larc, Lookahead, OptimWrapper, Optimizer, QHAdam, RAdam, RMSProp, ranger
 from .persist.export import load_learner
 from .persist.registry import declare
 from .seed import set_seed
@@ -93,7 +93,7 @@ __all__ = [
     "ShowGraphCallback",
     # fastai names (schedules, optimizers, losses, metrics, seeding)
     "SchedLin", "SchedCos", "SchedNo", "SchedExp", "SchedPoly", "combine_scheds", "sched_no",
-    "SGD", "Adam", "RMSProp", "OptimWrapper",
+    "SGD", "Adam", "RMSProp", "OptimWrapper", "Optimizer", "RAdam", "QHAdam", "Larc", "Lamb", "Lookahead", "ranger",
     "BaseLoss", "CrossEntropyLossFlat", "BCEWithLogitsLossFlat", "BCELossFlat", "MSELossFlat", "L1LossFlat",
     "LabelSmoothingCrossEntropy", "LabelSmoothingCrossEntropyFlat", "FocalLoss", "FocalLossFlat", "DiceLoss",
     "set_seed",

@@ -202,28 +202,34 @@ def make_param_groups(groups: list[list[nn.Parameter]], no_wd: set[int], lrs: li
 
 
 def get_hyper(pg: dict, name: str) -> float:
-    """Read `lr`, `mom` or `wd` from a torch param group (mom: betas[0] or momentum)."""
+    """Read `lr`, `mom` or `wd` from a torch param group (mom: betas[0] or momentum; fastai's stepper optimizer's
+    own `mom` and `wd`)."""
     if name == "lr":
         return pg["lr"]
     if name == "mom":
+        if "mom" in pg:  # fastai's stepper Optimizer
+            return pg["mom"]
         return pg["betas"][0] if "betas" in pg else pg.get("momentum", float("nan"))
     if name == "wd":
-        return pg.get("weight_decay", 0.0) if pg.get("apply_wd", True) else 0.0
+        return pg.get("wd", pg.get("weight_decay", 0.0)) if pg.get("apply_wd", True) else 0.0
     return pg[name]
 
 
 def set_hyper(pg: dict, name: str, v: float) -> None:
-    """Write `lr`, `mom` or `wd` into a torch param group (mom: betas[0] or momentum)."""
+    """Write `lr`, `mom` or `wd` into a torch param group (mom: betas[0] or momentum; fastai's stepper optimizer's
+    own `mom` and `wd`)."""
     if name == "lr":
         pg["lr"] = v
     elif name == "mom":
-        if "betas" in pg:
+        if "mom" in pg:  # fastai's stepper Optimizer
+            pg["mom"] = v
+        elif "betas" in pg:
             pg["betas"] = (v, pg["betas"][1])
         elif "momentum" in pg:
             pg["momentum"] = v
     elif name == "wd":
         if pg.get("apply_wd", True):
-            pg["weight_decay"] = v
+            pg["wd" if "wd" in pg else "weight_decay"] = v
     else:
         pg[name] = v
 

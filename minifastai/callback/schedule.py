@@ -395,10 +395,10 @@ def _fmt(v: Value) -> str:
 
 def _check_hyper_name(name: str, pgs: list[dict], opt_name: str) -> None:
     pg = pgs[0]
-    if name == "mom" and "betas" not in pg and "momentum" not in pg:
+    if name == "mom" and "betas" not in pg and "momentum" not in pg and "mom" not in pg:
         raise ValueError(f"{opt_name} has no momentum (no 'betas' or 'momentum' in its param groups): remove 'mom' "
                          "from the schedules")
-    if name == "sqr_mom" and "betas" not in pg and "alpha" not in pg:
+    if name == "sqr_mom" and "betas" not in pg and "alpha" not in pg and "sqr_mom" not in pg:
         raise ValueError(f"{opt_name} has no squared-gradient momentum (no 'betas' or 'alpha'): remove 'sqr_mom'")
     if name not in ("lr", "mom", "wd", "sqr_mom") and name not in pg:
         keys = sorted(k for k in pg if k not in ("params", "layer_group", "apply_wd"))
@@ -407,7 +407,9 @@ def _check_hyper_name(name: str, pgs: list[dict], opt_name: str) -> None:
 
 
 def _set_sqr_mom(pg: dict, v: float) -> None:
-    if "betas" in pg:
+    if "sqr_mom" in pg:  # fastai's stepper Optimizer names it so
+        pg["sqr_mom"] = v
+    elif "betas" in pg:
         pg["betas"] = (pg["betas"][0], v)
     else:
         pg["alpha"] = v

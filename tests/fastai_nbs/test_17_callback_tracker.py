@@ -110,12 +110,12 @@ shutil.rmtree(Path.cwd()/'tmp')
 learn = synth_learner(n_trn=2)
 learn.fit(n_epoch=4, lr=1e-7, cbs=ReduceLROnPlateau(monitor='valid_loss', min_delta=0.1, patience=2))
 test_eq(learn.opt.hypers[-1]['lr'], 1e-8)
-""", pending="`learn.opt.hypers` (fastai's per-group hyper-parameter dicts) on torch optimizers"),
+"""),
     Cell("reduce_lr_on_plateau_min_lr", """
 learn = synth_learner(n_trn=2)
 learn.fit(n_epoch=6, lr=5e-8, cbs=ReduceLROnPlateau(monitor='valid_loss', min_delta=0.1, patience=2, min_lr=1e-8))
 test_eq(learn.opt.hypers[-1]['lr'], 1e-8)
-""", pending="`learn.opt.hypers` (fastai's per-group hyper-parameter dicts) on torch optimizers"),
+"""),
 ]
 
 

@@ -14,7 +14,8 @@ from typing import Any
 
 import torch
 
-from .groups import lr_range
+from ..groups import lr_range
+from .steppers import HyperView
 
 Params = Iterable[Any]
 """Parameters, lists of parameters (one per layer group, as a fastai splitter returns) or torch param-group dicts."""
@@ -29,6 +30,11 @@ class _FastaiSemantics(torch.optim.Optimizer):
 
     decouple_wd: bool = True
     uses_mom: bool = True
+
+    @property
+    def hypers(self) -> list[Any]:
+        """fastai's `opt.hypers`: each param group's hyper-parameters (torch's keys), writing through to the group."""
+        return [HyperView(pg) for pg in self.param_groups]
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
