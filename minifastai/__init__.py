@@ -65,7 +65,7 @@ from .losses import (
 )
 from .metrics import *  # noqa: F403  (every metric, as `from fastai.vision.all import *` gives them)
 from .metrics import AvgMetric, Metric, accuracy, error_rate, mae, rmse
-from .optimizer import SGD, Adam, Lamb, Larc, Lookahead, OptimWrapper, Optimizer, QHAdam, RAdam, RMSProp, ranger
+from .optimizer import SGD, Adam, Lamb, Larc, Lookahead, Optimizer, OptimWrapper, QHAdam, RAdam, RMSProp, ranger
 from .persist.export import load_learner
 from .persist.registry import declare
 from .seed import set_seed

@@ -84,7 +84,7 @@ class Optimizer(torch.optim.Optimizer):
         for cb in self.cbs:
             merged.update(getattr(cb, "defaults", {}))
         merged.update(defaults)
-        items = list(params) if not isinstance(params, torch.Tensor) else [params]
+        items: list[Any] = list(params) if not isinstance(params, torch.Tensor) else [params]
         if not items:
             raise ValueError("Optimizer got no parameters (is every parameter frozen?)")
         if isinstance(items[0], dict):  # torch param-group dicts (the Learner's): their own values win
