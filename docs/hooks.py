@@ -11,8 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "minifastai"
 # the reading order of the API reference; modules not listed here follow in alphabetical order
 API_ORDER = ["learner", "state", "results", "data", "groups", "callback", "checks", "summary", "inference", "metrics",
-             "losses", "optimizer", "seed", "ranks", "torch_core", "test_utils", "basics", "version", "persist",
-             "vision", "tabular"]
+             "losses", "optimizer", "seed", "ranks", "torch_core", "test_utils", "basics", "loop_view", "version",
+             "persist", "vision", "tabular"]
 PLACEHOLDER = ("# {title}\n\n!!! note\n    This guide is being written; the [API reference](../api/index.md) "
                "documents every function meanwhile.\n")
 

@@ -21,6 +21,7 @@ from .callback.loggers import MLflowCallback, TensorBoardCallback
 from .callback.lr_find import LRFinder, LRSweep, SuggestedLRs, minimum, slide, steep, valley
 from .callback.mixed_precision import MixedPrecision
 from .callback.plan import PlanRecord
+from .callback.preds import MCDropoutCallback
 from .callback.progress import ProgressCallback, ShowGraphCallback
 from .callback.recorder import Recorder
 from .callback.schedule import (
@@ -90,7 +91,7 @@ __all__ = [
     # training callbacks
     "MixedPrecision", "GradientAccumulation", "GradientClip", "EarlyStoppingCallback", "SaveModelCallback",
     "TerminateOnNaNCallback", "CSVLogger", "TrackerCallback", "ReduceLROnPlateau", "ShortEpochCallback", "BnFreeze",
-    "ShowGraphCallback",
+    "ShowGraphCallback", "MCDropoutCallback",
     # fastai names (schedules, optimizers, losses, metrics, seeding)
     "SchedLin", "SchedCos", "SchedNo", "SchedExp", "SchedPoly", "combine_scheds", "sched_no",
     "SGD", "Adam", "RMSProp", "OptimWrapper", "Optimizer", "RAdam", "QHAdam", "Larc", "Lamb", "Lookahead", "ranger",

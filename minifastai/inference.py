@@ -2,14 +2,15 @@
 `predict`."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from .callback.core import Callback
+from .callback.core import Callback, listify
 from .losses import ACTIVATIONS, activation_for  # noqa: F401 (activation_for: part of this module's API)
 
 if TYPE_CHECKING:
@@ -87,6 +88,18 @@ def _loader(learn: Learner, ds_idx: int, dl: Iterable | None) -> Iterable:
     return found
 
 
+@contextlib.contextmanager
+def loss_not_reduced(learn: Learner) -> Iterator[None]:
+    """Inside the block `learn.loss_func` returns one loss per item (`reduction='none'`; fastai's); the loss
+    function is put back after, even after an error."""
+    old = learn.loss_func
+    learn.loss_func = per_item_loss(old)
+    try:
+        yield
+    finally:
+        learn.loss_func = old
+
+
 def run_valid(learn: Learner, dl: Iterable, cbs: Any = None) -> None:
     """One validation pass over `dl` (eval mode, no grad) with extra callbacks."""
     learn.to_data_device()
@@ -104,12 +117,14 @@ def validate(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, cbs: A
 
 
 def get_preds(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, with_input: bool = False,
-              with_decoded: bool = False, with_loss: bool = False, act: Callable | None = None) -> tuple:
+              with_decoded: bool = False, with_loss: bool = False, act: Callable | None = None,
+              cbs: Any = None) -> tuple:
     """`(inputs?, preds, targets, decoded?, losses?)` over `dl` (default: the validation set), as fastai orders
-    them; the loss's activation is applied to `preds` (or `act`), `losses` are per item."""
+    them; the loss's activation is applied to `preds` (or `act`), `losses` are per item. `cbs` are callbacks for
+    this pass only (e.g. `MCDropoutCallback()`)."""
     dl = _loader(learn, ds_idx, dl)
     gather = GatherPreds(with_input, per_item_loss(learn.loss_func) if with_loss else None)
-    run_valid(learn, dl, gather)
+    run_valid(learn, dl, [gather, *listify(cbs)])
     preds = cat(gather.preds)
     if preds is not None:
         preds = (act or ACTIVATIONS[learn.activation_name])(preds)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from fastcore.foundation import L
 from torch import nn
 
 from . import groups as G
-from . import inference, summary
+from . import inference, loop_view, summary
 from .callback import acceleration, distributed, lr_find, mixed_precision, plan, schedule
 from .callback.core import (
     BATCH_EVENTS,
@@ -257,8 +258,6 @@ class Learner(LoopFields):
         check_wd(self.wd, "learn.wd")
         cbs = check_cbs(cbs)
         start_epoch = check_int(start_epoch, "start_epoch", hint=" (the first epoch to run when continuing a fit)")
-        if not resume and start_epoch >= n_epoch:
-            raise ValueError(f"start_epoch={start_epoch} must be in [0, n_epoch={n_epoch})")
         self._check_len(cbs)
         sort_cbs([*self.cbs, *cbs])  # contradicting run_after/run_before claims: an error before anything changes
         return {"n_epoch": n_epoch, "lrs": lrs, "wd": check_wd(wd), "cbs": cbs, "start_epoch": start_epoch,
@@ -278,6 +277,10 @@ class Learner(LoopFields):
         """Run a fit from `fit_args(...)`'s checked arguments: the recipes (`fit_one_cycle`, `fine_tune`, ...) plan
         and check once, then call this; nothing is computed twice."""
         a = args
+        if not a["resume"] and a["start_epoch"] >= a["n_epoch"]:  # fastai: every epoch is done, nothing to run
+            warnings.warn(f"fit: start_epoch={a['start_epoch']} >= n_epoch={a['n_epoch']}, so every epoch is already "
+                          "done and nothing was trained", stacklevel=3)
+            return
         self._check_len(a["cbs"])
         if not self.dry:
             self._check_data()
@@ -437,6 +440,9 @@ class Learner(LoopFields):
     # ---- schedules (schedule.py), the plan (plan.py) and the LR finder (lr_find.py) -----------
     fit_one_cycle = schedule.fit_one_cycle
     fit_flat_cos = schedule.fit_flat_cos
+    fit_sgdr = schedule.fit_sgdr
+    ordered_cbs = loop_view.ordered_cbs
+    show_training_loop = loop_view.show_training_loop
     fine_tune = schedule.fine_tune
     dry_run = plan.dry_run
     lr_find = lr_find.lr_find
@@ -457,6 +463,7 @@ class Learner(LoopFields):
     # ---- evaluation and inference (inference.py) ----------------------------------------------
     validate = inference.validate
     get_preds = inference.get_preds
+    loss_not_reduced = inference.loss_not_reduced
     predict = inference.predict
 
     @property

@@ -211,6 +211,21 @@ def fit_flat_cos(learn: Learner, n_epoch: int, lr: LRLike | None = None, div_fin
     learn.fit_checked({**a, "cbs": [sched, *a["cbs"]]})
 
 
+def fit_sgdr(learn: Learner, n_cycles: int, cycle_len: int, lr_max: LRLike | None = None, cycle_mult: int = 2,
+             cbs: Any = None, reset_opt: bool = False, wd: float | None = None, start_epoch: int = 0) -> None:
+    """SGDR (Loshchilov & Hutter, fastai's `fit_sgdr`): `n_cycles` cosine annealings of every group's LR from its
+    `lr_max` (a float, slice or list, as elsewhere) to 0, cycle i lasting `cycle_len * cycle_mult**i` epochs."""
+    n_cycles = check_int(n_cycles, "n_cycles", low=1)
+    cycle_len = check_int(cycle_len, "cycle_len", low=1)
+    cycle_mult = check_int(cycle_mult, "cycle_mult", low=1)
+    lens = [cycle_len * cycle_mult**i for i in range(n_cycles)]
+    n_epoch = sum(lens)
+    a = learn.fit_args(n_epoch, lr_max, wd, cbs, start_epoch)
+    peaks = np.array(a["lrs"])
+    sched = ParamScheduler({"lr": combine_scheds([n / n_epoch for n in lens], [SchedCos(peaks, 0) for _ in lens])})
+    learn.fit_checked({**a, "cbs": [sched, *a["cbs"]]}, reset_opt)
+
+
 def fine_tune(learn: Learner, epochs: int, base_lr: float | LayerDecay = 2e-3, freeze_epochs: int = 1,
               lr_mult: float = 100, pct_start: float = 0.3, div: float = 5.0, **kwargs: Any) -> None:
     """fastai's transfer-learning recipe: train the head frozen for `freeze_epochs`, then all groups with

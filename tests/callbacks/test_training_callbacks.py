@@ -272,3 +272,20 @@ def test_csv_logger_without_validation_leaves_cells_empty(tmp_path):
     learn.fit(1)
     rows = list(csv.reader(open(tmp_path / "history.csv", newline="")))
     assert rows[1][2] == "" and float(rows[1][1]) == learn.recorder.values[0][0]
+
+
+def test_mc_dropout_samples_differ_and_leave_the_model_in_eval_mode():
+    """MCDropoutCallback keeps dropout on for get_preds only: repeated calls differ, a plain call is deterministic."""
+    from helpers import synth_dls
+
+    from minifastai import Learner, MCDropoutCallback
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 2))
+    learn = Learner(synth_dls(), model, nn.CrossEntropyLoss())
+    a, _ = learn.get_preds(cbs=MCDropoutCallback())
+    b, _ = learn.get_preds(cbs=[MCDropoutCallback()])
+    c, _ = learn.get_preds()
+    d, _ = learn.get_preds()
+    assert not torch.equal(a, b) and torch.equal(c, d)
+    assert not model[2].training and MCDropoutCallback not in {type(cb) for cb in learn.cbs}

@@ -752,3 +752,25 @@ def test_learner_conveniences_as_fastai_writes_them(capsys):
     assert capsys.readouterr().out == ""
     learn.fit_one_cycle(1, 1e-2, cbs=[EarlyStoppingCallback(monitor="accuracy", min_delta=0.01, patience=2)])
     assert "accuracy" in capsys.readouterr().out
+
+
+def test_fit_sgdr_lrs_match_fastais():
+    """fit_sgdr: cosine cycles of 1, 2, 4 epochs, each restarting at lr_max, batch for batch as fastai's."""
+    import fastai.test_utils as ftu
+
+    from minifastai.test_utils import synth_learner
+
+    ours, theirs = synth_learner(n_trn=4), ftu.synth_learner(n_trn=4)
+    with ours.no_logging():
+        ours.fit_sgdr(3, 1, lr_max=1e-2)
+    with theirs.no_logging(), theirs.no_bar():
+        theirs.fit_sgdr(3, 1, lr_max=1e-2)
+    mine, fastai_lrs = ours.recorder.lrs[:, -1], np.array(theirs.recorder.lrs)
+    # fastai adds 1/(batches) to its position in floats each batch; at the third cycle's start (batch 12, position
+    # exactly 3/7) its sum falls just short, so it draws one more lr ~ 0 where minifastai (train_iter / total) restarts
+    same = [i for i in range(28) if i != 12]
+    np.testing.assert_allclose(mine[same], fastai_lrs[same], rtol=1e-5)
+    assert fastai_lrs[12] < 1e-12 and mine[12] == pytest.approx(1e-2)
+    assert len(ours.recorder.lrs) == 7 * 4 and ours.recorder.lrs[[0, 4, 12], -1] == pytest.approx([1e-2] * 3)
+    with pytest.raises(ValueError, match="cycle_len"):
+        ours.fit_sgdr(2, 0)

@@ -18,7 +18,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
               "minifastai.losses", "minifastai.metrics", "minifastai.state", "minifastai.results")),
     ("persist", ("minifastai.persist",)),
     ("callbacks", ("minifastai.callback",)),
-    ("learner", ("minifastai.learner", "minifastai.inference", "minifastai.summary", "minifastai.test_utils")),
+    ("learner", ("minifastai.learner", "minifastai.inference", "minifastai.summary", "minifastai.test_utils",
+                 "minifastai.loop_view")),
     ("apps", ("minifastai.vision", "minifastai.tabular")),
     ("top", ("minifastai",)),
 ]

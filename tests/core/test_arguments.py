@@ -53,7 +53,6 @@ BAD = [
     (lambda lrn: lrn.fit_one_cycle(1, 1e-3, lr_max=1e-2), TypeError, r"give either max_lr or lr_max"),
     (lambda lrn: lrn.fit_one_cycle(1, slice(1e-3, 1e-5)), ValueError, r"did you mean slice\(1e-05, 0\.001\)"),
     (lambda lrn: lrn.fit_one_cycle(1, [1e-3, 1e-3]), ValueError, r"got 2 learning rates for 3 layer group"),
-    (lambda lrn: lrn.fit(2, 1e-3, start_epoch=2), ValueError, r"start_epoch=2 must be in \[0, n_epoch=2\)"),
     (lambda lrn: lrn.fit(True), TypeError, r"n_epoch must be a whole number"),
     (lambda lrn: lrn.fit(1, float("inf")), ValueError, r"learning rate is inf"),
     (lambda lrn: lrn.fit_flat_cos(1, pct_start=-0.1), ValueError, r"pct_start must be in \[0, 1\]"),

@@ -279,3 +279,25 @@ def test_fastai_call_forms_learner_and_callback(capsys):
 
     with pytest.raises(KeyError, match="Exception occurred in `Boom` when calling event `after_epoch`"):
         Boom()("after_epoch")
+
+
+def test_fastai_learner_helpers(capsys):
+    """`ordered_cbs`, `show_training_loop`, `loss_not_reduced`, and `fit(n, start_epoch=n)` doing nothing (fastai's)."""
+    from minifastai import GradientClip
+    from minifastai.test_utils import synth_learner
+
+    learn = synth_learner(cbs=GradientClip())
+    assert [type(c).__name__ for c in learn.ordered_cbs("before_step")] == ["GradientClip"]
+    assert [type(c).__name__ for c in learn.ordered_cbs("after_batch")] == ["TrainEvalCallback", "Recorder",
+                                                                            "ProgressCallback"]
+    learn.show_training_loop()
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == "Start Fit" and "- before_step" in out and ": [GradientClip]" in out
+    x, y = torch.randn(5, 1), torch.randn(5, 1)
+    with learn.loss_not_reduced():
+        assert learn.loss_func(x, y).shape == (5,)
+    assert learn.loss_func(x, y).shape == ()
+    before = state_copy(learn.model)
+    with pytest.warns(UserWarning, match="start_epoch=3 >= n_epoch=3, so every epoch is already done"):
+        learn.fit(3, start_epoch=3)
+    assert same_state(before, state_copy(learn.model)) and learn.opt is None
