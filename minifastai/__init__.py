@@ -18,7 +18,7 @@ from .callback import (
 )
 from .callback.ema import EMA
 from .callback.loggers import MLflowCallback, TensorBoardCallback
-from .callback.lr_find import LRFinder, LRSweep, SuggestedLRs, minimum, slide, steep, valley
+from .callback.lr_find import LRFinder, LRSweep, SuggestedLRs, SuggestionMethod, minimum, slide, steep, valley
 from .callback.mixed_precision import MixedPrecision
 from .callback.plan import PlanRecord
 from .callback.preds import MCDropoutCallback
@@ -32,6 +32,7 @@ from .callback.schedule import (
     SchedLin,
     SchedNo,
     SchedPoly,
+    annealer,
     combine_scheds,
     combined_cos,
     sched_cos,
@@ -85,7 +86,7 @@ __all__ = [
     "CancelValidException", "CancelEpochException", "CancelFitException",
     # schedules and the LR finder
     "OneCycle", "ParamScheduler", "combined_cos", "sched_cos", "sched_exp", "sched_lin",
-    "LRFinder", "LRSweep", "SuggestedLRs", "valley", "minimum", "steep", "slide",
+    "LRFinder", "LRSweep", "SuggestedLRs", "SuggestionMethod", "valley", "minimum", "steep", "slide",
     # metrics
     "Metric", "AvgMetric", "accuracy", "error_rate", "rmse", "mae",  # (and every name of minifastai.metrics)
     # training callbacks
@@ -93,7 +94,7 @@ __all__ = [
     "TerminateOnNaNCallback", "CSVLogger", "TrackerCallback", "ReduceLROnPlateau", "ShortEpochCallback", "BnFreeze",
     "ShowGraphCallback", "MCDropoutCallback",
     # fastai names (schedules, optimizers, losses, metrics, seeding)
-    "SchedLin", "SchedCos", "SchedNo", "SchedExp", "SchedPoly", "combine_scheds", "sched_no",
+    "SchedLin", "SchedCos", "SchedNo", "SchedExp", "SchedPoly", "combine_scheds", "sched_no", "annealer",
     "SGD", "Adam", "RMSProp", "OptimWrapper", "Optimizer", "RAdam", "QHAdam", "Larc", "Lamb", "Lookahead", "ranger",
     "BaseLoss", "CrossEntropyLossFlat", "BCEWithLogitsLossFlat", "BCELossFlat", "MSELossFlat", "L1LossFlat",
     "LabelSmoothingCrossEntropy", "LabelSmoothingCrossEntropyFlat", "FocalLoss", "FocalLossFlat", "DiceLoss",

@@ -3,11 +3,13 @@
 `lr_find` trains for up to `num_it` batches while the learning rate grows from `start_lr` to `end_lr`,
 records the loss, and then puts everything back: weights, optimizer state, RNG states, `requires_grad`
 flags, train/eval modes and the recorder's previous contents. Suggestion functions (`valley`, `minimum`,
-`steep`, `slide`) follow fastai's algorithms and read the trimmed, smoothed sweep.
+`steep`, `slide`) follow fastai's algorithms and read the trimmed, smoothed sweep; they take fastai's
+`(lrs, losses, num_it)` arguments (`num_it` is not needed) and return the suggested LR as a float.
 """
 from __future__ import annotations
 
 import collections
+import copy
 import functools
 import inspect
 import math
@@ -41,7 +43,7 @@ def _as_arrays(lrs: Any, losses: Any) -> tuple[np.ndarray, np.ndarray]:
     return lrs, losses
 
 
-def valley(lrs: Sequence[float], losses: Sequence[float]) -> float:
+def valley(lrs: Sequence[float], losses: Sequence[float], num_it: int | None = None) -> float:
     """fastai's default: the LR about halfway into the longest valley (longest decreasing run of losses)."""
     x, y = _as_arrays(lrs, losses)
     n = len(y)
@@ -59,21 +61,21 @@ def valley(lrs: Sequence[float], losses: Sequence[float]) -> float:
     return float(x[idx])
 
 
-def minimum(lrs: Sequence[float], losses: Sequence[float]) -> float:
+def minimum(lrs: Sequence[float], losses: Sequence[float], num_it: int | None = None) -> float:
     """One tenth of the LR where the (smoothed) loss is lowest."""
     x, y = _as_arrays(lrs, losses)
     return float(x[int(np.argmin(y))]) / 10
 
 
-def steep(lrs: Sequence[float], losses: Sequence[float]) -> float:
+def steep(lrs: Sequence[float], losses: Sequence[float], num_it: int | None = None) -> float:
     """The LR where the loss falls fastest per unit of log(LR) (the left end of the steepest segment)."""
     x, y = _as_arrays(lrs, losses)
     slopes = np.diff(y) / np.diff(np.log(x))
     return float(x[int(np.argmin(slopes))])
 
 
-def slide(lrs: Sequence[float], losses: Sequence[float], lr_diff: int = 15, thresh: float = 0.005,
-          adjust_value: float = 1.0) -> float:
+def slide(lrs: Sequence[float], losses: Sequence[float], num_it: int | None = None, lr_diff: int = 15,
+          thresh: float = 0.005, adjust_value: float = 1.0) -> float:
     """fastai's interval slide rule: walk left from the end until the loss gradient `lr_diff` points apart
     agrees within `thresh`; the LR where it last disagreed (times `adjust_value`)."""
     x, y = _as_arrays(lrs, losses)
@@ -86,6 +88,15 @@ def slide(lrs: Sequence[float], losses: Sequence[float], lr_diff: int = 15, thre
         found = x[left]
         right, left = right - 1, left - 1
     return float(found) * adjust_value
+
+
+class SuggestionMethod:
+    """fastai's names for the suggestion functions: `lr_find(suggest_funcs=(SuggestionMethod.Valley,))`."""
+
+    Valley = staticmethod(valley)
+    Slide = staticmethod(slide)
+    Minimum = staticmethod(minimum)
+    Steep = staticmethod(steep)
 
 
 def suggestion_name(func: SuggestFunc) -> str:
@@ -190,16 +201,26 @@ class LRFinder(Callback):
     run_after = Recorder  # the Recorder keeps each batch before a stop here cancels the rest of it
     run_dry = True
 
-    def __init__(self, start_lr: Sequence[float], end_lr: Sequence[float], num_it: int = 100,
-                 stop_div: bool = True, beta: float = 0.98) -> None:
-        self.start_lr, self.end_lr = list(start_lr), list(end_lr)
-        self.num_it, self.stop_div, self.beta = num_it, stop_div, beta
+    def __init__(self, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, num_it: int = 100,
+                 stop_div: bool = True, beta: float = 0.98, restore: bool = True) -> None:
+        if isinstance(num_it, bool) or not isinstance(num_it, int) or num_it < 1:
+            raise ValueError(f"num_it={num_it!r}: the sweep needs a positive whole number of batches, e.g. 100")
+        self._start, self._end = start_lr, end_lr
+        self.num_it, self.stop_div, self.beta, self.restore = num_it, stop_div, beta, restore
 
     def before_fit(self) -> None:
-        """Start empty records; the fit's schedule position now counts towards `num_it`."""
+        """Check the LRs (fastai's defaults: 1e-7 to 10 in every group), keep the weights and optimizer state
+        to put back after the sweep (`restore`), and start empty records; the fit's schedule position now counts
+        towards `num_it`."""
         learn = self.learn
+        self.start_lr, self.end_lr = learn.lr_range(self._start), learn.lr_range(self._end)
         if len(self.start_lr) != learn.n_groups or len(self.end_lr) != learn.n_groups:
             raise ValueError(f"LRFinder needs one start and end LR per layer group ({learn.n_groups})")
+        self._saved = None
+        if self.restore and not learn.dry:  # fastai's LRFinder saves the model and loads it back after the fit
+            assert learn.opt is not None
+            self._saved = ({k: v.detach().clone() for k, v in learn.model.state_dict().items()},
+                           copy.deepcopy(learn.opt.state_dict()))
         learn.loop.set_schedule_length(self.num_it)
         self.lrs: list[list[float]] = []
         self.losses: list[float] = []
@@ -250,6 +271,19 @@ class LRFinder(Callback):
         """The sweep has no validation phase."""
         raise CancelValidException()
 
+    def after_fit(self) -> None:
+        """Put back the weights and optimizer state kept in `before_fit` (when used on its own in `fit`)."""
+        if self._saved is None:
+            return
+        weights, opt_state = self._saved
+        self._saved = None
+        learn = self.learn
+        assert learn.opt is not None
+        learn.opt.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            learn.model.load_state_dict(weights)
+        learn.opt.load_state_dict(opt_state)
+
 
 # ---- lr_find -------------------------------------------------------------------------------------
 def lr_find(learn: Learner, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, num_it: int = 100,
@@ -290,7 +324,7 @@ def lr_find(learn: Learner, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, nu
 def _run_sweep(learn: Learner, starts: Sequence[float], ends: Sequence[float], num_it: int, stop_div: bool
                ) -> LRFinder:
     """One sweep (every group from its start to its end LR), with the learner restored afterwards."""
-    finder = LRFinder(starts, ends, num_it, stop_div)
+    finder = LRFinder(starts, ends, num_it, stop_div, restore=False)  # the snapshot below restores more
     saved = learn.snapshot()  # the sweep trains: weights, optimizer, RNG, loop state and callbacks come back
     hidden = [cb for cb in learn.cbs if not cb.run_in_lr_find]  # a sweep is not a fit to display or log
     try:

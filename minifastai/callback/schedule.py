@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -284,6 +285,16 @@ class Annealer:
 
     def __repr__(self) -> str:
         return f"{self.name}({_fmt(self.start)}, {_fmt(self.end)})"
+
+
+def annealer(f: Callable[[Any, Any, float], Any]) -> Callable[[Any, Any], Annealer]:
+    """Decorator: `f(start, end, pos)` becomes `f(start, end)`, returning the schedule `pos -> f(start, end, pos)`."""
+
+    @functools.wraps(f)
+    def make(start: Any, end: Any) -> Annealer:
+        return Annealer(f, start, end)
+
+    return make
 
 
 def SchedLin(start: Any, end: Any) -> Annealer:  # noqa: N802 (fastai's name)

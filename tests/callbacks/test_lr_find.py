@@ -408,3 +408,33 @@ def test_the_csv_log_of_the_previous_fit_is_kept():
     assert len(log.splitlines()) == 3
     learn.lr_find(num_it=20, show_plot=False)
     assert (learn.path / "history.csv").read_text() == log and learn.csv_logger in learn.cbs
+
+
+def test_fastai_signatures_of_suggestions_and_lrfinder_defaults(tmp_path):
+    """fastai's `valley(lrs, losses, num_it)` call form, `SuggestionMethod`, `annealer`, and `LRFinder()` with
+    fastai's defaults (1e-7 to 10) used directly in `fit`, which puts the weights and optimizer back."""
+    from minifastai import LRFinder, SuggestionMethod, annealer
+    from minifastai.test_utils import synth_learner
+
+    lrs, losses = np.geomspace(1e-6, 1.0, 40), np.r_[np.linspace(3, 1, 30), np.linspace(1, 4, 10)]
+    assert valley(lrs, losses, 40) == valley(lrs, losses) == SuggestionMethod.Valley(lrs, losses)
+    assert slide(lrs, losses, 40) == slide(lrs, losses)  # the third argument is num_it, not lr_diff
+    assert minimum(lrs, losses, 40) == pytest.approx(lrs[29] / 10)
+
+    @annealer
+    def sched_half(start, end, pos):
+        return start + (end - start) * pos / 2
+
+    assert sched_half(0.0, 4.0)(0.5) == pytest.approx(1.0)
+
+    learn = synth_learner(path=tmp_path)
+    before = [p.detach().clone() for p in learn.model.parameters()]
+    finder = LRFinder(num_it=20)
+    learn.fit(3, cbs=finder)
+    lrs_seen = learn.recorder.lrs[:, 0]
+    assert len(lrs_seen) == 20 and lrs_seen[0] == pytest.approx(1e-7)
+    np.testing.assert_allclose(lrs_seen, [1e-7 * (10 / 1e-7) ** (i / 20) for i in range(20)], rtol=1e-6)
+    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
+    assert learn.opt.state_dict()["state"] == {}
+    with pytest.raises(ValueError, match="num_it=0"):
+        LRFinder(num_it=0)

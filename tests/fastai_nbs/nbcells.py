@@ -47,10 +47,43 @@ def imports_for(lib: str, fastai_imports: str) -> str:
     return fastai_imports if lib == "fastai" else fastai_imports.replace("fastai", "minifastai")
 
 
+PATCHED_CLASSES = ("torch.Tensor", "torch.nn.Module", "torch.optim.Optimizer", "pathlib.Path")
+
+
+@contextlib.contextmanager
+def without_fastai_patches():
+    """Hide what fastai's import patched onto torch and pathlib classes (`Tensor.__array_eq__`, which fastcore's
+    `test_eq` uses on tensors, ...), so that a minifastai cell sees no trace of a fastai cell run before it in
+    the same process. minifastai patches no class."""
+    import importlib
+
+    hidden = []
+    for qual in PATCHED_CLASSES:
+        mod, _, name = qual.rpartition(".")
+        cls = getattr(importlib.import_module(mod), name)
+        for attr, value in list(vars(cls).items()):
+            if str(getattr(value, "__module__", "") or "").split(".")[0] == "fastai":
+                hidden.append((cls, attr, value))
+                delattr(cls, attr)
+    try:
+        yield
+    finally:
+        for cls, attr, value in hidden:
+            setattr(cls, attr, value)
+
+
 def run_cell(lib: str, fastai_imports: str, cell: Cell, setup: str = "") -> dict:
-    """Execute the prelude, the imports, the notebook's `setup` code and the cell; returns the namespace."""
+    """Execute the prelude, the imports, the notebook's `setup` code and the cell; returns the namespace.
+
+    A minifastai cell runs without fastai's patches of torch classes (`without_fastai_patches`)."""
     if lib == "fastai":
         pytest.importorskip("fastai")
+        return _run(lib, fastai_imports, cell, setup)
+    with without_fastai_patches():
+        return _run(lib, fastai_imports, cell, setup)
+
+
+def _run(lib: str, fastai_imports: str, cell: Cell, setup: str) -> dict:
     ns: dict = {"__name__": f"nb_{lib}"}
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
