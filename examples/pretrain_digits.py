@@ -43,6 +43,10 @@ CACHE_DIR = Path(__file__).resolve().parent / "out"  # ignored by git
 SIZE = 16
 
 
+def _quiet(row: list) -> None:
+    """A `learn.logger` that prints nothing."""
+
+
 def digit_images(classes: Sequence[int], size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
     """scikit-learn's 8x8 digits of `classes`, upscaled (bilinear) to uint8 `size`x`size` images, and labels."""
     from sklearn.datasets import load_digits
@@ -110,6 +114,7 @@ def _pretrain(path: Path, epochs: int, lr: float, size: int, seed: int, verbose:
     learn = Learner(dls, model, loss_func=nn.CrossEntropyLoss(), metrics=accuracy)
     if not verbose:
         learn.remove_cb(learn.progress)
+        learn.logger = _quiet  # no printed rows either (without the progress table, fastai's logger prints them)
     learn.fit_one_cycle(epochs, lr)
     loss, acc = learn.validate()
     if verbose:

@@ -16,6 +16,7 @@ from .callback import (
     CancelValidException,
     TrainEvalCallback,
 )
+from .callback.core import before_batch_cb
 from .callback.ema import EMA
 from .callback.loggers import MLflowCallback, TensorBoardCallback
 from .callback.lr_find import LRFinder, LRSweep, SuggestedLRs, SuggestionMethod, minimum, slide, steep, valley
@@ -79,8 +80,8 @@ declare("minifastai.tabular", "minifastai.tabular")
 
 __all__ = [
     # core
-    "Learner", "DataLoaders", "default_device", "Callback", "TrainEvalCallback", "Recorder", "ProgressCallback",
-    "PlanRecord",
+    "Learner", "DataLoaders", "default_device", "Callback", "before_batch_cb", "TrainEvalCallback", "Recorder",
+    "ProgressCallback", "PlanRecord",
     "lr_range", "layer_decay", "LayerDecay", "default_splitter", "load_learner",
     "CancelBatchException", "CancelBackwardException", "CancelStepException", "CancelTrainException",
     "CancelValidException", "CancelEpochException", "CancelFitException",

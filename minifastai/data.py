@@ -25,6 +25,11 @@ def to_device(batch: Any, device: torch.device, non_blocking: bool = True) -> An
     return batch
 
 
+def to_cpu(b: Any) -> Any:
+    """Every tensor of a (nested) batch on the CPU (fastai's `to_cpu`; not detached)."""
+    return to_device(b, torch.device("cpu"), non_blocking=False)
+
+
 def n_batches(dl: Any) -> int | None:
     """`len(dl)`, or None for a loader without a length."""
     return len(dl) if dl is not None and hasattr(dl, "__len__") else None
@@ -62,6 +67,37 @@ def _dataset(dl: Any, name: str) -> Any:
         raise AttributeError(f"dls.{name} is a {type(dl).__name__} without a .dataset (only torch DataLoaders and "
                              f"loaders that keep their dataset have dls.{name}_ds)")
     return dl.dataset
+
+
+class TfmdDL(DataLoader):
+    """fastai's `TfmdDL` as a `torch.utils.data.DataLoader` taking fastai's keywords (`bs`, `shuffle`,
+    `drop_last`, `num_workers`), with `one_batch()`, `new(**changes)` and `bs`. It applies no transforms: a
+    minifastai pipeline transforms in the dataset or in `dls`."""
+
+    def __init__(self, dataset: Dataset, bs: int = 64, shuffle: bool = False, num_workers: int | None = 0,
+                 drop_last: bool = False, **kwargs: Any) -> None:
+        if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
+            raise ValueError(f"TfmdDL: bs must be a positive integer (items per batch), got {bs!r}")
+        super().__init__(dataset, batch_size=bs, shuffle=shuffle, num_workers=num_workers or 0,
+                         drop_last=drop_last, **kwargs)
+        self._fastai_args = dict(bs=bs, shuffle=shuffle, num_workers=num_workers, drop_last=drop_last, **kwargs)
+
+    @property
+    def bs(self) -> int:
+        """Items per batch."""
+        return int(self.batch_size or 0)
+
+    def one_batch(self) -> Any:
+        """The first batch."""
+        try:
+            return next(iter(self))
+        except StopIteration:
+            raise ValueError(f"TfmdDL yielded no batch ({len(self.dataset)} items, bs={self.bs}, "  # type: ignore[arg-type]
+                             f"drop_last={self.drop_last})") from None
+
+    def new(self, **changes: Any) -> TfmdDL:
+        """The same loader over the same dataset with some keywords changed (`dl.new(shuffle=False)`)."""
+        return type(self)(self.dataset, **{**self._fastai_args, **changes})
 
 
 class DataLoaders:

@@ -11,6 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .optim_hypers import with_hypers
+
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.InstanceNorm2d,
               nn.InstanceNorm3d, nn.LayerNorm, nn.GroupNorm, nn.SyncBatchNorm)
 
@@ -57,6 +59,41 @@ def trainable_params(model: nn.Module) -> list[nn.Parameter]:
 def default_splitter(model: nn.Module) -> list[list[nn.Parameter]]:
     """One layer group holding every trainable parameter."""
     return [trainable_params(model)]
+
+
+def default_group_names(n: int) -> list[str]:
+    """The names of `n` layer groups when none are given: "all" for one, else "group i" (the last "(head)")."""
+    return ["all"] if n == 1 else [f"group {i}" + (" (head)" if i == n - 1 else "") for i in range(n)]
+
+
+def first_split(model: nn.Module, splitter: Callable[[nn.Module], Any]
+                ) -> tuple[list[list[nn.Parameter]], nn.Module | None]:
+    """The layer groups of a new Learner's model and the model they were cut from (None: provisional).
+
+    fastai splits when it creates the optimizer, so a splitter written for a model set later (`learn.model = ...`)
+    runs then: until then one provisional group, and the same error then if it still fails."""
+    try:
+        split = splitter(model)
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return check_groups(model, [trainable_params(model)]), None
+    return check_groups(model, split), model
+
+
+def resplit(model: nn.Module, splitter: Callable[[nn.Module], Any], groups: list[list[nn.Parameter]],
+            split_of: nn.Module | None) -> list[list[nn.Parameter]] | None:
+    """New layer groups for `model` when it is not the model `groups` were cut from (`split_of`); None when the
+    groups still hold (the same model, or groups a user set by hand for this model). Raises before changing anything."""
+    if model is split_of:
+        return None
+    params = {id(p) for p in model.parameters()}
+    if split_of is not None and groups and all(id(p) in params for g in groups for p in g):
+        return None
+    try:
+        split = splitter(model)
+    except Exception as e:  # the user's splitter on a model it was not written for
+        raise type(e)(f"the splitter fails on learn.model, a {type(model).__name__} ({e}); set learn.splitter to one "
+                      "for this model, or learn.layer_groups by hand") from e
+    return check_groups(model, split)
 
 
 def check_groups(model: nn.Module, groups: Sequence[Sequence[nn.Parameter]]) -> list[list[nn.Parameter]]:
@@ -178,7 +215,7 @@ def norm_params(model: nn.Module) -> set[int]:
     return {id(p) for m in model.modules() if isinstance(m, NORM_TYPES) for p in m.parameters(recurse=False)}
 
 
-default_opt = partial(torch.optim.AdamW, betas=(0.9, 0.99), eps=1e-5)
+default_opt = partial(with_hypers(torch.optim.AdamW), betas=(0.9, 0.99), eps=1e-5)
 default_opt.__doc__ = "AdamW(betas=(0.9, 0.99), eps=1e-5): fastai's default Adam with decoupled weight decay."
 
 

@@ -59,12 +59,12 @@ class GatherPreds(Callback):
         self.losses: list = []
 
     def after_batch(self) -> None:
-        """Keep this batch's outputs (no sync until concatenated)."""
+        """Keep this batch's outputs (no sync until concatenated); every input and target of the batch."""
         learn = self.learn
         self.preds.append(learn.pred.detach())
-        self.targs.append(learn.yb[0].detach() if learn.yb else None)
+        self.targs.append(tuple(t.detach() for t in learn.yb) if learn.yb else None)
         if self.with_input:
-            self.inputs.append(learn.xb[0].detach())
+            self.inputs.append(tuple(t.detach() for t in learn.xb))
         if self.loss_func is not None and learn.yb:
             self.losses.append(self.loss_func(learn.pred, *learn.yb).detach())
 
@@ -73,6 +73,33 @@ def cat(ts: list) -> torch.Tensor | None:
     """Concatenate the non-None tensors on the host (None when there are none)."""
     ts = [t for t in ts if t is not None]
     return torch.cat(ts).cpu() if ts else None
+
+
+def cat_parts(batches: list) -> Any:
+    """Per-batch tuples of tensors (a batch's inputs or targets) concatenated: one tensor when the batches hold
+    one, else a list with one tensor per position (fastai's `[y, y]` for two targets); None when there are none."""
+    batches = [b for b in batches if b is not None]
+    if not batches:
+        return None
+    parts = [cat([b[i] for b in batches]) for i in range(len(batches[0]))]
+    return parts[0] if len(parts) == 1 else parts
+
+
+def in_order(dl: Iterable) -> Iterable:
+    """`dl` without shuffling or dropping the last batch (as fastai's `get_preds` and `validate` read it): a torch
+    `DataLoader` that shuffles or drops is rebuilt over the same dataset; anything else is used as it is."""
+    if not isinstance(dl, torch.utils.data.DataLoader):
+        return dl
+    new = getattr(dl, "new", None)
+    shuffles = isinstance(dl.sampler, torch.utils.data.RandomSampler)
+    plain = isinstance(dl.sampler, (torch.utils.data.RandomSampler, torch.utils.data.SequentialSampler))
+    if not (shuffles or dl.drop_last) or not plain or type(dl.batch_sampler) is not torch.utils.data.BatchSampler:
+        return dl  # in order already, or a sampler of the user's (a distributed shard) kept as it is
+    if callable(new):  # TfmdDL
+        return new(shuffle=False, drop_last=False)
+    return torch.utils.data.DataLoader(dl.dataset, batch_size=dl.batch_size, shuffle=False, drop_last=False,
+                                       num_workers=dl.num_workers, collate_fn=dl.collate_fn,
+                                       pin_memory=dl.pin_memory)
 
 
 def _loader(learn: Learner, ds_idx: int, dl: Iterable | None) -> Iterable:
@@ -122,15 +149,15 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, with_
     """`(inputs?, preds, targets, decoded?, losses?)` over `dl` (default: the validation set), as fastai orders
     them; the loss's activation is applied to `preds` (or `act`), `losses` are per item. `cbs` are callbacks for
     this pass only (e.g. `MCDropoutCallback()`)."""
-    dl = _loader(learn, ds_idx, dl)
+    dl = in_order(_loader(learn, ds_idx, dl))
     gather = GatherPreds(with_input, per_item_loss(learn.loss_func) if with_loss else None)
     run_valid(learn, dl, [gather, *listify(cbs)])
     preds = cat(gather.preds)
     if preds is not None:
         preds = (act or ACTIVATIONS[learn.activation_name])(preds)
-    res: list = [preds, cat(gather.targs)]
+    res: list = [preds, cat_parts(gather.targs)]
     if with_input:
-        res.insert(0, cat(gather.inputs))
+        res.insert(0, cat_parts(gather.inputs))
     if with_decoded:
         res.append(None if preds is None else decode_preds(learn.loss_func, learn.activation_name, preds))
     if with_loss:

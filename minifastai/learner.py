@@ -41,6 +41,7 @@ from .persist.registry import register_learner_factory
 from .persist.snapshot import Snapshot
 from .results import Results
 from .state import LoopFields, LoopState, exposes_loop_state
+from .torch_core import to_detach, unwrap_model
 
 _EVENT_NAMES = {n: (f"before_{n}", f"after_cancel_{n}", f"after_{n}")
                 for n in ("fit", "epoch", "train", "validate", "batch", "backward", "step")}
@@ -72,27 +73,28 @@ class Learner(LoopFields):
             raise TypeError(f"model must be a torch nn.Module, got {type(model).__name__}")
         if not callable(opt_func):
             raise TypeError(f"opt_func must build an optimizer from param groups (e.g. Adam), got {opt_func!r}")
-        layer_groups = G.check_groups(model, splitter(model))
+        layer_groups, split_of = G.first_split(model, splitter)
         n = len(layer_groups)
         G.lr_range(lr, n)
         moms, wd = check_moms(moms), check_wd(wd)
         extra = check_cbs(cbs)
         loss_func = loss_func if loss_func is not None else getattr(dls, "loss_func", None)
-        names = list(group_names) if group_names else (
-            ["all"] if n == 1 else [f"group {i}" + (" (head)" if i == n - 1 else "") for i in range(n)])
+        names = list(group_names) if group_names else G.default_group_names(n)
         if len(names) != n:
             raise ValueError(f"{len(names)} group_names for {n} layer groups")
         self.dls, self.model, self.loss_func, self.opt_func, self.splitter = dls, model, loss_func, opt_func, splitter
         self.lr, self.wd, self.wd_bn_bias, self.train_bn, self.moms = lr, wd, wd_bn_bias, train_bn, moms
         self.path = Path(path if path is not None else getattr(dls, "path", None) or ".")
         self.model_dir, self.layer_groups, self.group_names = Path(model_dir), layer_groups, names
-        self.activation_name = inference.activation_for(loss_func) if activation == "auto" else activation
+        self._split_of, self._named_groups = split_of, bool(group_names)  # the model the layer groups were cut from
+        self.activation = activation  # "auto": from the current loss function (see `activation_name`)
         self.metrics = [to_metric(m) for m in listify(metrics)]
         self.opt: torch.optim.Optimizer | None = None
         self.export_info: dict | None = None
         self.group_plan = G.GroupPlan(list(names))
         self.results = Results()  # what the Recorder publishes and every callback reads
         self.log_results = True  # the progress table; `no_logging()` turns it off
+        self.logger: Callable[[list], Any] = print  # fastai's: the Recorder hands it each epoch's row
         self.cbs: L = L()  # fastcore's L, as fastai's (`learn.cbs.filter(...)`)
         defaults: list[Callback] = [TrainEvalCallback(), Recorder(), ProgressCallback()] if default_cbs \
             else [TrainEvalCallback()]
@@ -160,12 +162,14 @@ class Learner(LoopFields):
 
     @contextlib.contextmanager
     def no_logging(self) -> Iterator[None]:
-        """Context manager: no results table printed inside the block (fastai's `learn.no_logging()`)."""
-        old, self.log_results = self.log_results, False
+        """Context manager: no results table printed inside the block (fastai's `learn.no_logging()`: the table's
+        header is not written and `learn.logger` is a no-op)."""
+        old, self.log_results = (self.log_results, self.logger), False
+        self.logger = _ignore_row
         try:
             yield
         finally:
-            self.log_results = old
+            self.log_results, self.logger = old
 
     def _rebuild_handlers(self) -> None:
         """Per (dry, training) mode, the bound hooks of each event: `run_dry`, `run_train` and `run_valid` decide."""
@@ -222,9 +226,34 @@ class Learner(LoopFields):
         """One learning rate per layer group from a float, slice or list (see `minifastai.lr_range`)."""
         return G.lr_range(lr, self.n_groups)
 
+    def split_model(self) -> None:
+        """Cut the model into layer groups again if `learn.model` was replaced since (fastai splits when it creates
+        the optimizer); the old optimizer is dropped then. `create_opt`, `freeze_to` and `fit` call it."""
+        m = unwrap_model(self.model)
+        if self.model is self._split_of:
+            return
+        groups = G.resplit(m, self.splitter, self.layer_groups, self._split_of)
+        if groups is None:
+            self._split_of = m
+            return
+        n = len(groups)
+        if self._named_groups and n != len(self.group_names):
+            raise ValueError(f"the new learn.model splits into {n} layer groups, but group_names has "
+                             f"{len(self.group_names)}: set learn.group_names to {n} names first")
+        G.lr_range(self.lr, n)
+        self.layer_groups, self._split_of, self.opt = groups, m, None
+        if not self._named_groups:
+            self.group_names = G.default_group_names(n)
+        self.group_plan = G.GroupPlan(list(self.group_names))
+
     def create_opt(self, lrs: Sequence[float] | None = None) -> torch.optim.Optimizer:
         """A torch optimizer whose param groups are tagged with their layer group (at `lrs`, one per group, by
         default `learn.lr` spread over the groups)."""
+        self.split_model()
+        wrapped_lr = getattr(self.opt_func, "keywords", {}).get("lr")  # partial(OptimWrapper, ..., lr=1): fastai's lr
+        if lrs is None and wrapped_lr is not None:
+            G.lr_range(wrapped_lr, self.n_groups)
+            self.lr = wrapped_lr
         lrs = self.lr_range(self.lr) if lrs is None else list(lrs)
         pgs = G.make_param_groups(self.layer_groups, G.no_wd_params(self.model), lrs,
                                   self.wd, self.wd_bn_bias)  # wd=None: the optimizer's default
@@ -233,6 +262,7 @@ class Learner(LoopFields):
 
     def freeze_to(self, n: int) -> None:
         """Freeze layer groups `[:n]` (norm layers keep training when `train_bn`); groups `[n:]` train."""
+        self.split_model()
         n = check_int(n, "freeze_to's n", low=-self.n_groups,
                       hint=f" (groups [:n] freeze; this learner has {self.n_groups} layer group(s))")
         if n >= self.n_groups and self.n_groups > 1:
@@ -251,7 +281,9 @@ class Learner(LoopFields):
     # ---- fitting ------------------------------------------------------------------------------
     def fit_args(self, n_epoch: int, lr: G.LRLike | None = None, wd: float | None = None, cbs: Any = None,
                  start_epoch: int = 0, resume: bool = False) -> dict[str, Any]:
-        """Check `fit`'s arguments without changing anything; returns them normalised."""
+        """Check `fit`'s arguments without changing anything (but splitting a replaced `learn.model`, see
+        `split_model`); returns them normalised."""
+        self.split_model()
         n_epoch = check_int(n_epoch, "n_epoch", low=1)
         lrs = self.lr_range(self.lr if lr is None else lr)
         check_moms(self.moms, "learn.moms")  # attributes a user may have set since creation
@@ -387,6 +419,16 @@ class Learner(LoopFields):
             loop.pred = loop.loss = None
             self._with_events(self._one_batch, "batch", CancelBatchException)
 
+    def one_batch(self, i: int, b: Any) -> None:
+        """fastai's `one_batch`: run batch `b` as the `i`-th of the epoch through the batch events: a training step
+        when `learn.training`, else predictions and loss only. Sets `learn.x`, `y`, `pred`, `loss`."""
+        if self.training and self.opt is None:
+            raise ValueError("one_batch in training mode needs an optimizer: call learn.create_opt() first")
+        loop = self.loop
+        loop.iter, loop.batch = i, to_device(b, self.dls.device)
+        loop.xb, loop.yb = self.dls.split_batch(loop.batch)
+        self._with_events(self._one_batch, "batch", CancelBatchException)
+
     def _one_batch(self) -> None:
         loop = self.loop
         try:
@@ -467,6 +509,30 @@ class Learner(LoopFields):
     predict = inference.predict
 
     @property
+    def activation_name(self) -> str | None:
+        """The activation `get_preds` applies: `activation`, or with "auto" the current loss function's (fastai
+        picks it from `loss_func` at each call, so `learn.loss_func = BCEWithLogitsLossFlat()` gives sigmoid)."""
+        return inference.activation_for(self.loss_func) if self.activation == "auto" else self.activation
+
+    def to_detach(self, b: Any, cpu: bool = True, gather: bool = True) -> Any:
+        """`b` detached (and on the CPU unless `cpu=False`), through the current loader's `to_detach` if it has
+        one (fastai's `Learner.to_detach`)."""
+        f = getattr(self.loop.dl, "to_detach", None)
+        return f(b, cpu, gather) if callable(f) else to_detach(b, cpu, gather)
+
+    def __getattr__(self, name: str) -> Any:
+        """What the learner does not have is read from the model, as fastai's (`learn.parameters()`, `learn.a`):
+        reads only; writes stay on the learner. Private names are not forwarded."""
+        model = self.__dict__.get("model")
+        if name.startswith("_") or model is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        try:
+            return getattr(model, name)
+        except AttributeError:
+            raise AttributeError(f"neither the Learner nor its model ({type(model).__name__}) has an attribute "
+                                 f"{name!r}") from None
+
+    @property
     def x(self) -> Any:
         """The current batch's input, detuplified (fastai's `learn.x`: `xb[0]` when there is one input)."""
         xb = self.xb
@@ -517,6 +583,10 @@ def _detach(x: Any) -> Any:
     if isinstance(x, dict):
         return {k: _detach(v) for k, v in x.items()}
     return x
+
+
+def _ignore_row(row: list) -> None:
+    """`learn.logger` inside `no_logging()`."""
 
 
 def _noop() -> None:

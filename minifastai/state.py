@@ -86,11 +86,16 @@ class LoopState(LoopFields):
         self.n_iter_total = n_iter_total
         self.pct_train = self.train_iter / n_iter_total if n_iter_total else 0.0
 
+    def start_epoch_count(self) -> None:
+        """A training phase starts: the position is exact here (`train_iter / n_iter_total`, = epoch / n_epoch)."""
+        self.pct_train = self.train_iter / self.n_iter_total if self.n_iter_total else 0.0
+
     def count_batch(self) -> None:
-        """One more training batch done: advance the schedule position."""
+        """One more training batch done: advance the schedule position by 1 / n_iter_total, as fastai adds it
+        (so fastai's schedules get the same floats); each epoch starts from the exact value again."""
         self.train_iter += 1
         if self.n_iter_total:
-            self.pct_train = self.train_iter / self.n_iter_total
+            self.pct_train += 1.0 / self.n_iter_total
 
 
 LOOP_STATE: tuple[str, ...] = tuple(f.name for f in fields(LoopState))

@@ -1,11 +1,15 @@
 """For quick tests of the training loop and of callbacks, as fastai's `fastai.test_utils`: synthetic regression
-data (`y = a*x + b` plus noise), a two-parameter model, a learner on them, and a callback that prints each event."""
+data (`y = a*x + b` plus noise), a two-parameter model, a learner on them, a callback that prints each event, and
+fastcore's `test_eq` / `test_ne` / `equals` comparing tensors as fastai's do (without patching `torch.Tensor`)."""
 from __future__ import annotations
 
+import itertools
 from functools import partial
 from typing import Any
 
+import fastcore.test as fc_test
 import torch
+from fastcore.foundation import L
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -16,7 +20,40 @@ from .losses import MSELossFlat
 from .optimizer import SGD
 from .torch_core import Module
 
-__all__ = ["synth_dbunch", "RegModel", "synth_learner", "VerboseCallback"]
+__all__ = ["synth_dbunch", "RegModel", "synth_learner", "VerboseCallback", "equals", "test_eq", "test_ne"]
+
+
+def _tensor_equals(t: torch.Tensor, other: Any) -> bool:
+    o = other if isinstance(other, torch.Tensor) else torch.as_tensor(other)
+    if t.dim():
+        return torch.equal(t.detach(), o.detach().to(t.device))
+    return bool((t.detach() == o.detach().to(t.device)).all())
+
+
+def equals(a: Any, b: Any) -> bool:
+    """fastcore's `equals`, with tensors compared as fastai compares them (`torch.equal`; a 0-d tensor by value),
+    tensors that require grad included: fastai gets this by patching `Tensor.__array_eq__`, minifastai patches no
+    class. Lists and tuples are compared item by item; anything else is fastcore's `equals`."""
+    if isinstance(a, torch.Tensor) and not isinstance(b, type):
+        return _tensor_equals(a, b)
+    if isinstance(b, torch.Tensor) and not isinstance(a, type):
+        return _tensor_equals(b, a)
+    if isinstance(a, (list, tuple, L)) and isinstance(b, (list, tuple, L)):
+        return len(a) == len(b) and all(equals(x, y) for x, y in itertools.zip_longest(a, b))
+    return bool(fc_test.equals(a, b))
+
+
+def test_eq(a: Any, b: Any) -> None:
+    """`assert` that `a == b` as `equals` decides (fastcore's `test_eq`, tensors compared by `torch.equal`)."""
+    fc_test.test(a, b, equals, "==")
+
+
+def test_ne(a: Any, b: Any) -> None:
+    """`assert` that `a != b` as `equals` decides (fastcore's `test_ne`)."""
+    fc_test.test(a, b, lambda x, y: not equals(x, y), "!=")
+
+
+test_eq.__test__ = test_ne.__test__ = False  # type: ignore[attr-defined]  # library helpers, not pytest tests
 
 
 def synth_dbunch(a: float = 2, b: float = 3, bs: int = 16, n_train: int = 10, n_valid: int = 2,

@@ -1,7 +1,10 @@
 """Small helpers on torch objects that several layers need, under fastai's module name (`fastai.torch_core`):
-`Module`, `flatten_check`, `to_detach`, `unwrap_model`, `no_random`."""
+`Module`, `flatten_check`, `to_detach`, `unwrap_model`, `no_random`, `find_bs`, `find_device`, `replacing_yield`
+and `defaults` (fastai's default values)."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -9,7 +12,49 @@ from torch import nn
 
 from .seed import no_random
 
-__all__ = ["Module", "flatten_check", "to_detach", "unwrap_model", "no_random"]
+__all__ = ["Module", "flatten_check", "to_detach", "unwrap_model", "no_random", "find_bs", "find_device",
+           "replacing_yield", "defaults"]
+
+defaults = SimpleNamespace(lr=1e-3, moms=(0.95, 0.85, 0.95))
+"""fastai's `defaults`: the default learning rate (`defaults.lr`, `Learner`'s `lr=1e-3`) and momentums. minifastai's
+own namespace (fastcore's `defaults` is left as it is); reading it changes nothing in minifastai."""
+
+
+def _first_tensor(b: Any) -> torch.Tensor | None:
+    if isinstance(b, torch.Tensor):
+        return b
+    if isinstance(b, dict):
+        b = list(b.values())
+    if isinstance(b, (list, tuple)):
+        for o in b:
+            t = _first_tensor(o)
+            if t is not None:
+                return t
+    return None
+
+
+def find_bs(b: Any) -> int:
+    """The batch size of `b`: the first dimension of its first tensor (fastai's `find_bs`)."""
+    t = _first_tensor(b)
+    if t is None or t.ndim == 0:
+        raise ValueError(f"find_bs: no tensor with a batch dimension in {type(b).__name__} {b!r:.80}")
+    return int(t.shape[0])
+
+
+def find_device(b: Any) -> torch.device | None:
+    """The device of the first tensor in `b` (fastai's `find_device`; None if `b` holds no tensor)."""
+    t = _first_tensor(b)
+    return None if t is None else t.device
+
+
+def replacing_yield(o: Any, attr: str, val: Any) -> Iterator[None]:
+    """Generator for a context manager that sets `o.attr = val` and puts the old value back (fastai's)."""
+    old = getattr(o, attr)
+    setattr(o, attr, val)
+    try:
+        yield
+    finally:
+        setattr(o, attr, old)
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

@@ -251,6 +251,16 @@ class Callback:
         return f"{type(self).__name__}(order={self.order})"
 
 
+def _before_batch_cb(f: Callable[[Any, Any, Any], tuple], self: Callback) -> None:
+    xb, yb = f(self, self.xb, self.yb)
+    self.learn.xb, self.learn.yb = xb, yb
+
+
+def before_batch_cb(f: Callable[[Any, Any, Any], tuple]) -> Callback:
+    """A callback on `before_batch` from `f(self, xb, yb) -> (xb, yb)`, which replaces the batch (fastai's)."""
+    return Callback(before_batch=functools.partial(_before_batch_cb, f))
+
+
 def _claimed(cb: Callback, claim: ClassClaim) -> bool:
     """Whether `cb` is one of the classes (or class names) of `claim`."""
     claims = claim if isinstance(claim, (tuple, list)) else (claim,)
@@ -323,8 +333,9 @@ class TrainEvalCallback(Callback):
         self.learn.loop.start_counting(n_batches(self.learn.dls.train))
 
     def before_train(self) -> None:
-        """Train mode."""
+        """Train mode; the schedule position starts the epoch at its exact value."""
         self.learn.model.train()
+        self.learn.loop.start_epoch_count()
 
     def after_batch(self) -> None:
         """Advance the schedule position (training batches only)."""

@@ -308,7 +308,10 @@ def distrib_ctx(learn: Learner, sync_bn: bool = True, backend: str | None = None
         seed = int(s.item())
     swaps = _convert_sync_bn(learn.model) if sync_bn and on_gpu else []
     progress = [] if r == 0 else [c for c in learn.cbs if c.main_process_only]  # displays: rank 0 shows them
+    old_logger = learn.logger
     try:
+        if r:
+            learn.logger = _no_row  # fastai's too: only rank 0 prints the epochs' rows
         dls.device = device
         learn.model.to(device)
         dls.train = shard_train(dls.train, r, ws, seed) if dls.train is not None else None
@@ -333,8 +336,13 @@ def distrib_ctx(learn: Learner, sync_bn: bool = True, backend: str | None = None
             setattr(parent, name, child)
         for c in progress:
             learn.add_cb(c)
+        learn.logger = old_logger
         dls.train, dls.valid, dls.device = old
         if created:
             if not failed:  # every rank finishes its work on the group first: a peer destroying it under a
                 barrier()   # rank still in gloo's threads aborts that rank ("terminate called ...")
             dist.destroy_process_group()
+
+
+def _no_row(row: list) -> None:
+    """`learn.logger` on ranks other than 0 inside `distrib_ctx`."""

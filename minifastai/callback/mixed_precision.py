@@ -1,6 +1,7 @@
 """Mixed precision: `torch.amp` autocast (float16 with a GradScaler, or bfloat16) as a callback.
 
-`learn.to_fp16()` / `learn.to_bf16()` add a `MixedPrecision` callback and `learn.to_fp32()` removes it.
+`learn.to_fp16()` / `learn.to_bf16()` add a `MixedPrecision` callback and `learn.to_fp32()` removes it; as in
+fastai, `MixedPrecision(amp_mode=AMPMode.BF16)` (or `'bf16'`, or `torch.bfloat16`) picks the dtype.
 The weights stay float32; the forward pass (and the loss) run under `torch.autocast` for the device type
 of `learn.dls.device`. With float16 the loss gradient is multiplied by the GradScaler's scale; before the
 optimizer steps the gradients are unscaled, and a step whose gradients overflowed (inf/NaN) is skipped with
@@ -9,7 +10,10 @@ optimizer steps the gradients are unscaled, and a step whose gradients overflowe
 """
 from __future__ import annotations
 
+import math
 import warnings
+from collections.abc import Iterable
+from enum import Enum
 from typing import TYPE_CHECKING, Any, cast
 
 import torch
@@ -20,6 +24,47 @@ if TYPE_CHECKING:
     from ..learner import Learner
 
 LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+class AMPMode(Enum):
+    """fastai's automatic mixed precision modes: `AMPMode.FP16` (`'fp16'`) and `AMPMode.BF16` (`'bf16'`)."""
+
+    FP16 = "fp16"
+    BF16 = "bf16"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The autocast dtype of this mode (torch.float16 or torch.bfloat16)."""
+        return torch.float16 if self is AMPMode.FP16 else torch.bfloat16
+
+
+def amp_dtype(amp_mode: AMPMode | str | torch.dtype) -> torch.dtype:
+    """The autocast dtype named by `amp_mode`: an `AMPMode`, `'fp16'` / `'bf16'`, or the torch dtype itself."""
+    if isinstance(amp_mode, torch.dtype) and amp_mode in LOW_PRECISION:
+        return amp_mode
+    if isinstance(amp_mode, (AMPMode, str)):
+        try:
+            return AMPMode(amp_mode).dtype
+        except ValueError:
+            pass
+    raise ValueError("MixedPrecision dtype must be torch.float16 or torch.bfloat16 (amp_mode AMPMode.FP16 / 'fp16' "
+                     f"or AMPMode.BF16 / 'bf16'), got {amp_mode!r}")
+
+
+def _check_scaler_args(init_scale: float, growth_factor: float, backoff_factor: float,
+                       growth_interval: int) -> None:
+    """A clear error for GradScaler arguments torch would reject (or misuse) only at the first fit."""
+    def number(x: Any) -> bool:
+        return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+    if not (number(init_scale) and init_scale > 0):
+        raise ValueError(f"init_scale must be a finite number > 0, got {init_scale!r}")
+    if not (number(growth_factor) and growth_factor > 1):
+        raise ValueError(f"growth_factor must be a finite number > 1, got {growth_factor!r}")
+    if not (number(backoff_factor) and 0 < backoff_factor < 1):
+        raise ValueError(f"backoff_factor must be a number in (0, 1), got {backoff_factor!r}")
+    if not (isinstance(growth_interval, int) and not isinstance(growth_interval, bool) and growth_interval >= 1):
+        raise ValueError(f"growth_interval must be an int >= 1, got {growth_interval!r}")
 
 
 def to_float(x: Any) -> Any:
@@ -61,7 +106,8 @@ class _StepProbe:
 
 
 class MixedPrecision(Callback):
-    """Autocast to `dtype` (float16 or bfloat16) for the forward pass and loss; float16 also scales the loss.
+    """Autocast to float16 or bfloat16 (`amp_mode`: an `AMPMode`, `'fp16'` / `'bf16'`, or the torch dtype) for the
+    forward pass and loss; float16 also scales the loss.
 
     Outputs of the model (a tensor, or tensors inside tuples, lists, namedtuples and dicts) are cast to
     float32 before the loss sees them, keeping their structure (`cast_outputs=False` keeps them as
@@ -72,11 +118,11 @@ class MixedPrecision(Callback):
 
     order = 10
 
-    def __init__(self, dtype: torch.dtype = torch.float16, init_scale: float = 2.0**16,
+    def __init__(self, amp_mode: AMPMode | str | torch.dtype = AMPMode.FP16, init_scale: float = 2.0**16,
                  growth_factor: float = 2.0, backoff_factor: float = 0.5, growth_interval: int = 2000,
                  enabled: bool = True, cast_outputs: bool = True) -> None:
-        if dtype not in LOW_PRECISION:
-            raise ValueError(f"MixedPrecision dtype must be torch.float16 or torch.bfloat16, got {dtype}")
+        dtype = amp_dtype(amp_mode)
+        _check_scaler_args(init_scale, growth_factor, backoff_factor, growth_interval)
         self.dtype, self.enabled, self.cast_outputs = dtype, enabled, cast_outputs
         self.init_scale, self.growth_factor = init_scale, growth_factor
         self.backoff_factor, self.growth_interval = backoff_factor, growth_interval
@@ -90,6 +136,11 @@ class MixedPrecision(Callback):
         self._warned = False
 
     # ---- setup --------------------------------------------------------------------------------
+    @property
+    def amp_mode(self) -> AMPMode:
+        """fastai's name for the mode: `AMPMode.FP16` or `AMPMode.BF16` (from `dtype`)."""
+        return AMPMode.FP16 if self.dtype == torch.float16 else AMPMode.BF16
+
     @property
     def use_scaler(self) -> bool:
         """True for float16 (a GradScaler guards against underflowing gradients)."""
@@ -154,6 +205,9 @@ class MixedPrecision(Callback):
         if self._autocast is not None:
             ctx, self._autocast = self._autocast, None
             ctx.__exit__(None, None, None)
+            # torch clears its cache of low-precision weight copies only when the outermost autocast exits: inside
+            # an enclosing (or leaked) autocast the next batch would reuse copies of the weights before this step
+            torch.clear_autocast_cache()
 
     # ---- backward and step --------------------------------------------------------------------
     def before_backward(self) -> None:
@@ -233,14 +287,34 @@ def _remove_mixed_precision(learn: Learner) -> None:
     learn.remove_cb(MixedPrecision)
 
 
+def test_overflow(x: torch.Tensor) -> bool:
+    """True when tensor `x` holds an inf or NaN (fastai's check for overflowed float16 gradients)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"test_overflow takes a tensor, got {type(x).__name__}")
+    return not bool(torch.isfinite(x).all())
+
+
+test_overflow.__test__ = False  # type: ignore[attr-defined]  # a library function, not a pytest test
+
+
+def grad_overflow(pgs: Iterable[Iterable[torch.Tensor]]) -> bool:
+    """True when a gradient in the parameter groups `pgs` (lists of parameters) holds an inf or NaN."""
+    groups = [list(pg) if isinstance(pg, Iterable) and not isinstance(pg, torch.Tensor) else pg for pg in pgs]
+    for pg in groups:
+        if not isinstance(pg, list) or not all(isinstance(p, torch.Tensor) for p in pg):
+            raise TypeError("grad_overflow takes parameter groups: lists of parameters, e.g. "
+                            f"[list(model.parameters())]; got {type(pg).__name__} {pg!r:.60}")
+    return any(p.grad is not None and test_overflow(p.grad) for pg in groups for p in pg)
+
+
 def to_fp16(learn: Learner, init_scale: float = 2.0**16, growth_factor: float = 2.0,
             backoff_factor: float = 0.5, growth_interval: int = 2000, enabled: bool = True,
             cast_outputs: bool = True) -> Learner:
     """Train with float16 autocast and a GradScaler (replaces any mixed precision); returns `learn`. On a CPU it warns:
     float16 is emulated there, many times slower than float32."""
+    mp = MixedPrecision(AMPMode.FP16, init_scale, growth_factor, backoff_factor, growth_interval, enabled,
+                        cast_outputs)  # bad arguments raise here, before the learner changes
     _remove_mixed_precision(learn)
-    mp = MixedPrecision(torch.float16, init_scale, growth_factor, backoff_factor, growth_interval, enabled,
-                        cast_outputs)
     mp.warn_if_emulated(learn.dls.device.type, stacklevel=2)  # now, at the user's line (not again at the fit)
     learn.add_cb(mp)
     return learn
@@ -248,8 +322,9 @@ def to_fp16(learn: Learner, init_scale: float = 2.0**16, growth_factor: float = 
 
 def to_bf16(learn: Learner, enabled: bool = True, cast_outputs: bool = True) -> Learner:
     """Train with bfloat16 autocast (no scaler: it has float32's range; works on CPU); returns `learn`."""
+    mp = MixedPrecision(AMPMode.BF16, enabled=enabled, cast_outputs=cast_outputs)
     _remove_mixed_precision(learn)
-    learn.add_cb(MixedPrecision(torch.bfloat16, enabled=enabled, cast_outputs=cast_outputs))
+    learn.add_cb(mp)
     return learn
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -75,6 +76,7 @@ class ProgressCallback(Callback):
     """
 
     order = 60
+    _old_logger: Callable[[list], Any] | None = None  # `learn.logger` before the fit
     run_after = Recorder  # shows the row the Recorder wrote at after_epoch
     run_in_lr_find = False
     main_process_only = True
@@ -104,6 +106,7 @@ class ProgressCallback(Callback):
                              "default_cbs=True or add a Recorder()")
         self._mode = self.mode or display_mode()
         self.stats, self._pending, self._loss_shown = [], None, None
+        self._old_logger, self.learn.logger = self.learn.logger, self._write_row  # as fastai's: rows go to the table
         names = self.columns
         if self._mode == "plain":
             self.mbar = None
@@ -212,11 +215,11 @@ class ProgressCallback(Callback):
             self._pending = (host, done)
         return self._loss_shown
 
-    def after_epoch(self) -> None:
-        """Write this epoch's row of the table."""
+    def _write_row(self, log: list) -> None:
+        """`learn.logger` during the fit: write the epoch's row (the Recorder's `log`) into the table."""
         if not self.learn.log_results:
             return
-        row = [format_cell(v) for v in self.learn.results.log]
+        row = [format_cell(v) for v in log]
         if self.throughput:
             st = self.epoch_stats or {}
             row += [format_rate(st.get("items_per_s")), format_share(st.get("data_wait"))]
@@ -226,8 +229,10 @@ class ProgressCallback(Callback):
             self.mbar.write(row, table=True)
 
     def after_fit(self) -> None:
-        """Close the bars, even after an error."""
+        """Close the bars and give `learn.logger` back, even after an error."""
         self._in_train = False
+        if self._old_logger is not None:
+            self.learn.logger, self._old_logger = self._old_logger, None
         if self.mbar is not None:
             if self.pbar is not None:
                 self.pbar.on_iter_end()

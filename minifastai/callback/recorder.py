@@ -149,10 +149,9 @@ class Recorder(ScheduleView, Callback):
         self.results.metric_names = ["epoch", "train_loss", "valid_loss", *(metric_name(m) for m in learn.metrics),
                                      "time"]
         firsts: dict[int, dict] = {}
-        assert learn.opt is not None
-        for pg in learn.opt.param_groups:
+        for pg in learn.opt.param_groups if learn.opt is not None else ():  # no optimizer: `learn('before_fit')`
             firsts.setdefault(pg["layer_group"], pg)
-        self._pgs = [firsts[i] for i in range(learn.n_groups)]
+        self._pgs = [firsts[i] for i in range(learn.n_groups) if i in firsts]
         self.peaks.update(plan.peaks)
 
     def before_epoch(self) -> None:
@@ -215,6 +214,8 @@ class Recorder(ScheduleView, Callback):
         row = [NAN if train is None else train, *res.valid_result]
         res.values.append(row)
         res.log = [learn.epoch, *row] + ([format_time(time.perf_counter() - self._t0)] if self.add_time else [])
+        if learn.log_results and not learn.dry:
+            learn.logger(list(res.log))  # fastai's logger: `print` unless the progress display writes the table
 
     def after_fit(self) -> None:
         """Keep what a cancelled epoch recorded, and this fit's schedule in `fits`."""

@@ -156,8 +156,9 @@ class TorchMetric(Metric):
 
 
 def batch_size(pred: Any, yb: tuple) -> int:
-    """The number of items in a batch: the first target's length (fastai's `find_bs`), else the prediction's."""
-    x = yb[0] if yb else pred
+    """The number of items in a batch: the first target's length (fastai's `find_bs`), else the prediction's.
+    `yb` is the tuple of targets, or one target tensor (as fastai's tests set `learn.yb`)."""
+    x = yb if isinstance(yb, torch.Tensor) else (yb[0] if yb else pred)
     return len(x) if isinstance(x, torch.Tensor) and x.ndim else 1
 
 

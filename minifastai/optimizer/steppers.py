@@ -10,7 +10,7 @@ Python, as fastai's do: for speed, the default optimizer stays torch's `AdamW`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -18,6 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from fastcore.foundation import L
+
+from ..optim_hypers import HyperView
 
 Stepper = Callable[..., Any]
 _KEEP_ON_CLEAR = ("force_train", "do_wd")
@@ -30,36 +32,6 @@ def _listy(x: Any) -> bool:
 def _several(v: Any) -> bool:
     """Whether a hyper-parameter value holds one value per group (a list, an array, a 1-D tensor)."""
     return _listy(v) or isinstance(v, np.ndarray) or (isinstance(v, torch.Tensor) and v.ndim > 0)
-
-
-class HyperView(MutableMapping):
-    """One parameter group's hyper-parameters (the group without `params`), read and written in place."""
-
-    def __init__(self, pg: dict) -> None:
-        self.pg = pg
-
-    def __getitem__(self, k: str) -> Any:
-        if k == "params":
-            raise KeyError(k)
-        return self.pg[k]
-
-    def __setitem__(self, k: str, v: Any) -> None:
-        self.pg[k] = v
-
-    def __delitem__(self, k: str) -> None:
-        del self.pg[k]
-
-    def __iter__(self) -> Iterator[str]:
-        return (k for k in self.pg if k != "params")
-
-    def __len__(self) -> int:
-        return sum(1 for k in self.pg if k != "params")
-
-    def __eq__(self, other: object) -> bool:
-        return dict(self) == (dict(other) if isinstance(other, MutableMapping) else other)
-
-    def __repr__(self) -> str:
-        return repr(dict(self))
 
 
 def _update(state: dict, new: Any = None) -> dict:

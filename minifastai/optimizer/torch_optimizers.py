@@ -15,13 +15,13 @@ from typing import Any
 import torch
 
 from ..groups import lr_range
-from .steppers import HyperView
+from ..optim_hypers import WithHypers, with_hypers
 
 Params = Iterable[Any]
 """Parameters, lists of parameters (one per layer group, as a fastai splitter returns) or torch param-group dicts."""
 
 
-class _FastaiSemantics(torch.optim.Optimizer):
+class _FastaiSemantics(WithHypers):
     """Mixin over a torch optimizer: decoupled weight decay for SGD/RMSprop, and no momentum when built with `mom=0`.
 
     fastai's `SGD(mom=0)` and `RMSProp(mom=0)` have no momentum step, so a momentum schedule (`fit_one_cycle`) is
@@ -30,11 +30,6 @@ class _FastaiSemantics(torch.optim.Optimizer):
 
     decouple_wd: bool = True
     uses_mom: bool = True
-
-    @property
-    def hypers(self) -> list[Any]:
-        """fastai's `opt.hypers`: each param group's hyper-parameters (torch's keys), writing through to the group."""
-        return [HyperView(pg) for pg in self.param_groups]
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -145,7 +140,7 @@ def Adam(params: Params, lr: float | slice, mom: float = 0.9, sqr_mom: float = 0
     _check("Adam", mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
     groups = _param_groups(params)
     lr0 = _lr(lr, groups, "Adam")
-    cls = torch.optim.AdamW if decouple_wd else torch.optim.Adam
+    cls = with_hypers(torch.optim.AdamW if decouple_wd else torch.optim.Adam)
     return cls(groups, lr=lr0, betas=(mom, sqr_mom), eps=eps, weight_decay=wd)
 
 
@@ -166,7 +161,8 @@ def RMSProp(params: Params, lr: float | slice, mom: float = 0.0, sqr_mom: float 
 def OptimWrapper(params: Params | None = None, opt: Any = None, hp_map: dict | None = None,  # noqa: N802
                  convert_groups: bool = True, **kwargs: Any) -> torch.optim.Optimizer:
     """fastai's `OptimWrapper`: build `opt(params, **kwargs)` (a torch optimizer class or function), or return an
-    already built torch optimizer. The result is the torch optimizer itself (minifastai needs no wrapper)."""
+    already built torch optimizer. The result is a torch optimizer (minifastai needs no wrapper); built from a class,
+    it is that class with fastai's `opt.hypers` (`with_hypers`)."""
     if opt is None:
         raise ValueError("OptimWrapper needs opt=: a torch optimizer class (e.g. opt=torch.optim.AdamW) or a built "
                          "optimizer")
@@ -181,6 +177,8 @@ def OptimWrapper(params: Params | None = None, opt: Any = None, hp_map: dict | N
         raise TypeError(f"OptimWrapper: opt must be a torch optimizer class or a built optimizer, not {opt!r}")
     if params is None:
         raise ValueError("OptimWrapper(opt=<class>) needs params (the learner passes them)")
+    if isinstance(opt, type) and issubclass(opt, torch.optim.Optimizer):
+        opt = with_hypers(opt)  # fastai's wrapper has `opt.hypers`
     built = opt(_param_groups(params) if convert_groups else params, **kwargs)
     if not isinstance(built, torch.optim.Optimizer):
         raise TypeError(f"OptimWrapper: opt={opt!r} returned a {type(built).__name__}, not a torch optimizer")

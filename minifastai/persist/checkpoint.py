@@ -66,8 +66,11 @@ def save(learn: Learner, name: str | Path, with_opt: bool = True) -> Path:
 def load(learn: Learner, name: str | Path, with_opt: bool = True, strict: bool = True, with_rng: bool = True,
          with_cbs: bool = True) -> Learner:
     """`learn.load(name)`: all or nothing (a damaged or mismatched file is an error naming it, and the learner is
-    unchanged); `with_rng=False` / `with_cbs=False` leave the RNG and callback states alone. Returns `learn`."""
+    unchanged); `with_rng=False` / `with_cbs=False` leave the RNG and callback states alone. Afterwards the learner
+    has an optimizer, as fastai's (a new one when the file's state was not loaded). Returns `learn`."""
     load_checkpoint(learn, learn.checkpoint_path(name), with_opt, strict, with_rng, with_cbs)
+    if learn.opt is None:
+        learn.create_opt()
     return learn
 
 

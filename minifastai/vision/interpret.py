@@ -1,125 +1,67 @@
-"""`ClassificationInterpretation`: where a classifier goes wrong (fastai's names and numbers)."""
+"""Interpretation of image models: `ClassificationInterpretation` (from `minifastai.interpret`, fastai's names
+and numbers) and the drawing it dispatches to for image loaders: `plot_top_losses` (titled prediction / actual /
+loss / probability, as fastai) and `show_results` (titled target and prediction, green when right)."""
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
-import numpy as np
-import torch
 from torch import Tensor
 
-from ..inference import ACTIVATIONS
-from ..learner import Learner
+from ..interpret import ClassificationInterpretation, Interpretation, plot_top_losses, show_interp_results
+from .loaders import ImageDL
+from .show import show_images
 
-__all__ = ["ClassificationInterpretation"]
-
-
-def item_losses(loss_func: Any, raw: Tensor, targs: Tensor) -> Tensor:
-    """The loss of every item (the loss function with `reduction='none'`, else one call per item)."""
-    if isinstance(getattr(loss_func, "reduction", None), str):
-        old = loss_func.reduction
-        loss_func.reduction = "none"
-        try:
-            out = loss_func(raw, targs)
-        finally:
-            loss_func.reduction = old
-        if isinstance(out, Tensor) and out.shape == (len(raw),):
-            return out.detach().float()
-    return torch.stack([loss_func(raw[i:i + 1], targs[i:i + 1]).detach().float() for i in range(len(raw))])
+__all__ = ["ClassificationInterpretation", "Interpretation", "plot_image_top_losses", "show_image_results"]
 
 
-class ClassificationInterpretation:
-    """Predictions, targets and per-item losses of a classifier on a data set (default: validation), and
-    fastai's views of them: `confusion_matrix`, `most_confused`, `top_losses`, and their plots."""
+def _images(dl: ImageDL, idx: list[int]) -> list[Tensor]:
+    """The items `idx` of `dl`'s dataset after the validation item transforms, as (3, H, W) floats in [0, 1]."""
+    ds = dl.dataset
+    if not hasattr(ds, "with_train"):
+        raise TypeError("drawing an interpretation needs the images' dataset: interpret a learner on "
+                        "ImageDataLoaders")
+    ds = ds.with_train(False)
+    return [ds[i][0].float() / 255 for i in idx]
 
-    def __init__(self, learn: Learner, dl: Any, preds: Tensor, targs: Tensor, losses: Tensor) -> None:
-        self.learn, self.dl, self.preds, self.targs, self.losses = learn, dl, preds, targs, losses
-        self.vocab = list(learn.dls.vocab) if learn.dls.vocab is not None else list(range(preds.shape[-1]))
-        self.decoded = preds.argmax(-1)
 
-    @classmethod
-    def from_learner(cls, learn: Learner, ds_idx: int = 1, dl: Any = None, act: Any = None
-                     ) -> ClassificationInterpretation:
-        """Run `learn` over `dl` (default: `dls[ds_idx]`, in order, every item) once and keep the results."""
-        if dl is None:
-            dl = learn.dls[ds_idx]
-            if dl is None:
-                raise ValueError(f"learn.dls[{ds_idx}] is empty: there is nothing to interpret (pass dl=)")
-            if hasattr(dl, "new"):
-                dl = dl.new(shuffle=False, drop_last=False)
-        raw, targs = learn.get_preds(dl=dl, act=lambda x: x)
-        if targs is None:
-            raise ValueError("the data has no targets: interpretation compares predictions with labels")
-        preds = (act or ACTIVATIONS[learn.activation_name])(raw)
-        return cls(learn, dl, preds, targs, item_losses(learn.loss_func, raw, targs))
+def _preds_at(interp: Interpretation, idx: list[int]) -> tuple[Tensor, Tensor, Tensor]:
+    """Predictions, targets and decoded predictions of the items `idx` (kept ones when the interpretation has
+    them, else recomputed)."""
+    preds = getattr(interp, "preds", None)
+    if isinstance(interp, ClassificationInterpretation) and preds is not None:
+        return preds[idx], interp.targs[idx], interp.decoded[idx]
+    _, preds, targs, decoded, _ = interp[idx]
+    return preds, targs, decoded
 
-    def top_losses(self, k: int | None = None, largest: bool = True, items: bool = False) -> tuple:
-        """The `k` largest (or smallest) losses and their indices (all by default); `items=True` adds the
-        files."""
-        losses, idx = self.losses.topk(len(self.losses) if k is None else min(k, len(self.losses)),
-                                       largest=largest)
-        if items:
-            all_items = getattr(self.dl, "items", None)
-            return losses, idx, [all_items[i] for i in idx.tolist()] if all_items is not None else None
-        return losses, idx
 
-    def confusion_matrix(self) -> np.ndarray:
-        """Counts of (actual class = row, predicted class = column)."""
-        n = len(self.vocab)
-        cm = torch.zeros(n, n, dtype=torch.long)
-        cm.index_put_((self.targs.long(), self.decoded.long()), torch.ones_like(self.targs, dtype=torch.long),
-                      accumulate=True)
-        return cm.numpy()
+def _namer(interp: Interpretation) -> Any:
+    vocab = getattr(interp, "vocab", None) or interp.learn.dls.vocab
+    if vocab is None:
+        return lambda v: f"{float(v):.2f}" if v.is_floating_point() else str(int(v))
+    return lambda v: str(vocab[int(v)])
 
-    def most_confused(self, min_val: int = 1) -> list[tuple[Any, Any, int]]:
-        """(actual, predicted, count) of the off-diagonal cells with at least `min_val` items, most frequent
-        first (ties in row-major order, as fastai)."""
-        cm = self.confusion_matrix()
-        np.fill_diagonal(cm, 0)
-        res = [(self.vocab[i], self.vocab[j], int(cm[i, j])) for i, j in zip(*np.where(cm >= min_val))]
-        return sorted(res, key=lambda r: r[2], reverse=True)
 
-    def plot_confusion_matrix(self, normalize: bool = False, title: str = "Confusion matrix", cmap: str = "Blues",
-                              norm_dec: int = 2, plot_txt: bool = True, **kwargs: Any) -> Any:
-        """The confusion matrix as an image with counts (or row fractions); returns the figure."""
-        import matplotlib.pyplot as plt
+@plot_top_losses.register
+def plot_image_top_losses(dl: ImageDL, interp: Interpretation, losses: Tensor, idx: Tensor,
+                          nrows: int | None = None, ncols: int | None = None,
+                          figsize: tuple[float, float] | None = None) -> Any:
+    """The images `idx`, titled prediction/actual/loss/probability (fastai's); returns the figure."""
+    pos = idx.tolist()
+    preds, targs, decoded = _preds_at(interp, pos)
+    name = _namer(interp)
+    titles = [f"{name(decoded[j])}/{name(targs[j])} / {float(loss):.2f} / {float(preds[j].max()):.2f}"
+              for j, loss in enumerate(losses)]
+    return show_images(_images(dl, pos), titles, nrows=nrows, ncols=ncols, figsize=figsize,
+                       suptitle="Prediction/Actual/Loss/Probability")
 
-        cm = self.confusion_matrix()
-        if normalize:
-            cm = cm.astype("float") / np.maximum(cm.sum(axis=1)[:, None], 1)
-        fig = plt.figure(**kwargs)
-        ax = fig.gca()
-        ax.imshow(cm, interpolation="nearest", cmap=cmap)
-        ax.set_title(title)
-        ticks = np.arange(len(self.vocab))
-        ax.set_xticks(ticks, [str(v) for v in self.vocab], rotation=90)
-        ax.set_yticks(ticks, [str(v) for v in self.vocab], rotation=0)
-        if plot_txt:
-            thresh = cm.max() / 2.0
-            for i, j in itertools.product(range(cm.shape[0]), range(cm.shape[1])):
-                txt = f"{cm[i, j]:.{norm_dec}f}" if normalize else f"{cm[i, j]}"
-                ax.text(j, i, txt, horizontalalignment="center", verticalalignment="center",
-                        color="white" if cm[i, j] > thresh else "black")
-        ax.set_ylim(len(self.vocab) - 0.5, -0.5)
-        ax.set_ylabel("Actual")
-        ax.set_xlabel("Predicted")
-        ax.grid(False)
-        fig.tight_layout()
-        return fig
 
-    def plot_top_losses(self, k: int, largest: bool = True, nrows: int | None = None, ncols: int | None = None,
-                        figsize: tuple[float, float] | None = None) -> Any:
-        """The `k` images with the largest losses, titled prediction/actual/loss/probability (fastai);
-        returns the figure."""
-        from .show import show_images
-
-        ds = getattr(self.dl, "dataset", None)
-        if ds is None or not hasattr(ds, "with_train"):
-            raise TypeError("plot_top_losses shows images: interpret a learner on ImageDataLoaders")
-        losses, idx = self.top_losses(k, largest)
-        ds = ds.with_train(False)
-        imgs = [ds[i][0].float() / 255 for i in idx.tolist()]
-        titles = [f"{self.vocab[int(self.decoded[i])]}/{self.vocab[int(self.targs[i])]} / {float(loss):.2f} / "
-                  f"{float(self.preds[i].max()):.2f}" for loss, i in zip(losses, idx.tolist())]
-        return show_images(imgs, titles, nrows=nrows, ncols=ncols, figsize=figsize,
-                           suptitle="Prediction/Actual/Loss/Probability")
+@show_interp_results.register
+def show_image_results(dl: ImageDL, interp: Interpretation, idxs: list[int], nrows: int | None = None,
+                       ncols: int | None = None, figsize: tuple[float, float] | None = None) -> Any:
+    """The images `idxs` titled with target (first line) and prediction (second; green when right, red when
+    wrong), as `learn.show_results`; returns the figure."""
+    _, targs, decoded = _preds_at(interp, idxs)
+    name = _namer(interp)
+    titles = [f"{name(t)}\n{name(d)}" for t, d in zip(targs, decoded)]
+    colors = ["green" if bool((t == d).all()) else "red" for t, d in zip(targs, decoded)]
+    return show_images(_images(dl, idxs), titles, colors, nrows=nrows, ncols=ncols, figsize=figsize)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -72,13 +73,31 @@ def without_fastai_patches():
             setattr(cls, attr, value)
 
 
+@contextlib.contextmanager
+def fastai_defaults_as_imported(fastai_imports: str):
+    """fastai's `defaults.callbacks` as a fresh kernel running only `fastai_imports` has it: once any test in this
+    process imported `fastai.callback.progress` (or a `.all` module), fastai adds `ProgressCallback` to every new
+    Learner for good, which a notebook that imports neither never sees."""
+    import fastai.learner  # noqa: F401  (it sets `defaults.callbacks`)
+    from fastcore.basics import defaults
+
+    fresh = not re.search(r"fastai\.(callback\.progress|[\w.]*all) import", fastai_imports)
+    hidden = [c for c in defaults.callbacks if c.__name__ == "ProgressCallback"] if fresh else []
+    defaults.callbacks = [c for c in defaults.callbacks if c not in hidden]
+    try:
+        yield
+    finally:
+        defaults.callbacks = [*defaults.callbacks, *(c for c in hidden if c not in defaults.callbacks)]
+
+
 def run_cell(lib: str, fastai_imports: str, cell: Cell, setup: str = "") -> dict:
     """Execute the prelude, the imports, the notebook's `setup` code and the cell; returns the namespace.
 
     A minifastai cell runs without fastai's patches of torch classes (`without_fastai_patches`)."""
     if lib == "fastai":
         pytest.importorskip("fastai")
-        return _run(lib, fastai_imports, cell, setup)
+        with fastai_defaults_as_imported(fastai_imports):
+            return _run(lib, fastai_imports, cell, setup)
     with without_fastai_patches():
         return _run(lib, fastai_imports, cell, setup)
 

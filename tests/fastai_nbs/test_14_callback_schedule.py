@@ -18,10 +18,8 @@ import matplotlib.pyplot as plt
 
 PER_GROUP = ("`recorder.lrs`, `recorder.moms` and `recorder.hps` hold every layer group's values, shape (iterations, "
              "layer groups), where fastai keeps the last group's")
-NO_PATCH = ("minifastai patches no torch class: fastcore's `test_eq` on tensors that require grad needs fastai's "
-            "`Tensor.__array_eq__` patch")
 OPT_STATE = ("`learn.opt` is a torch optimizer: `learn.opt.state_dict()['state']` is torch's dict (`{}` when empty), "
-             "not fastai's list per parameter; and " + NO_PATCH)
+             "not fastai's list per parameter")
 
 CELLS = [
     Cell("sched_pickles", """
@@ -212,7 +210,7 @@ with tempfile.TemporaryDirectory() as d:
     weights_post_lr_find = L(learn.model.parameters())
 test_eq(weights_pre_lr_find, weights_post_lr_find)
 print(f"Minimum/10:\\t{lr_min:.2e}\\nSteepest point:\\t{lr_steep:.2e}\\nLongest valley:\\t{lr_valley:.2e}\\nSlide interval:\\t{lr_slide:.2e}")
-""", differs=NO_PATCH),
+"""),
 ]
 
 
