@@ -8,26 +8,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from .torch_core import to_device
+
 
 def default_device() -> torch.device:
     """CUDA if available, else CPU."""
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
-
-
-def to_device(batch: Any, device: torch.device, non_blocking: bool = True) -> Any:
-    """Move every tensor of a (nested) batch to `device`."""
-    if isinstance(batch, torch.Tensor):
-        return batch.to(device, non_blocking=non_blocking)
-    if isinstance(batch, (list, tuple)):
-        return type(batch)(to_device(b, device, non_blocking) for b in batch)
-    if isinstance(batch, dict):
-        return {k: to_device(v, device, non_blocking) for k, v in batch.items()}
-    return batch
-
-
-def to_cpu(b: Any) -> Any:
-    """Every tensor of a (nested) batch on the CPU (fastai's `to_cpu`; not detached)."""
-    return to_device(b, torch.device("cpu"), non_blocking=False)
 
 
 def n_batches(dl: Any) -> int | None:

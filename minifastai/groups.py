@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .optim_hypers import with_hypers
+from .torch_core import trainable_params
 
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.InstanceNorm2d,
               nn.InstanceNorm3d, nn.LayerNorm, nn.GroupNorm, nn.SyncBatchNorm)
@@ -49,11 +50,6 @@ LRLike = float | slice | Sequence[float] | LayerDecay
 
 SLICE_HINT = ("a slice spreads peak learning rates across layer groups (first group = start, last = stop); "
               "it does not shape the schedule over time, which fit_one_cycle does")
-
-
-def trainable_params(model: nn.Module) -> list[nn.Parameter]:
-    """All parameters of `model` that require grad."""
-    return [p for p in model.parameters() if p.requires_grad]
 
 
 def default_splitter(model: nn.Module) -> list[list[nn.Parameter]]:

@@ -1,6 +1,7 @@
 """Small helpers on torch objects that several layers need, under fastai's module name (`fastai.torch_core`):
-`Module`, `flatten_check`, `to_detach`, `unwrap_model`, `no_random`, `find_bs`, `find_device`, `replacing_yield`
-and `defaults` (fastai's default values)."""
+`Module`, `flatten_check`, `to_detach`, `unwrap_model`, `no_random`, `find_bs`, `find_device`, `replacing_yield`,
+`defaults` (fastai's default values), and fastai's typed tensors (`TensorBase`, `TensorImage`, `TensorMask`, ...)
+with `cast`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -13,7 +14,8 @@ from torch import nn
 from .seed import no_random
 
 __all__ = ["Module", "flatten_check", "to_detach", "unwrap_model", "no_random", "find_bs", "find_device",
-           "replacing_yield", "defaults"]
+           "replacing_yield", "defaults", "TensorBase", "TensorImage", "TensorImageBW", "TensorMask", "TensorCategory",
+           "TensorMultiCategory", "cast", "to_device", "to_cpu", "to_np", "trainable_params"]
 
 defaults = SimpleNamespace(lr=1e-3, moms=(0.95, 0.85, 0.95))
 """fastai's `defaults`: the default learning rate (`defaults.lr`, `Learner`'s `lr=1e-3`) and momentums. minifastai's
@@ -55,6 +57,85 @@ def replacing_yield(o: Any, attr: str, val: Any) -> Iterator[None]:
         yield
     finally:
         setattr(o, attr, old)
+
+
+class TensorBase(torch.Tensor):
+    """fastai's typed-tensor base: a `torch.Tensor` subclass whose type operations keep (torch's default for
+    subclasses). `TensorBase(x)` makes one from a tensor, array or list. minifastai's own loaders yield plain
+    tensors; these types are there for fastai code that tags tensors (`cast(x, TensorImage)`)."""
+
+    def __new__(cls, x: Any, **kwargs: Any) -> TensorBase:
+        return torch.as_tensor(x, **kwargs).as_subclass(cls)
+
+    @classmethod
+    def __torch_function__(cls, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        """Operations mixing two typed tensors (an image indexed by a mask) give the type torch dispatches to, as
+        fastai's do, where torch's default refuses types that are not subclasses of each other."""
+        types = tuple(torch.Tensor if issubclass(t, TensorBase) else t for t in types)
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+class TensorImage(TensorBase):
+    """fastai's tag for a batch or an item of images (channels first)."""
+
+
+class TensorImageBW(TensorImage):
+    """fastai's tag for single-channel images."""
+
+
+class TensorMask(TensorBase):
+    """fastai's tag for segmentation masks."""
+
+
+class TensorCategory(TensorBase):
+    """fastai's tag for class indices."""
+
+
+class TensorMultiCategory(TensorCategory):
+    """fastai's tag for multi-label targets."""
+
+
+def cast(x: Any, typ: type) -> Any:
+    """`x` as type `typ` (fastai's `cast`): a tensor through `as_subclass` (the same storage, no copy), a numpy
+    array through `view`, anything else `typ(x)`."""
+    if isinstance(x, torch.Tensor):
+        return x.as_subclass(typ)
+    if hasattr(x, "view") and type(x).__module__ == "numpy":
+        return x.view(typ)
+    return typ(x)
+
+
+def to_device(batch: Any, device: torch.device, non_blocking: bool = True) -> Any:
+    """Move every tensor of a (nested) batch to `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=non_blocking)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(b, device, non_blocking) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device, non_blocking) for k, v in batch.items()}
+    return batch
+
+
+def to_cpu(b: Any) -> Any:
+    """Every tensor of a (nested) batch on the CPU (fastai's `to_cpu`; not detached)."""
+    return to_device(b, torch.device("cpu"), non_blocking=False)
+
+
+def trainable_params(model: nn.Module) -> list[nn.Parameter]:
+    """All parameters of `model` that require grad."""
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def to_np(x: Any) -> Any:
+    """Every tensor of `x` (also inside lists, tuples and dicts) as a numpy array, detached and on the CPU
+    (fastai's `to_np`)."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    if isinstance(x, dict):
+        return {k: to_np(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(to_np(v) for v in x)
+    return x
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

@@ -24,7 +24,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("apps", ("minifastai.vision", "minifastai.tabular")),
     ("top", ("minifastai",)),
 ]
-PACKAGE_INITS = {"minifastai.callback": "core", "minifastai.persist": "persist"}  # what the package __init__ imports
+# the layer of these modules is not their prefix's: what a package __init__ imports, and the applications' star-import
+# modules (`from minifastai.vision.all import *`, as fastai's), which gather the top-level names with their own
+PACKAGE_INITS = {"minifastai.callback": "core", "minifastai.persist": "persist", "minifastai.vision.all": "top",
+                 "minifastai.tabular.all": "top"}
 APPS = ("minifastai.vision", "minifastai.tabular")
 
 

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.data.distributed import DistributedSampler
 
 from minifastai import SGD, DataLoaders, Learner, OptimWrapper, ProgressCallback
-from minifastai.basics import TfmdDL, equals, test_eq, test_ne, to_cpu
+from minifastai.basics import TfmdDL, equals, test_eq, test_ne, to_cpu, to_np, trainable_params
 from minifastai.inference import in_order
 from minifastai.losses import BCEWithLogitsLossFlat, MSELossFlat
 from minifastai.test_utils import RegModel, synth_learner
@@ -209,6 +209,11 @@ def test_to_cpu_keeps_the_structure_and_the_graph():
     out = to_cpu({"a": [w * 2, 3], "b": (torch.zeros(1),)})
     assert out["a"][1] == 3 and isinstance(out["b"], tuple) and out["a"][0].requires_grad
     assert out["a"][0].device.type == "cpu"
+    arrays = to_np({"w": [w * 2], "n": 1})
+    assert arrays["n"] == 1 and arrays["w"][0].tolist() == [2.0, 2.0] and arrays["w"][0].dtype.name == "float32"
+    m = nn.Linear(2, 1)
+    m.bias.requires_grad_(False)
+    assert trainable_params(m) == [m.weight]
 
 
 def test_tfmddl_dataloaders_train_a_learner():

@@ -1,0 +1,20 @@
+"""`from minifastai.vision.all import *`, as fastai's `from fastai.vision.all import *`: everything of
+`minifastai.basics` and of `minifastai.vision`, and fastai's typed tensors (`TensorImage`, `TensorMask`, `cast`)."""
+from __future__ import annotations
+
+from .. import vision as _vision
+from ..basics import *  # noqa: F403
+from ..basics import __all__ as _basics_all
+from ..torch_core import (
+    TensorBase,
+    TensorCategory,
+    TensorImage,
+    TensorImageBW,
+    TensorMask,
+    TensorMultiCategory,
+    cast,
+)
+from . import *  # noqa: F403
+
+__all__ = [*_basics_all, *_vision.__all__, "TensorBase", "TensorImage", "TensorImageBW", "TensorMask",
+           "TensorCategory", "TensorMultiCategory", "cast"]
