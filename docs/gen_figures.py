@@ -121,6 +121,11 @@ TRAINED: dict[str, Trained] = {
         lines=(r"No improvement in valid_loss since epoch \d+: early stopping after epoch \d+$",
                r"\d+ of 10 epochs, \d+ training batches, \d+ optimizer steps$", r"\d+,[^,]+,[^,]+,[^,]+,\d\d:\d\d$"),
         rows_vary=True),
+    # digits, 10 classes: chance is 0.1
+    "guides/recorder_train_metrics.py": Trained(
+        lines=(r"\{'train_loss': ",),
+        checks={r"\{'train_loss': ": lambda v: len(v) == 4 and all(0 <= x for x in v)},
+        final={"train_accuracy": _above(0.1), "valid_accuracy": _above(0.1)}),
 }
 """The snippets whose output reports training results outside their tables (see `Trained`)."""
 

@@ -19,8 +19,9 @@ DEFAULT_NAMES = ("epoch", "train_loss", "valid_loss", "time")
 class Results:
     """What a fit has produced so far, readable by every callback as `self.learn.results`.
 
-    `metric_names` is fastai's header (`epoch, train_loss, valid_loss, *metrics, time`); `values` holds one row
-    `[train_loss, valid_loss, *metrics]` per epoch of the current fit (`metric_names[1:-1]` names its columns);
+    `metric_names` is fastai's header (`epoch, train_loss, valid_loss, *metrics, time`; with the Recorder's
+    `train_metrics`, `epoch, train_loss, train_<m>..., valid_loss, valid_<m>..., time`); `values` holds one row
+    per epoch of the current fit, `[train_loss, valid_loss, *metrics]` (`metric_names[1:-1]` names its columns);
     `log` is the latest display row; `valid_result` the latest validation's `[valid_loss, *metrics]` (NaN when it
     did not complete, and then `validated` is False). `valid_loss_sum` / `valid_count` are the running sums of a
     validation in progress; `epoch_stats` what the progress display measured in the latest epoch
@@ -46,11 +47,16 @@ class Results:
         row = self.final_record
         return {} if row is None else dict(zip(self.metric_names[1:-1], row))
 
+    def index(self, name: str) -> int:
+        """The position of column `name` in a row of `values` (`valid_loss` is 1, or after the training metrics
+        with `Recorder(train_metrics=True)`)."""
+        return self.metric_names[1:-1].index(name)
+
     def value(self, name: str) -> float | None:
         """The latest epoch's value of column `name` (NaN stays NaN); None when there is no such column, or for a
         validation column when this epoch's validation did not complete (so a tracker never reads a stale result)."""
         cols = self.columns()
-        if name not in cols or (name != "train_loss" and not self.validated):
+        if name not in cols or (not name.startswith("train_") and not self.validated):
             return None
         return float(cols[name])
 

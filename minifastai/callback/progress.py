@@ -268,7 +268,8 @@ class ShowGraphCallback(Callback):
             return
         rec = self.learn.recorder
         losses = [float(v) for v in rec.losses]
-        valid = [row[1] for row in self.learn.results.values]
+        res = self.learn.results
+        valid = [row[res.index("valid_loss")] for row in res.values]
         self.points = (list(zip(range(len(losses)), losses)), list(zip(self.nb_batches, valid)))
         finite = [v for v in [*losses, *valid] if v == v]
         n_epoch, per_epoch = self.learn.n_epoch, self.nb_batches[0]

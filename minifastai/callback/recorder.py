@@ -1,6 +1,7 @@
 """Recorder: losses, every layer group's hyper-parameters, per-epoch results, and their plots."""
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Sequence
@@ -84,8 +85,14 @@ class Recorder(ScheduleView, Callback):
     sched_title = "recorded"
 
     def __init__(self, beta: float = 0.98, hp_names: Sequence[str] = ("lr", "mom", "wd"),
-                 add_time: bool = True) -> None:
+                 add_time: bool = True, train_metrics: bool = False) -> None:
+        if not isinstance(train_metrics, bool):
+            raise TypeError(f"Recorder: train_metrics must be True or False, got {train_metrics!r}")
         self.beta, self.hp_names, self.add_time = beta, tuple(hp_names), add_time
+        self.train_metrics = train_metrics  # fastai's: the metrics on the training set too (`train_<name>` columns)
+        self._train_mets: list = []
+        self._train_vals: list[float] = []
+        self._train_seen = 0
         self._own = Results()  # what it shows before it is added to a learner (then `learn.results`)
         self.fits: list[ScheduleRecord] = []
         self.lr_sweep: Any = None  # the latest lr_find sweep (an LRSweep)
@@ -146,8 +153,12 @@ class Recorder(ScheduleView, Callback):
         plan = learn.group_plan  # the fit's plan: group names, and the peaks the schedules published
         self.group_names = list(plan.group_names)
         self.trainable = groups_training(learn.model, learn.layer_groups)
-        self.results.metric_names = ["epoch", "train_loss", "valid_loss", *(metric_name(m) for m in learn.metrics),
-                                     "time"]
+        names = [metric_name(m) for m in learn.metrics]
+        # fastai's layout: with train_metrics, each metric on its own copy for the training set
+        self._train_mets = [copy.deepcopy(m) for m in learn.metrics] if self.train_metrics else []
+        cols = ["train_loss", *(f"train_{n}" for n in names), "valid_loss", *(f"valid_{n}" for n in names)] \
+            if self._train_mets else ["train_loss", "valid_loss", *names]
+        self.results.metric_names = ["epoch", *cols, "time"]
         firsts: dict[int, dict] = {}
         for pg in learn.opt.param_groups if learn.opt is not None else ():  # no optimizer: `learn('before_fit')`
             firsts.setdefault(pg["layer_group"], pg)
@@ -157,8 +168,14 @@ class Recorder(ScheduleView, Callback):
     def before_epoch(self) -> None:
         """Start the epoch's clock; this epoch has no validation result yet."""
         self._t0 = time.perf_counter()
+        self._train_vals, self._train_seen = [NAN] * len(self._train_mets), 0  # NaN unless this epoch trains
         res = self.results
         res.validated, res.valid_result = False, [NAN] * (1 + len(self.learn.metrics))
+
+    def before_train(self) -> None:
+        """Reset the training-set metrics (`train_metrics`)."""
+        for m in self._train_mets:
+            m.reset()
 
     def before_validate(self) -> None:
         """Reset the validation loss and metrics."""
@@ -175,6 +192,9 @@ class Recorder(ScheduleView, Callback):
         if learn.training:
             self._batch_losses.append(learn.loss.detach())
             self.record_hps()
+            for m in self._train_mets:
+                m.accumulate(learn)
+            self._train_seen += 1
         else:
             bs = len(learn.yb[0]) if learn.yb else len(learn.pred)
             res = self.results
@@ -188,8 +208,10 @@ class Recorder(ScheduleView, Callback):
         self._hp_rows.append(tuple(get_hyper(pg, h) for h in self.hp_names for pg in self._pgs))
 
     def after_train(self) -> None:
-        """Bring this epoch's losses to the host once, and smooth them."""
+        """Bring this epoch's losses (and the training-set metrics) to the host once, and smooth the losses."""
         self._flush()
+        if self._train_mets and self._train_seen:
+            self._train_vals = [metric_value(m) for m in self._train_mets]
         self.epoch_ends.append(len(self._hp_rows))
 
     def after_cancel_validate(self) -> None:
@@ -211,7 +233,7 @@ class Recorder(ScheduleView, Callback):
         learn = self.learn
         train = self.train_loss
         res = self.results
-        row = [NAN if train is None else train, *res.valid_result]
+        row = [NAN if train is None else train, *self._train_vals, *res.valid_result]
         res.values.append(row)
         res.log = [learn.epoch, *row] + ([format_time(time.perf_counter() - self._t0)] if self.add_time else [])
         if learn.log_results and not learn.dry:
@@ -310,7 +332,8 @@ class Recorder(ScheduleView, Callback):
         ax.plot(x[skip_start:], raw[skip_start:], color="C0", alpha=0.3, lw=0.8, label="train (per batch)")
         ax.plot(x[skip_start:], smooth[skip_start:], color="C0", label="train (smoothed)")
         if with_valid:
-            pts = [(e - 1, r[1]) for e, r in zip(self.epoch_ends, self.values) if not math.isnan(r[1])]
+            i = self.results.index("valid_loss")
+            pts = [(e - 1, r[i]) for e, r in zip(self.epoch_ends, self.values) if not math.isnan(r[i])]
             if pts:
                 ax.plot(*zip(*pts), "o-", color="C1", label="valid (per epoch)")
         if log:

@@ -49,6 +49,7 @@ from minifastai import (  # noqa: E402
     OptimWrapper,
     ParamScheduler,
     ProgressCallback,
+    Recorder,
     RMSProp,
     SchedCos,
     SchedExp,
@@ -777,3 +778,39 @@ def test_fit_sgdr_lrs_match_fastais():
     assert len(ours.recorder.lrs) == 7 * 4 and ours.recorder.lrs[[0, 4, 12], -1] == pytest.approx([1e-2] * 3)
     with pytest.raises(ValueError, match="cycle_len"):
         ours.fit_sgdr(2, 0)
+
+
+def test_recorder_train_metrics_gives_fastais_columns_and_values():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(96, 5, generator=g)
+    y = (x[:, 0] - x[:, 2] > 0).long()
+
+    def parts():
+        torch.manual_seed(1)
+        return (DataLoader(TensorDataset(x[:64], y[:64]), 16), DataLoader(TensorDataset(x[64:], y[64:]), 16),
+                nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2)))
+
+    t, v, m = parts()
+    fl = FastaiLearner(FastaiDataLoaders(t, v, device="cpu"), m, loss_func=nn.CrossEntropyLoss(),
+                       metrics=fmet.accuracy, opt_func=fopt.SGD)
+    fl.recorder.train_metrics = True
+    with fl.no_bar(), fl.no_logging():
+        fl.fit(2, 0.1)
+    t, v, m = parts()
+    ml = Learner(DataLoaders(t, v, device="cpu"), m, nn.CrossEntropyLoss(), metrics=accuracy, opt_func=SGD)
+    ml.recorder.train_metrics = True
+    with ml.no_bar(), ml.no_logging():
+        ml.fit(2, 0.1)
+    assert ml.recorder.metric_names == list(fl.recorder.metric_names) == [
+        "epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy", "time"]
+    np.testing.assert_allclose(ml.recorder.values, [[float(v) for v in row] for row in fl.recorder.values],
+                               rtol=1e-5)
+    assert ml.results.value("train_accuracy") == pytest.approx(float(fl.recorder.values[-1][1]))
+
+
+def test_recorder_train_metrics_must_be_a_bool_and_off_changes_nothing():
+    with pytest.raises(TypeError, match="train_metrics must be True or False"):
+        Recorder(train_metrics="yes")
+    learn = make_learner(metrics=accuracy)
+    learn.fit(1)
+    assert learn.recorder.metric_names == ["epoch", "train_loss", "valid_loss", "accuracy", "time"]
