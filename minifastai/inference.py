@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from .callback.core import Callback, listify
 from .losses import ACTIVATIONS, activation_for  # noqa: F401 (activation_for: part of this module's API)
@@ -85,24 +86,38 @@ def cat_parts(batches: list) -> Any:
     return parts[0] if len(parts) == 1 else parts
 
 
-def in_order(dl: Iterable) -> Iterable:
-    """`dl` without shuffling or dropping the last batch (as fastai's `get_preds` and `validate` read it): a torch
-    `DataLoader` that shuffles or drops is rebuilt over the same dataset; anything else is used as it is."""
-    if not isinstance(dl, torch.utils.data.DataLoader):
-        return dl
-    new = getattr(dl, "new", None)
-    shuffles = isinstance(dl.sampler, torch.utils.data.RandomSampler)
-    plain = isinstance(dl.sampler, (torch.utils.data.RandomSampler, torch.utils.data.SequentialSampler))
-    if not (shuffles or dl.drop_last) or not plain or type(dl.batch_sampler) is not torch.utils.data.BatchSampler:
-        return dl  # in order already, or a sampler of the user's (a distributed shard) kept as it is
-    if callable(new):  # TfmdDL
-        return new(shuffle=False, drop_last=False)
-    return torch.utils.data.DataLoader(dl.dataset, batch_size=dl.batch_size, shuffle=False, drop_last=False,
-                                       num_workers=dl.num_workers, collate_fn=dl.collate_fn,
-                                       pin_memory=dl.pin_memory)
+def in_order(dl: Iterable, strict: bool = False) -> Iterable:
+    """`dl` with every item in dataset order, as fastai's `get_preds` reads it (`dl.new(shuffle=False,
+    drop_last=False)`): a loader with `new` is rebuilt so; a torch `DataLoader` that shuffles or drops the last batch
+    is rebuilt over the same dataset, unless its sampler is the user's own (a distributed shard), kept as it is.
+    Anything else is used as it is; with `strict`, one that shuffles or drops is a clear error instead."""
+    if callable(getattr(dl, "new", None)):
+        if not (is_shuffled(dl) or getattr(dl, "drop_last", False) is True):
+            return dl
+        return dl.new(shuffle=False, drop_last=False)  # type: ignore[attr-defined]
+    if isinstance(dl, DataLoader):
+        plain = isinstance(dl.sampler, (RandomSampler, SequentialSampler)) and type(dl.batch_sampler) is BatchSampler
+        if plain and (isinstance(dl.sampler, RandomSampler) or dl.drop_last):
+            return DataLoader(dl.dataset, batch_size=dl.batch_size, shuffle=False, drop_last=False,
+                              num_workers=dl.num_workers, collate_fn=dl.collate_fn, pin_memory=dl.pin_memory)
+        if plain or not strict:
+            return dl
+    if strict and (is_shuffled(dl) or getattr(dl, "drop_last", False) is True):
+        raise ValueError(f"cannot read a {type(dl).__name__} in order with every item (it shuffles or drops its "
+                         "last batch): pass dl= a loader without shuffle or drop_last")
+    return dl
 
 
-def _loader(learn: Learner, ds_idx: int, dl: Iterable | None) -> Iterable:
+def is_shuffled(dl: Any) -> bool:
+    """Whether `dl` draws its items in a random order (a torch DataLoader's RandomSampler, or `shuffle=True`)."""
+    inner = getattr(dl, "dl", dl)
+    return isinstance(getattr(inner, "sampler", None), RandomSampler) or getattr(dl, "shuffle", False) is True
+
+
+def loader_of(learn: Learner, ds_idx: int, dl: Iterable | None,
+              hint: str = "pass dl=... (e.g. dl=learn.dls.test_dl(items)) or another ds_idx") -> Iterable:
+    """`dl`, else `learn.dls[ds_idx]` (0: training set, 1: validation set); a clear error ending in `hint` when that
+    set is missing."""
     if dl is not None:
         return dl
     if ds_idx not in (0, 1):
@@ -110,8 +125,7 @@ def _loader(learn: Learner, ds_idx: int, dl: Iterable | None) -> Iterable:
     found = learn.dls[ds_idx]
     if found is None:
         what = ("validation set", "dls.valid") if ds_idx == 1 else ("training set", "dls.train")
-        raise ValueError(f"this learner has no {what[0]} ({what[1]} is None): pass dl=... (e.g. "
-                         "dl=learn.dls.test_dl(items)) or another ds_idx")
+        raise ValueError(f"this learner has no {what[0]} ({what[1]} is None): {hint}")
     return found
 
 
@@ -136,7 +150,7 @@ def run_valid(learn: Learner, dl: Iterable, cbs: Any = None) -> None:
 
 def validate(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, cbs: Any = None) -> list[float]:
     """[valid_loss, *metrics] on `dl` (default: the validation set); NaN where a value could not be computed."""
-    dl = _loader(learn, ds_idx, dl)
+    dl = loader_of(learn, ds_idx, dl)
     if getattr(learn, "recorder", None) is None:
         raise ValueError("validate() reads the Recorder: create the Learner with default_cbs=True")
     run_valid(learn, dl, cbs)
@@ -149,7 +163,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, with_
     """`(inputs?, preds, targets, decoded?, losses?)` over `dl` (default: the validation set), as fastai orders
     them; the loss's activation is applied to `preds` (or `act`), `losses` are per item. `cbs` are callbacks for
     this pass only (e.g. `MCDropoutCallback()`)."""
-    dl = in_order(_loader(learn, ds_idx, dl))
+    dl = in_order(loader_of(learn, ds_idx, dl))
     gather = GatherPreds(with_input, per_item_loss(learn.loss_func) if with_loss else None)
     run_valid(learn, dl, [gather, *listify(cbs)])
     preds = cat(gather.preds)

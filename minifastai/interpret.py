@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, IterableDataset, RandomSampler, Subset
+from torch.utils.data import DataLoader, IterableDataset, Subset
 
-from .inference import ACTIVATIONS, decode_preds, per_item_loss
+from .inference import ACTIVATIONS, decode_preds, in_order, is_shuffled, loader_of, per_item_loss
 
 if TYPE_CHECKING:
     from .learner import Learner
@@ -51,25 +51,6 @@ def show_interp_results(dl: Any, interp: Interpretation, idxs: list[int], **kwar
 # ---- loaders -----------------------------------------------------------------------------------------------------
 def _identity(x: Tensor) -> Tensor:
     return x
-
-
-def is_shuffled(dl: Any) -> bool:
-    """Whether `dl` draws its items in a random order (a torch DataLoader's RandomSampler, or `shuffle=True`)."""
-    inner = getattr(dl, "dl", dl)
-    return isinstance(getattr(inner, "sampler", None), RandomSampler) or getattr(dl, "shuffle", False) is True
-
-
-def in_order(dl: Any) -> Any:
-    """`dl` with every item, in dataset order (fastai's `dl.new(shuffle=False, drop_last=False)`)."""
-    if hasattr(dl, "new"):
-        return dl.new(shuffle=False, drop_last=False)
-    if isinstance(dl, DataLoader) and dl.batch_size is not None and not isinstance(dl.dataset, IterableDataset):
-        return DataLoader(dl.dataset, dl.batch_size, shuffle=False, drop_last=False, collate_fn=dl.collate_fn,
-                          num_workers=dl.num_workers, pin_memory=dl.pin_memory)
-    if is_shuffled(dl) or getattr(dl, "drop_last", False) is True:
-        raise ValueError(f"cannot read a {type(dl).__name__} in order with every item (it shuffles or drops its "
-                         "last batch): pass dl= a loader without shuffle or drop_last")
-    return dl
 
 
 def subset_loader(dl: Any, idxs: list[int]) -> Any:
@@ -131,14 +112,9 @@ def _interp_loader(learn: Learner, ds_idx: int, dl: Any) -> Any:
             raise ValueError("dl= draws its items in a random order, so the losses could not be matched to items: "
                              "pass an unshuffled loader (e.g. dl.new(shuffle=False))")
         return dl
-    if ds_idx not in (0, 1):
-        raise ValueError(f"ds_idx is 0 (training set) or 1 (validation set), got {ds_idx!r}")
-    found = learn.dls[ds_idx]
-    if found is None:
-        what = ("validation set", "dls.valid") if ds_idx == 1 else ("training set", "dls.train")
-        raise ValueError(f"this learner has no {what[0]} ({what[1]} is None): there is nothing to interpret; pass "
-                         "dl= a labelled loader, or another ds_idx")
-    return in_order(found)
+    found = loader_of(learn, ds_idx, None, hint="there is nothing to interpret; pass dl= a labelled loader, or "
+                                                "another ds_idx")
+    return in_order(found, strict=True)
 
 
 def _is_int(x: Any) -> bool:

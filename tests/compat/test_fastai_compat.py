@@ -648,29 +648,30 @@ def test_single_pass_loaders_are_refused_and_train_none_cannot_fit():
 
 
 # ---- the Learner, Recorder and callbacks as fastai's docs and course notebooks write them -----------------------
-def _fastai_and_ours_fitted(n_epoch=3, lr=1e-2, flat=False):
+def _clf_parts():
+    """The same small classification task for fastai and minifastai: train and valid loaders, a fresh model."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(96, 5, generator=g)
     y = (x[:, 0] - x[:, 2] > 0).long()
+    torch.manual_seed(1)
+    return (DataLoader(TensorDataset(x[:64], y[:64]), 16), DataLoader(TensorDataset(x[64:], y[64:]), 16),
+            nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2)))
 
-    def parts():
-        torch.manual_seed(1)
-        return (DataLoader(TensorDataset(x[:64], y[:64]), 16), DataLoader(TensorDataset(x[64:], y[64:]), 16),
-                nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2)))
 
+def _fastai_and_ours_fitted(n_epoch=3, lr=1e-2, flat=False):
     from fastai.losses import CrossEntropyLossFlat as FastaiCEFlat
 
-    t, v, m = parts()
+    t, v, m = _clf_parts()
     fl = FastaiLearner(FastaiDataLoaders(t, v, device="cpu"), m, metrics=fmet.accuracy,
                        loss_func=FastaiCEFlat() if flat else nn.CrossEntropyLoss())
     with fl.no_bar(), fl.no_logging():
         fl.fit_one_cycle(n_epoch, lr)
-    t, v, m = parts()
+    t, v, m = _clf_parts()
     ml = Learner(DataLoaders(t, v, device="cpu"), m, CrossEntropyLossFlat() if flat else nn.CrossEntropyLoss(),
                  metrics=accuracy)
     with ml.no_bar():
         ml.fit_one_cycle(n_epoch, lr)
-    return fl, ml, (x[64:], y[64:])
+    return fl, ml, tuple(v.dataset.tensors)
 
 
 def test_recorder_values_losses_iters_and_final_record_match_fastai():
@@ -781,22 +782,13 @@ def test_fit_sgdr_lrs_match_fastais():
 
 
 def test_recorder_train_metrics_gives_fastais_columns_and_values():
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(96, 5, generator=g)
-    y = (x[:, 0] - x[:, 2] > 0).long()
-
-    def parts():
-        torch.manual_seed(1)
-        return (DataLoader(TensorDataset(x[:64], y[:64]), 16), DataLoader(TensorDataset(x[64:], y[64:]), 16),
-                nn.Sequential(nn.Linear(5, 8), nn.ReLU(), nn.Linear(8, 2)))
-
-    t, v, m = parts()
+    t, v, m = _clf_parts()
     fl = FastaiLearner(FastaiDataLoaders(t, v, device="cpu"), m, loss_func=nn.CrossEntropyLoss(),
                        metrics=fmet.accuracy, opt_func=fopt.SGD)
     fl.recorder.train_metrics = True
     with fl.no_bar(), fl.no_logging():
         fl.fit(2, 0.1)
-    t, v, m = parts()
+    t, v, m = _clf_parts()
     ml = Learner(DataLoaders(t, v, device="cpu"), m, nn.CrossEntropyLoss(), metrics=accuracy, opt_func=SGD)
     ml.recorder.train_metrics = True
     with ml.no_bar(), ml.no_logging():
