@@ -34,10 +34,11 @@ from .torch_core import (
     trainable_params,
     unwrap_model,
 )
+from .transform import Datasets, Pipeline, Transform
 
 __all__ = [*_package_all, "event", "Module", "flatten_check", "to_detach", "unwrap_model", "no_random", "defaults",
            "find_bs", "find_device", "replacing_yield", "TfmdDL", "default_device", "to_cpu", "to_device", "to_np",
            "trainable_params",
            "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
-           "equals", "test_eq", "test_ne",
+           "equals", "test_eq", "test_ne", "Transform", "Pipeline", "Datasets",
            "torch", "nn", "F", "np", "pd", "Path", "partial", "tensor", "Tensor", "L"]

@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from .torch_core import to_device
+from .transform import Datasets
 
 
 def default_device() -> torch.device:
@@ -84,6 +85,20 @@ class TfmdDL(DataLoader):
     def new(self, **changes: Any) -> TfmdDL:
         """The same loader over the same dataset with some keywords changed (`dl.new(shuffle=False)`)."""
         return type(self)(self.dataset, **{**self._fastai_args, **changes})
+
+    def decode_batch(self, b: Sequence, max_n: int = 9) -> list[tuple]:
+        """The first `max_n` items of batch `b` (a tuple of batched tensors), each decoded through the dataset's
+        pipelines when it is a `Datasets` (fastai's `decode_batch`)."""
+        dec = self.dataset.decode if isinstance(self.dataset, Datasets) else None
+        samples = list(zip(*b))[:max_n]
+        return [dec(s) if dec is not None else tuple(s) for s in samples]
+
+    def test_dl(self, items: Iterable, **kwargs: Any) -> TfmdDL:
+        """A loader over new `items` through the input pipelines of this loader's `Datasets`, in order."""
+        if not isinstance(self.dataset, Datasets):
+            raise TypeError(f"test_dl needs a TfmdDL over a Datasets (its input pipelines); this one loads a "
+                            f"{type(self.dataset).__name__}")
+        return TfmdDL(self.dataset.test_set(items), **{"bs": self.bs, "num_workers": 0, **kwargs})
 
 
 class DataLoaders:
@@ -171,8 +186,20 @@ class DataLoaders:
         n = self.n_inp if self.n_inp is not None else max(1, len(batch) - 1)
         return tuple(batch[:n]), tuple(batch[n:])
 
+    @property
+    def tfmd_dataset(self) -> Datasets | None:
+        """The fastai `Datasets` behind the loaders (the training one first), or None: `predict` decodes with it."""
+        for dl in (self.train, self.valid):
+            if isinstance(getattr(dl, "dataset", None), Datasets):
+                return dl.dataset  # type: ignore[union-attr]
+        return None
+
     def item_to_batch(self, item: Any) -> tuple:
-        """The input batch (size 1) for one item; subclasses turn files or rows into tensors here."""
+        """The input batch (size 1) for one item (through the input pipelines of a `Datasets`); subclasses turn
+        files or rows into tensors here."""
+        ds = self.tfmd_dataset
+        if ds is not None:
+            return tuple(torch.utils.data.default_collate([ds.test_set([item])[0]]))
         items = item if isinstance(item, tuple) else (item,)
         return tuple(torch.as_tensor(x).unsqueeze(0) for x in items)
 

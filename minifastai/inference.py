@@ -168,7 +168,7 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, with_
     run_valid(learn, dl, [gather, *listify(cbs)])
     preds = cat(gather.preds)
     if preds is not None:
-        preds = (act or ACTIVATIONS[learn.activation_name])(preds)
+        preds = (act or activation_fn(learn))(preds)
     res: list = [preds, cat_parts(gather.targs)]
     if with_input:
         res.insert(0, cat_parts(gather.inputs))
@@ -179,8 +179,24 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, with_
     return tuple(res)
 
 
-def predict(learn: Learner, item: Any) -> tuple[Any, Any, torch.Tensor]:
-    """(decoded, class index or raw output, probabilities or output) for one item."""
-    preds, _ = get_preds(learn, dl=[learn.dls.item_to_batch(item)])
-    decoded, raw = learn.dls.decode(preds[0])
-    return decoded, raw, preds[0]
+def predict(learn: Learner, item: Any, with_input: bool = False) -> tuple:
+    """(decoded, class index or raw output, probabilities or output) for one item; `with_input` puts the
+    (decoded) input first. Over a fastai `Datasets`, as fastai's: (the loss's decoded prediction decoded through
+    the target pipeline, the loss's decoded prediction, the prediction)."""
+    batch = learn.dls.item_to_batch(item)
+    inp, preds, _, dec = get_preds(learn, dl=[batch], with_input=True, with_decoded=True)
+    inps = inp if isinstance(inp, list) else [inp]
+    ds = getattr(learn.dls, "tfmd_dataset", None)
+    if ds is not None:
+        sample = ds.decode([*(x[0] for x in inps), dec[0]])
+        dec_inp, res = sample[: len(inps)], (sample[len(inps)] if len(sample) > len(inps) else dec[0], dec[0], preds[0])
+    else:
+        dec_inp, res = tuple(x[0] for x in inps), (*learn.dls.decode(preds[0]), preds[0])
+    return ((dec_inp[0] if len(dec_inp) == 1 else dec_inp), *res) if with_input else res
+
+
+def activation_fn(learn: Learner) -> Callable[[torch.Tensor], torch.Tensor]:
+    """What `get_preds` applies to the outputs: the loss's own `activation` method (fastai's), else the named
+    activation of `learn.activation_name`."""
+    own = getattr(learn.loss_func, "activation", None) if learn.activation == "auto" else None
+    return own if callable(own) and not isinstance(own, type) else ACTIVATIONS[learn.activation_name]

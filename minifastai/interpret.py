@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, IterableDataset, Subset
 
-from .inference import ACTIVATIONS, decode_preds, in_order, is_shuffled, loader_of, per_item_loss
+from .inference import activation_fn, decode_preds, in_order, is_shuffled, loader_of, per_item_loss
 
 if TYPE_CHECKING:
     from .learner import Learner
@@ -103,7 +103,7 @@ def preds_targs_losses(learn: Learner, dl: Any, act: Any = None) -> tuple[Tensor
     if losses is None:
         losses = torch.stack([learn.loss_func(raw[i:i + 1], targs[i:i + 1]).detach().float()
                               for i in range(len(raw))])
-    return (act or ACTIVATIONS[learn.activation_name])(raw), targs, _per_item(losses, len(raw))
+    return (act or activation_fn(learn))(raw), targs, _per_item(losses, len(raw))
 
 
 def _interp_loader(learn: Learner, ds_idx: int, dl: Any) -> Any:

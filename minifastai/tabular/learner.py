@@ -5,7 +5,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-import torch
 from torch import nn
 
 from ..learner import Learner
@@ -44,10 +43,10 @@ class TabularLearner(Learner):
                              "would compute no loss and change nothing; train on rows that include the targets")
         super().fit_checked(args, reset_opt)
 
-    def predict(self, row: pd.Series | pd.DataFrame | Mapping) -> tuple[TabularRow, torch.Tensor, torch.Tensor]:
+    def predict(self, row: pd.Series | pd.DataFrame | Mapping, with_input: bool = False) -> tuple:
         """`row, clas, probs = learn.predict(df.iloc[0])`: the decoded row with the prediction in the target
         column, the class index (a tensor; for a regression the predicted values) and the probabilities (for a
-        regression the predicted values)."""
+        regression the predicted values); `with_input` puts the processed row's `(x_cat, x_cont)` first."""
         df = self.dls.item_frame(row)
         x_cat, x_cont = self.dls.processor.process(df, with_y=False)
         preds, _ = self.get_preds(dl=[(x_cat.long(), x_cont)])
@@ -57,7 +56,8 @@ class TabularLearner(Learner):
             y = clas.reshape(1, 1)
         else:
             clas, y = probs, probs.reshape(1, -1)
-        return TabularRow(self.dls.processor.decode(x_cat, x_cont, y, raw=df)), clas, probs
+        res = TabularRow(self.dls.processor.decode(x_cat, x_cont, y, raw=df)), clas, probs
+        return ((x_cat[0], x_cont[0]), *res) if with_input else res
 
 
 def _has_batchnorm(model: nn.Module) -> bool:

@@ -17,8 +17,7 @@ RECORDER_INTERNALS = ("the Recorder keeps the batch losses as tensors until the 
                       "so it has none of the per-batch metric objects this test reads (`recorder.smooth_loss.beta`, "
                       "`recorder.loss.count`, `recorder._train_mets`; `train_metrics` itself works), and "
                       "`recorder.lrs[-1]` is a row of every layer group's LR")
-DATASETS = ("fastai's `Datasets` and `Transform` pipeline (predictions decoded through the data's transforms) belong "
-            "to the `DataBlock` issue")
+TTA = "`tta` on any Learner (a loader without augmentations): the DataBlock issue's `tta` item"
 
 IMPORTS = """\
 from fastai.basics import *
@@ -795,7 +794,7 @@ dec = 2*out                        #decodes from loss function
 full_dec = dec-1                   #decodes from _Add1
 test_eq(learn.predict(inp), [full_dec,dec,out])
 test_eq(learn.predict(inp, with_input=True), [inp,full_dec,dec,out])
-''', pending=DATASETS),
+'''),
     Cell('no_logging', r'''
 learn = synth_learner(n_train=5, metrics=tst_metric)
 with learn.no_logging():
@@ -892,7 +891,7 @@ dl = TfmdDL(Datasets(torch.arange(50), [noop,noop]))
 learn.dls = DataLoaders(dl, dl)
 preds,targs = learn.tta()
 assert len(preds),len(targs)
-''', pending=DATASETS),
+''', pending=TTA),
 ]
 
 
