@@ -195,6 +195,28 @@ def predict(learn: Learner, item: Any, with_input: bool = False) -> tuple:
     return ((dec_inp[0] if len(dec_inp) == 1 else dec_inp), *res) if with_input else res
 
 
+def tta(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, n: int = 4, beta: float | None = 0.25,
+        use_max: bool = False) -> tuple[Any, torch.Tensor | None]:
+    """Test-time augmentation (fastai's `tta`): predictions averaged (or, `use_max`, the maximum) over `n` passes
+    with the training augmentations, mixed with the plain prediction, `lerp(aug, plain, beta)` (`beta=None`:
+    both). A loader whose `new(train=True)` switches its augmentations on (the image loaders) uses them; any other
+    loader is read `n` times as it is (random transforms in its dataset then draw again). Returns (preds, targets)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n={n!r} must be at least 1 (the number of augmented passes, an int)")
+    if beta is not None and not (isinstance(beta, (int, float)) and 0 <= beta <= 1):
+        raise ValueError(f"beta={beta!r} must be in [0, 1] (the weight of the un-augmented prediction) or None")
+    base = loader_of(learn, ds_idx, dl)
+    new = getattr(base, "new", None)
+    modes = callable(new) and "train" in inspect.signature(new).parameters
+    aug_dl, plain_dl = (new(train=True), new(train=False)) if modes else (base, base)  # type: ignore[misc]
+    aug = torch.stack([get_preds(learn, dl=aug_dl)[0] for _ in range(n)])
+    aug = aug.max(0)[0] if use_max else aug.mean(0)
+    preds, targs = get_preds(learn, dl=plain_dl)
+    if use_max:
+        return torch.stack([preds, aug]).max(0)[0], targs
+    return ((aug, preds) if beta is None else torch.lerp(aug, preds, beta)), targs
+
+
 def activation_fn(learn: Learner) -> Callable[[torch.Tensor], torch.Tensor]:
     """What `get_preds` applies to the outputs: the loss's own `activation` method (fastai's), else the named
     activation of `learn.activation_name`."""

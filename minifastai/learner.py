@@ -507,6 +507,7 @@ class Learner(LoopFields):
     get_preds = inference.get_preds
     loss_not_reduced = inference.loss_not_reduced
     predict = inference.predict
+    tta = inference.tta
 
     @property
     def activation_name(self) -> str | None:

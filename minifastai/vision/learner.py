@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import DataLoaders
+from ..inference import tta
 from ..learner import Learner
 from ..losses import CrossEntropyLossFlat
 from .data import ImageDataLoaders
@@ -44,18 +45,7 @@ class VisionLearner(Learner):
             use_max: bool = False) -> tuple[Any, Tensor | None]:
         """Test-time augmentation (fastai): predictions averaged over `n` passes with the training
         transforms, mixed with the plain prediction: `lerp(aug, plain, beta)`. Returns (preds, targets)."""
-        if n < 1:
-            raise ValueError(f"n={n} must be at least 1 (augmented passes)")
-        if beta is not None and not 0 <= beta <= 1:
-            raise ValueError(f"beta={beta} must be in [0, 1] (the weight of the un-augmented prediction)")
-        base = self._image_dl(ds_idx, dl)
-        aug_dl, plain_dl = base.new(train=True), base.new(train=False)
-        aug = torch.stack([self.get_preds(dl=aug_dl)[0] for _ in range(n)])
-        aug = aug.max(0)[0] if use_max else aug.mean(0)
-        preds, targs = self.get_preds(dl=plain_dl)
-        if use_max:
-            return torch.stack([preds, aug]).max(0)[0], targs
-        return ((aug, preds) if beta is None else torch.lerp(aug, preds, beta)), targs
+        return tta(self, ds_idx, self._image_dl(ds_idx, dl), n, beta, use_max)
 
     def show_results(self, ds_idx: int = 1, dl: Any = None, max_n: int = 9, shuffle: bool = True,
                      nrows: int | None = None, ncols: int | None = None,

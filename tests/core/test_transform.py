@@ -104,3 +104,47 @@ def test_bad_pipeline_pieces_are_clear_errors():
     plain = TfmdDL(torch.utils.data.TensorDataset(torch.arange(3)), bs=2)
     with pytest.raises(TypeError, match="test_dl needs a TfmdDL over a Datasets"):
         plain.test_dl([1])
+
+
+class Noisy(torch.utils.data.Dataset):
+    """A dataset whose items are drawn again on each read (a random augmentation in the dataset)."""
+
+    def __init__(self, x: torch.Tensor) -> None:
+        self.x = x
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> tuple:
+        return self.x[i] + 0.1 * torch.randn(()), self.x[i]
+
+
+def test_tta_on_any_learner_mixes_augmented_and_plain_passes_as_fastai():
+    learn = synth_learner()
+    x = torch.arange(16.0)
+    plain = TfmdDL(Datasets(x, tfms=[[], []]), bs=8)
+    learn.dls = DataLoaders(plain, plain, device="cpu")
+    preds, targs = learn.tta()
+    expected = learn.model(x).detach()
+    torch.testing.assert_close(preds, expected)
+    torch.testing.assert_close(targs, x)
+    noisy = TfmdDL(Noisy(x), bs=8)
+    torch.manual_seed(0)
+    (aug, plain_preds), _ = learn.tta(dl=noisy, n=3, beta=None)
+    torch.manual_seed(0)
+    passes = [learn.get_preds(dl=noisy)[0] for _ in range(4)]  # three augmented passes, then the plain one
+    torch.testing.assert_close(aug, torch.stack(passes[:3]).mean(0))
+    torch.testing.assert_close(plain_preds, passes[3])
+    torch.manual_seed(0)
+    mixed, _ = learn.tta(dl=noisy, n=3, beta=0.25)
+    torch.testing.assert_close(mixed, torch.lerp(aug, plain_preds, 0.25))
+
+
+def test_tta_bad_arguments_are_errors_before_any_pass():
+    learn = synth_learner()
+    a = learn.model.a.detach().clone()
+    with pytest.raises(ValueError, match="must be at least 1"):
+        learn.tta(n=0)
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+        learn.tta(beta=2)
+    assert torch.equal(learn.model.a.detach(), a) and learn.opt is None

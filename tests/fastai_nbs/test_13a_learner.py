@@ -17,7 +17,6 @@ RECORDER_INTERNALS = ("the Recorder keeps the batch losses as tensors until the 
                       "so it has none of the per-batch metric objects this test reads (`recorder.smooth_loss.beta`, "
                       "`recorder.loss.count`, `recorder._train_mets`; `train_metrics` itself works), and "
                       "`recorder.lrs[-1]` is a row of every layer group's LR")
-TTA = "`tta` on any Learner (a loader without augmentations): the DataBlock issue's `tta` item"
 
 IMPORTS = """\
 from fastai.basics import *
@@ -891,7 +890,7 @@ dl = TfmdDL(Datasets(torch.arange(50), [noop,noop]))
 learn.dls = DataLoaders(dl, dl)
 preds,targs = learn.tta()
 assert len(preds),len(targs)
-''', pending=TTA),
+'''),
 ]
 
 

@@ -20,3 +20,5 @@ learn.model = nn.Sequential()    # the identity, so that the numbers are easy to
 full_dec, dec, pred = learn.predict(torch.tensor([2.0]))
 print("prediction", pred, "-> loss decodes", dec, "-> target pipeline decodes", full_dec)
 print(dl.decode_batch(next(iter(dl.new(shuffle=False))), max_n=3))
+preds, targs = learn.tta(n=2)    # any Learner: a loader without augmentations is read n times as it is
+print("tta", preds[:3], "targets", targs[:3])
