@@ -48,8 +48,8 @@ test_dls = ImageDataLoaders.from_folder(_digits_sample(), bs=8)
 test_learner = cnn_learner(test_dls, resnet18, pretrained=False)
 '''
 
-TEST_DL = ("`dls.test_dl(items, with_labels=True, process=...)`, `get_preds(reorder=False)` and "
-           "`minifastai.tabular.core` (`TabDataLoader`)")
+TEST_DL = ("`dls.test_dl(items, with_labels=True, process=...)` (labels for new items from the data's getters), "
+           "`get_preds(reorder=False)` and `minifastai.tabular.core` (`TabDataLoader`): the DataBlock issue's items")
 
 CELLS = [
     Cell("interp_getitem_valid", """
