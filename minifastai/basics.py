@@ -16,7 +16,7 @@ from torch import Tensor, nn, tensor
 from . import *  # noqa: F403
 from . import __all__ as _package_all
 from .callback.core import event
-from .data import TfmdDL, default_device
+from .data import TfmdDL
 from .interpret import ClassificationInterpretation, Interpretation, SegmentationInterpretation
 from .test_utils import equals, test_eq, test_ne
 from .torch_core import (
@@ -24,7 +24,6 @@ from .torch_core import (
     defaults,
     find_bs,
     find_device,
-    flatten_check,
     no_random,
     replacing_yield,
     to_cpu,
@@ -36,8 +35,8 @@ from .torch_core import (
 )
 from .transform import Datasets, Pipeline, Transform
 
-__all__ = [*_package_all, "event", "Module", "flatten_check", "to_detach", "unwrap_model", "no_random", "defaults",
-           "find_bs", "find_device", "replacing_yield", "TfmdDL", "default_device", "to_cpu", "to_device", "to_np",
+__all__ = [*_package_all, "event", "Module", "to_detach", "unwrap_model", "no_random", "defaults",
+           "find_bs", "find_device", "replacing_yield", "TfmdDL", "to_cpu", "to_device", "to_np",
            "trainable_params",
            "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
            "equals", "test_eq", "test_ne", "Transform", "Pipeline", "Datasets",

@@ -16,5 +16,5 @@ from ..torch_core import (
 )
 from . import *  # noqa: F403
 
-__all__ = [*_basics_all, *_vision.__all__, "TensorBase", "TensorImage", "TensorImageBW", "TensorMask",
-           "TensorCategory", "TensorMultiCategory", "cast"]
+__all__ = [*_basics_all, *(n for n in _vision.__all__ if n not in _basics_all),
+           "TensorBase", "TensorImage", "TensorImageBW", "TensorMask", "TensorCategory", "TensorMultiCategory", "cast"]

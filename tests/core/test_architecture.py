@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 # the layer of these modules is not their prefix's: what a package __init__ imports, and the applications' star-import
 # modules (`from minifastai.vision.all import *`, as fastai's), which gather the top-level names with their own
 PACKAGE_INITS = {"minifastai.callback": "core", "minifastai.persist": "persist", "minifastai.vision.all": "top",
-                 "minifastai.tabular.all": "top"}
+                 "minifastai.tabular.all": "top", "minifastai.callback.all": "top"}
 APPS = ("minifastai.vision", "minifastai.tabular")
 
 
