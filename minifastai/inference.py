@@ -159,11 +159,12 @@ def validate(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, cbs: A
 
 def get_preds(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, with_input: bool = False,
               with_decoded: bool = False, with_loss: bool = False, act: Callable | None = None,
-              cbs: Any = None) -> tuple:
+              cbs: Any = None, reorder: bool = True) -> tuple:
     """`(inputs?, preds, targets, decoded?, losses?)` over `dl` (default: the validation set), as fastai orders
     them; the loss's activation is applied to `preds` (or `act`), `losses` are per item. `cbs` are callbacks for
-    this pass only (e.g. `MCDropoutCallback()`)."""
-    dl = in_order(loader_of(learn, ds_idx, dl))
+    this pass only (e.g. `MCDropoutCallback()`). A loader that shuffles or drops its last batch is read in order
+    with every item (`reorder=False`: as it is, in its own order, as fastai's)."""
+    dl = in_order(loader_of(learn, ds_idx, dl)) if reorder else loader_of(learn, ds_idx, dl)
     gather = GatherPreds(with_input, per_item_loss(learn.loss_func) if with_loss else None)
     run_valid(learn, dl, [gather, *listify(cbs)])
     preds = cat(gather.preds)

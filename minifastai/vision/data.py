@@ -309,12 +309,33 @@ class ImageDataLoaders(DataLoaders):
         img = self.pipeline.item(to_image_tensor(item), train=False)
         return (self.pipeline.batch(img[None].to(self.device), train=False),)
 
-    def test_dl(self, items: Sequence[Any], bs: int = 64, num_workers: int = 0) -> ImageDL:  # type: ignore[override]
-        """Batches (inputs only) of new images (file paths, PIL images or tensors), validation transforms."""
-        ds = ImageListDataset(list(items), None, self.pipeline, False)
+    def test_dl(self, items: Sequence[Any], bs: int = 64, num_workers: int = 0,  # type: ignore[override]
+                with_labels: bool = False, **kwargs: Any) -> ImageDL:
+        """Batches of new images (file paths, PIL images or tensors) with the validation transforms: inputs only,
+        or with `with_labels` also the labels, for items of these loaders (files whose label the data knows).
+        fastai's other keywords (`rm_type_tfms`, `process`) are accepted and change nothing for images."""
+        unknown = set(kwargs) - {"rm_type_tfms", "process"}
+        if unknown:
+            raise TypeError(f"test_dl got unexpected keyword arguments {sorted(unknown)}")
+        items = [str(o) if isinstance(o, os.PathLike) else o for o in items]
+        labels = self._labels_of(items) if with_labels else None
+        ds = ImageListDataset(items, labels, self.pipeline, False)
         dl = DataLoader(ds, bs, num_workers=num_workers, collate_fn=collate_images,
                         pin_memory=self.device.type == "cuda")
         return ImageDL(dl, self.pipeline, False, self.device)
+
+    def _labels_of(self, items: list[Any]) -> list[int]:
+        """The label index of each item, looked up in the training and validation sets; an item they do not hold
+        is an error naming it (its label is unknown)."""
+        known: dict[Any, int] = {}
+        for ds in (self.train_ds, self.valid_ds):
+            if isinstance(ds, ImageListDataset) and ds.labels is not None:
+                known.update((x, y) for x, y in zip(ds.items, ds.labels) if isinstance(x, str))
+        missing = [x for x in items if not isinstance(x, str) or x not in known]
+        if missing:
+            raise ValueError(f"test_dl(with_labels=True): {len(missing)} of {len(items)} items are not files of these "
+                             f"loaders, so their labels are unknown (first: {missing[0]!r:.80})")
+        return [known[x] for x in items]
 
     def export_state(self) -> dict:
         """Classes and the whole transform pipeline, as plain data (the `dls` entry of an export; the pipeline's

@@ -11,6 +11,7 @@ import pytest
     ("minifastai.callback.all", ["LRFinder", "ShowGraphCallback", "EarlyStoppingCallback", "MixedPrecision"]),
     ("minifastai.vision.all", ["vision_learner", "ImageDataLoaders", "TensorImage", "cast", "Learner", "np"]),
     ("minifastai.tabular.all", ["tabular_learner", "TabularPandas", "Categorify", "Learner", "pd"]),
+    ("minifastai.tabular.core", ["TabularPandas", "Categorify", "FillMissing", "TabDataLoader"]),
 ])
 def test_star_imports_give_fastais_names_and_every_listed_name_exists(mod, names):
     ns: dict = {}

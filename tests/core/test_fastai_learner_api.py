@@ -222,3 +222,15 @@ def test_tfmddl_dataloaders_train_a_learner():
     before = learn.validate()[0]
     learn.fit(5)
     assert learn.validate()[0] < before / 4
+
+
+def test_get_preds_reorder_false_reads_the_loader_as_it_is():
+    learn = synth_learner()
+    x, y = torch.arange(32.0), torch.arange(32.0) * 2
+    dl = TfmdDL(TensorDataset(x, y), bs=8, shuffle=True)
+    torch.manual_seed(3)
+    _, targs = learn.get_preds(dl=dl, reorder=False)
+    torch.manual_seed(3)
+    drawn = torch.cat([b[1] for b in dl])
+    assert torch.equal(targs, drawn) and not torch.equal(targs, y)
+    assert torch.equal(learn.get_preds(dl=dl)[1], y)

@@ -48,8 +48,6 @@ test_dls = ImageDataLoaders.from_folder(_digits_sample(), bs=8)
 test_learner = cnn_learner(test_dls, resnet18, pretrained=False)
 '''
 
-TEST_DL = ("`dls.test_dl(items, with_labels=True, process=...)` (labels for new items from the data's getters), "
-           "`get_preds(reorder=False)` and `minifastai.tabular.core` (`TabDataLoader`): the DataBlock issue's items")
 
 CELLS = [
     Cell("interp_getitem_valid", """
@@ -79,7 +77,7 @@ _, _, _, _, losses = test_learner.get_preds(dl=tmp_dl, with_input=True, with_los
                                             with_decoded=True, act=None, reorder=False)
 
 test_close(top_losses, losses, 1e-3)
-""", pending=TEST_DL),
+"""),
     Cell("interp_getitem_train", """
 #dummy test to ensure we can run on the training set
 interp = Interpretation.from_learner(test_learner, ds_idx=0)

@@ -1,4 +1,5 @@
 """ImageDataLoaders' fastai constructors, get_image_files, reading images; splits compared with fastai's."""
+import os
 import re
 import warnings
 
@@ -176,3 +177,19 @@ def test_split_and_batch_size_errors_are_clear_and_early(tmp_path):
         ImageDataLoaders.from_folder(tmp_path, valid_pct=1.5)
     dls = ImageDataLoaders.from_folder(tmp_path, valid_pct=0.2, bs=3, device="cpu")
     assert len(dls.train) == 2 and [len(b[1]) for b in dls.train] == [3, 3]  # 8 images: 3 + 3, 2 dropped
+
+
+def test_test_dl_with_labels_reads_the_labels_the_data_knows(pets):
+    files = get_image_files(pets / "images")
+    dls = ImageDataLoaders.from_name_func(pets, files, lambda n: n[0].isupper(), valid_pct=0.25, seed=42,
+                                          item_tfms=Resize(8), bs=4, device="cpu")
+    items = dls.valid.items[:3] + dls.train.items[:2]
+    tdl = dls.test_dl(items, with_labels=True, process=True)  # fastai's tabular keyword: accepted, unused
+    x, y = next(iter(tdl))
+    assert x.shape == (5, 3, 8, 8) and y.tolist() == [int(os.path.basename(f)[0].isupper()) for f in items]
+    (x_only,) = next(iter(dls.test_dl(items)))
+    assert torch.equal(x_only, x)
+    with pytest.raises(ValueError, match=r"1 of 2 items are not files of these loaders"):
+        dls.test_dl([items[0], str(pets / "elsewhere.png")], with_labels=True)
+    with pytest.raises(TypeError, match=r"unexpected keyword arguments \['shuffle'\]"):
+        dls.test_dl(items, shuffle=True)
