@@ -43,13 +43,14 @@ def fastai_names() -> dict[str, list[str]]:
 
 
 def have(name: str, module: str = "") -> bool:
-    """Whether a fastai user finds `name` in minifastai: top level, vision, tabular, or the module of fastai's
-    name (`fastai.optimizer` -> `minifastai.optimizer`, SPEC §14)."""
+    """Whether a fastai user finds `name` in minifastai: top level, `basics`, vision, tabular, or the module of
+    fastai's name (`fastai.optimizer` -> `minifastai.optimizer`, SPEC §14)."""
     import minifastai
+    import minifastai.basics
     import minifastai.tabular
     import minifastai.vision
 
-    mods = [minifastai, minifastai.vision, minifastai.tabular]
+    mods = [minifastai, minifastai.basics, minifastai.vision, minifastai.tabular]
     if module:
         try:
             mods.append(importlib.import_module("mini" + module))

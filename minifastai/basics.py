@@ -17,6 +17,7 @@ from . import *  # noqa: F403
 from . import __all__ as _package_all
 from .callback.core import event
 from .data import TfmdDL
+from .external import URLs, download_url, untar_data
 from .interpret import ClassificationInterpretation, Interpretation, SegmentationInterpretation
 from .test_utils import equals, test_eq, test_ne
 from .torch_core import (
@@ -40,4 +41,5 @@ __all__ = [*_package_all, "event", "Module", "to_detach", "unwrap_model", "no_ra
            "trainable_params",
            "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
            "equals", "test_eq", "test_ne", "Transform", "Pipeline", "Datasets",
+           "URLs", "untar_data", "download_url",
            "torch", "nn", "F", "np", "pd", "Path", "partial", "tensor", "Tensor", "L"]

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "minifastai"
 # first within a layer: `minifastai.callback.core` before `minifastai.callback.`)
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("utils", ("minifastai.version", "minifastai.checks", "minifastai.seed", "minifastai.ranks",
-               "minifastai.torch_core")),
+               "minifastai.torch_core", "minifastai.external_checks", "minifastai.external")),
     ("core", ("minifastai.callback.core", "minifastai.data", "minifastai.groups", "minifastai.optimizer",
               "minifastai.optim_hypers", "minifastai.losses", "minifastai.metrics", "minifastai.state",
               "minifastai.results", "minifastai.transform")),
