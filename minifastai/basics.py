@@ -26,6 +26,7 @@ from .torch_core import (
     find_bs,
     find_device,
     no_random,
+    params,
     replacing_yield,
     to_cpu,
     to_detach,
@@ -38,7 +39,7 @@ from .transform import Datasets, Pipeline, Transform
 
 __all__ = [*_package_all, "event", "Module", "to_detach", "unwrap_model", "no_random", "defaults",
            "find_bs", "find_device", "replacing_yield", "TfmdDL", "to_cpu", "to_device", "to_np",
-           "trainable_params",
+           "trainable_params", "params",
            "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
            "equals", "test_eq", "test_ne", "Transform", "Pipeline", "Datasets",
            "URLs", "untar_data", "download_url",

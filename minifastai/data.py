@@ -204,10 +204,11 @@ class DataLoaders:
         return tuple(torch.as_tensor(x).unsqueeze(0) for x in items)
 
     def decode(self, pred: torch.Tensor) -> tuple[Any, Any]:
-        """(decoded, index or raw value) for one prediction: a class name when there is a vocab."""
+        """(decoded, index or raw value) for one prediction: with a vocab, the class name and its index as a
+        0-d tensor (fastai's `pred_idx`, so `pred_idx.item()` works)."""
         if self.vocab is not None and pred.ndim == 1 and len(pred) == len(self.vocab):
-            idx = int(pred.argmax())
-            return self.vocab[idx], idx
+            idx = pred.argmax()
+            return self.vocab[int(idx)], idx
         return pred, pred
 
     def test_dl(self, items: Iterable, bs: int = 64) -> list[tuple]:

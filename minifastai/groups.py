@@ -15,7 +15,10 @@ from .optim_hypers import with_hypers
 from .torch_core import trainable_params
 
 NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.InstanceNorm1d, nn.InstanceNorm2d,
-              nn.InstanceNorm3d, nn.LayerNorm, nn.GroupNorm, nn.SyncBatchNorm)
+              nn.InstanceNorm3d, nn.LayerNorm, nn.SyncBatchNorm)
+"""fastai's `norm_types` (and `SyncBatchNorm`, a BatchNorm under DDP): they keep training in frozen groups when
+`train_bn`, and get no weight decay when `wd_bn_bias=False`. GroupNorm is not one of them (SPEC §10, as fastai):
+it freezes, and decays, like any other layer."""
 
 Splitter = Callable[[nn.Module], Sequence[Sequence[nn.Parameter]]]
 

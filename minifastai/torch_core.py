@@ -15,7 +15,7 @@ from .seed import no_random
 
 __all__ = ["Module", "flatten_check", "to_detach", "unwrap_model", "no_random", "find_bs", "find_device",
            "replacing_yield", "defaults", "TensorBase", "TensorImage", "TensorImageBW", "TensorMask", "TensorCategory",
-           "TensorMultiCategory", "cast", "to_device", "to_cpu", "to_np", "trainable_params"]
+           "TensorMultiCategory", "cast", "to_device", "to_cpu", "to_np", "trainable_params", "params"]
 
 defaults = SimpleNamespace(lr=1e-3, moms=(0.95, 0.85, 0.95))
 """fastai's `defaults`: the default learning rate (`defaults.lr`, `Learner`'s `lr=1e-3`) and momentums. minifastai's
@@ -124,6 +124,11 @@ def to_cpu(b: Any) -> Any:
 def trainable_params(model: nn.Module) -> list[nn.Parameter]:
     """All parameters of `model` that require grad."""
     return [p for p in model.parameters() if p.requires_grad]
+
+
+def params(m: nn.Module) -> list[nn.Parameter]:
+    """Every parameter of `m` (fastai's `params`, for splitters: `L(m.body, m.head).map(params)`)."""
+    return list(m.parameters())
 
 
 def to_np(x: Any) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
+from torch.utils.data import TensorDataset
 
 from .columns import Tensors
 
@@ -51,6 +52,12 @@ class TabularLoader:
             return batches
         widen = self._widen
         return (tuple(b.long() if w else b for b, w in zip(batch, widen)) for batch in batches)
+
+    @property
+    def dataset(self) -> TensorDataset:
+        """The rows this loader batches, as a `TensorDataset` over the stored tensors (no copy): fastai's
+        `len(dls.train.dataset)` and `dls.train.dataset[i]` (a row's `(x_cat, x_cont[, y])`, compact dtypes)."""
+        return TensorDataset(*self.tensors)
 
     @property
     def device(self) -> torch.device:

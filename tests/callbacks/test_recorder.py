@@ -106,6 +106,7 @@ def test_get_preds_and_predict():
     learn.dls.vocab = ["neg", "pos"]
     dec, idx, probs = learn.predict(x[3])
     assert dec == ["neg", "pos"][int(preds[3].argmax())] and idx == int(preds[3].argmax())
+    assert isinstance(idx, torch.Tensor) and idx.ndim == 0 and idx.item() == int(preds[3].argmax())  # fastai's
     inp, p2, _ = learn.get_preds(with_input=True)
     assert torch.equal(inp, x)
 

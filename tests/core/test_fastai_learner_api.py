@@ -234,3 +234,14 @@ def test_get_preds_reorder_false_reads_the_loader_as_it_is():
     drawn = torch.cat([b[1] for b in dl])
     assert torch.equal(targs, drawn) and not torch.equal(targs, y)
     assert torch.equal(learn.get_preds(dl=dl)[1], y)
+
+
+def test_fastais_splitter_idiom_with_params():
+    from fastcore.foundation import L
+
+    from minifastai.basics import params
+
+    learn = Learner(synth_learner().dls, TwoLayers(), MSELossFlat(), splitter=lambda m: L(m.body, m.head).map(params))
+    assert learn.n_groups == 2 and params(learn.model.head) == [learn.model.head.weight, learn.model.head.bias]
+    learn.freeze()
+    assert [p.requires_grad for p in learn.model.parameters()] == [False, False, True, True]

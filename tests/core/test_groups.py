@@ -271,3 +271,20 @@ def test_after_a_dry_run_the_learner_saves_and_resumes_as_if_it_never_ran(tmp_pa
     assert pos["train_iter"] == 0 and pos["next_epoch"] == 0
     learn.fit_one_cycle(3, resume=True)  # resumes from the untrained checkpoint: all 3 epochs run
     assert len(learn.recorder.values) == 3
+
+
+def test_groupnorm_freezes_and_decays_like_other_layers_as_fastai():
+    from minifastai.groups import NORM_TYPES, no_wd_params, norm_params
+
+    ftc = pytest.importorskip("fastai.torch_core")
+    assert set(NORM_TYPES) - {nn.SyncBatchNorm} == set(ftc.norm_types)
+    body = nn.Sequential(nn.Linear(8, 6), nn.GroupNorm(2, 6), nn.BatchNorm1d(6))
+    model = nn.Sequential(body, nn.Linear(6, 2))
+    gn, bn = body[1], body[2]
+    assert id(gn.weight) not in norm_params(model) and id(bn.weight) in norm_params(model)
+    assert id(gn.weight) not in no_wd_params(model) and id(gn.bias) in no_wd_params(model)  # a bias all the same
+    learn = Learner(synth_dls(n_feat=8), model, nn.CrossEntropyLoss(),
+                    splitter=lambda m: [list(m[0].parameters()), list(m[1].parameters())])
+    learn.freeze()
+    assert not gn.weight.requires_grad and not gn.bias.requires_grad  # fastai: GroupNorm is not in norm_types
+    assert bn.weight.requires_grad and bn.bias.requires_grad  # BatchNorm keeps training (train_bn=True)

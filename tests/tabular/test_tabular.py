@@ -109,6 +109,10 @@ def test_batch_types_and_n_inp():
     assert dls.n_inp == 2
     xb, yb = dls.split_batch((x_cat, x_cont, y))
     assert len(xb) == 2 and len(yb) == 1
+    ds = dls.train.dataset  # fastai's `len(dls.train.dataset)`: the training rows
+    assert len(ds) == dls.train.n and len(dls.valid.dataset) == dls.valid.n
+    row = ds[0]
+    assert len(row) == 3 and torch.equal(row[1], dls.train.tensors[1][0]) and row[0].shape == (2,)
 
 
 def test_categorical_dtype_keeps_its_order_and_fill_strategies():
