@@ -1,17 +1,28 @@
 """`from minifastai.basics import *`, as fastai's `from fastai.basics import *`: every public name of minifastai,
-the names fastai's star imports bring with them (`torch`, `nn`, `F`, `np`, `pd`, `Path`, `partial`, `tensor`,
-fastcore's `L`), and fastai's torch helpers and test helpers modules' names."""
+the names fastai's star imports bring with them and notebooks rely on (`STAR_NAMES`: `torch`, `nn`, `F`, `np`,
+`pd`, `plt`, `Path`, `partial`, `tensor`, fastcore's `L`, and the standard modules `math`, `os`, `re`, `random`,
+`time`, `warnings`, `json`, `sys`), and fastai's torch helpers and test helpers modules' names. matplotlib's
+`pyplot` is imported here, as fastai's star imports do: `import minifastai` alone does not."""
 from __future__ import annotations
 
+import json
+import math
+import os
+import random
+import re
+import sys
+import time
+import warnings
 from functools import partial
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F  # noqa: N812 (fastai's name)
 from fastcore.foundation import L
-from torch import Tensor, nn, tensor
+from torch import Tensor, nn
 
 from . import *  # noqa: F403
 from . import __all__ as _package_all
@@ -28,6 +39,7 @@ from .torch_core import (
     no_random,
     params,
     replacing_yield,
+    tensor,
     to_cpu,
     to_detach,
     to_device,
@@ -43,4 +55,10 @@ __all__ = [*_package_all, "event", "Module", "to_detach", "unwrap_model", "no_ra
            "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
            "equals", "test_eq", "test_ne", "Transform", "Pipeline", "Datasets",
            "URLs", "untar_data", "download_url",
-           "torch", "nn", "F", "np", "pd", "Path", "partial", "tensor", "Tensor", "L"]
+           "torch", "nn", "F", "np", "pd", "plt", "Path", "partial", "tensor", "Tensor", "L",
+           "math", "os", "re", "random", "time", "warnings", "json", "sys"]
+
+STAR_NAMES = ("torch", "nn", "F", "np", "pd", "plt", "Path", "partial", "tensor", "Tensor", "L",
+              "math", "os", "re", "random", "time", "warnings", "json", "sys")
+"""The names beyond minifastai's own that `from minifastai.basics import *` gives, as fastai's star imports do
+(docs/fastai-differences.md lists them; a test compares them with fastai's)."""

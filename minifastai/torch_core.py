@@ -4,10 +4,12 @@
 with `cast`."""
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -15,7 +17,7 @@ from .seed import no_random
 
 __all__ = ["Module", "flatten_check", "to_detach", "unwrap_model", "no_random", "find_bs", "find_device",
            "replacing_yield", "defaults", "TensorBase", "TensorImage", "TensorImageBW", "TensorMask", "TensorCategory",
-           "TensorMultiCategory", "cast", "to_device", "to_cpu", "to_np", "trainable_params", "params"]
+           "TensorMultiCategory", "cast", "to_device", "to_cpu", "to_np", "trainable_params", "params", "tensor"]
 
 defaults = SimpleNamespace(lr=1e-3, moms=(0.95, 0.85, 0.95))
 """fastai's `defaults`: the default learning rate (`defaults.lr`, `Learner`'s `lr=1e-3`) and momentums. minifastai's
@@ -129,6 +131,34 @@ def trainable_params(model: nn.Module) -> list[nn.Parameter]:
 def params(m: nn.Module) -> list[nn.Parameter]:
     """Every parameter of `m` (fastai's `params`, for splitters: `L(m.body, m.head).map(params)`)."""
     return list(m.parameters())
+
+
+def tensor(x: Any, *rest: Any, **kwargs: Any) -> torch.Tensor:
+    """fastai's `tensor`: `torch.tensor` that also takes several values (`tensor(1, 2, 3)`), returns a tensor as
+    it is, shares a numpy array's or pandas object's memory where torch can (uint16 becomes float32), and makes
+    float64 float32. `kwargs`: torch's `dtype`, `device`, `requires_grad`, `pin_memory`."""
+    if rest:
+        x = (x, *rest)
+    if isinstance(x, torch.Tensor):
+        res = x
+    elif isinstance(x, (tuple, list, numbers.Number)):
+        res = torch.tensor(x, **kwargs)
+    elif isinstance(x, np.ndarray):
+        res = _array_to_tensor(x, **kwargs)
+    elif type(x).__module__.split(".")[0] == "pandas" and hasattr(x, "values"):
+        res = torch.as_tensor(x.values, **kwargs)
+    else:
+        res = _array_to_tensor(np.array(x), **kwargs)
+    return res.float() if res.dtype is torch.float64 else res
+
+
+def _array_to_tensor(x: np.ndarray, requires_grad: bool = False, pin_memory: bool = False,
+                     **kwargs: Any) -> torch.Tensor:
+    if x.dtype == np.uint16:
+        x = x.astype(np.float32)
+    t = torch.as_tensor(x, **kwargs)
+    t.requires_grad_(requires_grad)
+    return t.pin_memory() if pin_memory else t
 
 
 def to_np(x: Any) -> Any:

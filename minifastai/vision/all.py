@@ -1,6 +1,9 @@
 """`from minifastai.vision.all import *`, as fastai's `from fastai.vision.all import *`: everything of
-`minifastai.basics` and of `minifastai.vision`, and fastai's typed tensors (`TensorImage`, `TensorMask`, `cast`)."""
+`minifastai.basics` and of `minifastai.vision`, fastai's typed tensors (`TensorImage`, `TensorMask`, `cast`) and
+PIL's `Image`, as fastai's gives it."""
 from __future__ import annotations
+
+from PIL import Image
 
 from .. import vision as _vision
 from ..basics import *  # noqa: F403
@@ -17,4 +20,5 @@ from ..torch_core import (
 from . import *  # noqa: F403
 
 __all__ = [*_basics_all, *(n for n in _vision.__all__ if n not in _basics_all),
-           "TensorBase", "TensorImage", "TensorImageBW", "TensorMask", "TensorCategory", "TensorMultiCategory", "cast"]
+           "TensorBase", "TensorImage", "TensorImageBW", "TensorMask", "TensorCategory", "TensorMultiCategory", "cast",
+           "Image"]
