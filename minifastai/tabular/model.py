@@ -6,7 +6,10 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
+from ..layers import BatchNorm, SigmoidRange, sigmoid_range
 from .dataloaders import TabularDataLoaders, TabularPandas
+
+__all__ = ["emb_sz_rule", "get_emb_sz", "TabularModel", "sigmoid_range", "SigmoidRange"]
 
 
 def emb_sz_rule(n_cat: int) -> int:
@@ -23,34 +26,6 @@ def get_emb_sz(dls: TabularDataLoaders | TabularPandas,
         raise ValueError(f"emb_szs names {unknown}, which are not categorical inputs {dls.cat_names}")
     sizes = [len(dls.classes[c]) for c in dls.cat_names]
     return [(n, int(sz_dict.get(c, emb_sz_rule(n)))) for c, n in zip(dls.cat_names, sizes)]
-
-
-def sigmoid_range(x: torch.Tensor, low: float, high: float) -> torch.Tensor:
-    """Sigmoid scaled to (low, high)."""
-    return torch.sigmoid(x) * (high - low) + low
-
-
-class SigmoidRange(nn.Module):
-    """`sigmoid_range` as a layer."""
-
-    def __init__(self, low: float, high: float) -> None:
-        super().__init__()
-        self.low, self.high = float(low), float(high)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Squash `x` into (low, high)."""
-        return sigmoid_range(x, self.low, self.high)
-
-    def extra_repr(self) -> str:
-        return f"low={self.low}, high={self.high}"
-
-
-def _batchnorm(n: int) -> nn.BatchNorm1d:
-    bn = nn.BatchNorm1d(n)
-    with torch.no_grad():
-        bn.weight.fill_(1.0)
-        bn.bias.fill_(1e-3)
-    return bn
 
 
 class TabularModel(nn.Module):
@@ -74,7 +49,7 @@ class TabularModel(nn.Module):
             nn.init.trunc_normal_(e.weight, std=0.01, a=-0.02, b=0.02)
         self.embeds = nn.ModuleList(embeds)
         self.emb_drop = nn.Dropout(embed_p)
-        self.bn_cont = _batchnorm(n_cont) if bn_cont and n_cont else None
+        self.bn_cont = BatchNorm(n_cont, ndim=1) if bn_cont and n_cont else None
         self.n_emb, self.n_cont = sum(d for _, d in emb_szs), n_cont
         sizes = [self.n_emb + n_cont, *layers, out_sz]
         mods: list[nn.Module] = []
@@ -85,7 +60,7 @@ class TabularModel(nn.Module):
             if not last:
                 mods.append(nn.ReLU(inplace=True))
             if bn:
-                mods.append(_batchnorm(n_out))
+                mods.append(BatchNorm(n_out, ndim=1))
             p = 0.0 if last else ps[i]
             if p:
                 mods.append(nn.Dropout(p))

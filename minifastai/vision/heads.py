@@ -5,11 +5,14 @@ from: `vision_learner`'s keywords or an export's entries).
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
+
+from ..layers import BatchNorm, SigmoidRange
 
 __all__ = ["AdaptiveConcatPool2d", "create_head", "create_body", "num_features", "check_head_args"]
 
@@ -28,16 +31,21 @@ class AdaptiveConcatPool2d(nn.Module):
 
 
 def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: float | Sequence[float] = 0.5,
-                concat_pool: bool = True, init: Callable[[torch.Tensor], Any] = nn.init.kaiming_normal_,
-                pool: bool = True) -> nn.Sequential:
-    """fastai's head for a body with `nf` output channels: pool, flatten, BN1d-Dropout-Linear(no bias)-ReLU.
+                pool: bool = True, concat_pool: bool = True, first_bn: bool = True, bn_final: bool = False,
+                lin_first: bool = False, y_range: tuple[float, float] | None = None, *,
+                init: Callable[[torch.Tensor], Any] | None = nn.init.kaiming_normal_) -> nn.Sequential:
+    """fastai's head for a body with `nf` output channels (fastai's arguments, in fastai's order).
 
-    Sizes are `[2*nf (nf without concat_pool), *lin_ftrs (default [512]), n_out]`; dropout defaults to
-    `[ps/2, ..., ps]`; the last block has no ReLU. Linear weights get `init` (kaiming normal). With
-    `pool=False` (bodies that output pooled (N, nf) features) there is no pooling layer and the sizes start
-    at `nf` (fastai's `create_head(pool=False)`).
+    Pool (`AdaptiveConcatPool2d`, or average pooling without `concat_pool`; nothing with `pool=False`, for bodies
+    that output (N, nf) features) and flatten, then one block per size in `[2*nf (nf), *lin_ftrs (default [512]),
+    n_out]`: BatchNorm1d (the first only with `first_bn`), Dropout, Linear without bias, ReLU but in the last;
+    with `lin_first` each block is Linear-ReLU-BatchNorm-Dropout after a first Dropout, and a plain Linear ends
+    it. Dropout defaults to `[ps/2, ..., ps]`. `bn_final` adds a BatchNorm1d, `y_range` a `SigmoidRange`.
+    Linear weights get `init` (kaiming normal, as fastai's `vision_learner` applies to its head; None: torch's).
     """
-    ftrs = [nf * 2 if concat_pool and pool else nf, *([512] if lin_ftrs is None else lin_ftrs), n_out]
+    if pool and concat_pool:
+        nf *= 2
+    ftrs = [nf, *([512] if lin_ftrs is None else lin_ftrs), n_out]
     n_blocks = len(ftrs) - 1
     if isinstance(ps, (int, float)):
         drops = [ps / 2] * (n_blocks - 1) + [ps]
@@ -46,18 +54,31 @@ def create_head(nf: int, n_out: int, lin_ftrs: Sequence[int] | None = None, ps: 
         if len(drops) != n_blocks:
             raise ValueError(f"ps has {len(drops)} dropout values for {n_blocks} head blocks ({ftrs}); "
                              "give one per block or a single float")
+    bns = [first_bn] + [True] * (n_blocks - 1)
     layers: list[nn.Module] = []
     if pool:
         layers += [AdaptiveConcatPool2d() if concat_pool else nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-    for i, (ni, no, p) in enumerate(zip(ftrs[:-1], ftrs[1:], drops)):
-        layers += [nn.BatchNorm1d(ni)]
-        if p:
-            layers += [nn.Dropout(p)]
-        lin = nn.Linear(ni, no, bias=False)
-        init(lin.weight)
-        layers += [lin]
+    if lin_first:
+        layers.append(nn.Dropout(drops.pop(0)))
+    blocks = list(zip(ftrs[:-1], ftrs[1:], bns, drops))  # with lin_first one fewer block, as fastai's
+    for i, (ni, no, bn, p) in enumerate(blocks):
+        lin: list[nn.Module] = [nn.Linear(ni, no, bias=not bn)]
         if i < n_blocks - 1:
-            layers += [nn.ReLU(inplace=True)]
+            lin.append(nn.ReLU(inplace=True))
+        norm: list[nn.Module] = [BatchNorm(no if lin_first else ni, ndim=1)] if bn else []
+        if p:
+            norm.append(nn.Dropout(p))
+        layers += lin + norm if lin_first else norm + lin
+    if lin_first:
+        layers.append(nn.Linear(ftrs[-2], n_out))
+    if bn_final:
+        layers.append(nn.BatchNorm1d(ftrs[-1], momentum=0.01))
+    if y_range is not None:
+        layers.append(SigmoidRange(*y_range))
+    if init is not None:
+        for m in layers:
+            if isinstance(m, nn.Linear):
+                init(m.weight)
     return nn.Sequential(*layers)
 
 
@@ -75,21 +96,66 @@ def _is_head_like(m: nn.Module) -> bool:
             or not any(isinstance(x, _CONVS) for x in mods))
 
 
-def create_body(model: nn.Module, cut: int | Callable[[nn.Module], nn.Module] | None = None) -> nn.Sequential:
-    """The model without its pooling and classifier: `children[:cut]`, `cut(model)`, or (None) automatic.
+def _has_pool(m: nn.Module) -> bool:
+    """fastai's `has_pool_type`: `m` or a module inside it is a pooling layer (a class name ending in
+    `Pool1d`/`2d`/`3d`)."""
+    return any(re.search(r"Pool[123]d$", type(x).__name__) for x in m.modules())
 
-    Automatic: drop the trailing children that pool or have no convolution (torchvision's avgpool/fc,
-    classifier blocks). Models whose forward does more than run their children in order (e.g. Inception's
-    auxiliary branch) need an explicit `cut`.
+
+def _update_first_layer(model: nn.Module, n_in: int, pretrained: bool) -> None:
+    """fastai's: the first `Conv2d` takes `n_in` channels instead of 3. From pretrained weights, one channel gets
+    their sum over the RGB channels, two channels the first two times 1.5, more the three and zeros after."""
+    if n_in == 3:
+        return
+    found = next(((parent, name, m) for parent in model.modules() for name, m in parent.named_children()
+                  if isinstance(m, nn.Conv2d)), None)
+    if found is None:
+        raise ValueError(f"n_in={n_in} needs a Conv2d first layer to change, and {type(model).__name__} has none")
+    parent, name, conv = found
+    if conv.in_channels != 3:
+        raise ValueError(f"n_in={n_in}: the first Conv2d takes {conv.in_channels} channels, not 3")
+    new = nn.Conv2d(n_in, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,  # type: ignore[arg-type]
+                    conv.dilation, conv.groups, conv.bias is not None, conv.padding_mode)  # type: ignore[arg-type]
+    if pretrained:
+        with torch.no_grad():
+            w = conv.weight
+            if n_in == 1:
+                new.weight.copy_(w.sum(dim=1, keepdim=True))
+            elif n_in == 2:
+                new.weight.copy_(w[:, :2] * 1.5)
+            else:
+                new.weight[:, :3] = w
+                new.weight[:, 3:] = 0
+    setattr(parent, name, new)
+
+
+def create_body(model: nn.Module, n_in: int = 3, pretrained: bool = True,
+                cut: int | Callable[[nn.Module], nn.Module] | None = None) -> nn.Sequential:
+    """fastai's `create_body`: the model without its pooling and classifier, taking `n_in` input channels.
+
+    `cut`: `children[:cut]`, or a function `model -> body`; by default, as fastai, the children before the last
+    one that holds a pooling layer, and for a model with no pooling child, the children before the trailing
+    ones that have no convolution (a classifier). With `n_in != 3` the first Conv2d is rebuilt for `n_in`
+    channels, from the pretrained weights when `pretrained` (see `_update_first_layer`). Models whose forward does
+    more than run their children in order (e.g. Inception's auxiliary branch) need an explicit `cut`.
     """
+    if isinstance(n_in, bool) or not isinstance(n_in, int) or n_in < 1:
+        raise ValueError(f"create_body: n_in={n_in!r} must be a positive int (input channels)")
+    if not (cut is None or callable(cut) or (isinstance(cut, int) and not isinstance(cut, bool))):
+        raise TypeError(f"create_body: cut must be an int, a function model -> body or None, got {cut!r}")
+    _update_first_layer(model, n_in, pretrained)
     if callable(cut):
         body = cut(model)
         return body if isinstance(body, nn.Sequential) else nn.Sequential(body)
     children = list(model.children())
     if cut is None:
-        cut = len(children)
-        while cut > 0 and _is_head_like(children[cut - 1]):
-            cut -= 1
+        pooled = [i for i, c in enumerate(children) if _has_pool(c)]
+        if pooled:
+            cut = pooled[-1]
+        else:
+            cut = len(children)
+            while cut > 0 and _is_head_like(children[cut - 1]):
+                cut -= 1
     body = nn.Sequential(*children[:cut])
     if len(body) == 0:
         names = [n for n, _ in model.named_children()]

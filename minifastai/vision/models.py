@@ -273,13 +273,13 @@ def create_vision_model(arch: str | Callable[..., nn.Module], n_out: int, weight
                          "for transformers use a timm transformer (e.g. vision_learner(dls, 'vit_tiny_patch16_224', "
                          "img_size=224)) or Learner(dls, model, splitter=...) with your own head")
     meta = arch_meta(name, full)
-    body = create_body(full, meta.cut if cut is None else cut)
+    body = create_body(full, cut=meta.cut if cut is None else cut)
     if weights is not None:
         body.load_state_dict(_body_state(full, body, weights, weights_source or "the given state dict", name))
     nf = num_features(body)
     if check_head is not None:
         check_head(nf)
-    head = create_head(nf, n_out, lin_ftrs, ps, concat_pool)
+    head = create_head(nf, n_out, lin_ftrs, ps, concat_pool=concat_pool)
     return nn.Sequential(body, head), meta
 
 

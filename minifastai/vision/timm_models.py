@@ -390,7 +390,7 @@ def create_timm_model(arch: TimmArch | nn.Module, n_out: int, weights: dict | No
     prune_unused(model, used)
     if check_head is not None:
         check_head(nf, needs_pool)
-    head = create_head(nf, n_out, lin_ftrs, ps, concat_pool, pool=needs_pool)
+    head = create_head(nf, n_out, lin_ftrs, ps, pool=needs_pool, concat_pool=concat_pool)
     return nn.Sequential(TimmBody(model, needs_pool), head), cfg
 
 

@@ -16,7 +16,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                "minifastai.torch_core", "minifastai.external_checks", "minifastai.external")),
     ("core", ("minifastai.callback.core", "minifastai.data", "minifastai.groups", "minifastai.optimizer",
               "minifastai.optim_hypers", "minifastai.losses", "minifastai.metrics", "minifastai.state",
-              "minifastai.results", "minifastai.transform")),
+              "minifastai.results", "minifastai.transform", "minifastai.layers")),
     ("persist", ("minifastai.persist",)),
     ("callbacks", ("minifastai.callback",)),
     ("learner", ("minifastai.learner", "minifastai.inference", "minifastai.summary", "minifastai.test_utils",

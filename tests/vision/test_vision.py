@@ -1,4 +1,5 @@
 """minifastai.vision: vision_learner groups/freezing/weights, ImageDataLoaders, export/reload, offline errors."""
+import copy
 import urllib.error
 from pathlib import Path
 
@@ -103,8 +104,10 @@ def test_create_body_finds_the_cut():
     vgg_like = nn.Sequential(nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(2)), se,  # kept: conv blocks
                              nn.Sequential(nn.Dropout(), nn.Conv2d(4, 7, 1), nn.AdaptiveAvgPool2d(1)),  # squeezenet
                              nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(7, 3))  # pool and classifier
-    body = create_body(vgg_like)
-    assert len(body) == 2 and body[0] is vgg_like[0] and body[1] is se
+    body = create_body(vgg_like)  # fastai's rule: the children before the last one holding a pooling layer
+    assert len(body) == 3 and body[0] is vgg_like[0] and body[1] is se and body[2] is vgg_like[2]
+    no_pool = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Conv2d(4, 4, 3), nn.Flatten(), nn.Linear(4, 2))
+    assert len(create_body(no_pool)) == 2  # no pooling child (fastai: StopIteration): the classifier is dropped
     assert len(create_body(vgg_like, cut=1)) == 1 and create_body(vgg_like, cut=lambda m: m[0]) is vgg_like[0]
     with pytest.raises(ValueError, match="empty body; pass cut="):
         create_body(nn.Sequential(nn.Flatten(), nn.Linear(3, 3)))
@@ -360,3 +363,54 @@ def test_image_loaders_shard_their_inner_dataloader_for_distributed_training(sma
     x0, _ = next(iter(dls.valid))
     assert x.dtype == x0.dtype and x.shape[1:] == x0.shape[1:]  # still decoded and normalized by the pipeline
     assert sum(len(b[1]) for v in valids for b in v) == n_valid
+
+
+@pytest.mark.parametrize("kwargs", [
+    {}, {"lin_ftrs": [32, 16], "ps": 0.4, "concat_pool": False}, {"first_bn": False, "bn_final": True},
+    {"lin_first": True, "lin_ftrs": [20]}, {"y_range": (0.0, 5.0), "pool": False}, {"ps": 0.0},
+])
+def test_create_head_is_fastais_layer_for_layer(kwargs):
+    fvl = pytest.importorskip("fastai.vision.learner")
+    ours, theirs = create_head(16, 3, **kwargs, init=None), fvl.create_head(16, 3, **kwargs)
+
+    def layout(head):  # each layer of the head, in order (a concat pool as one layer)
+        return [(type(m).__name__, getattr(m, "in_features", None), getattr(m, "out_features", None),
+                 m.bias is not None if isinstance(m, nn.Linear) else None, getattr(m, "p", None),
+                 getattr(m, "num_features", None), getattr(m, "momentum", None)) for m in head]
+
+    assert layout(ours) == layout(theirs)
+    for a, b in zip([m for m in ours.modules() if isinstance(m, nn.BatchNorm1d)],
+                    [m for m in theirs.modules() if isinstance(m, nn.BatchNorm1d)]):
+        assert torch.equal(a.weight, b.weight) and torch.equal(a.bias, b.bias)  # fastai's BatchNorm: bias 1e-3
+    torch.manual_seed(0)
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(4, 16, 2, 2) if kwargs.get("pool", True) else torch.randn(4, 16)
+    ours.eval(), theirs.eval()
+    torch.testing.assert_close(ours(x), theirs(x))
+
+
+@pytest.mark.parametrize("n_in", [1, 2, 3, 5])
+def test_create_body_cuts_and_adapts_the_first_layer_as_fastai(n_in):
+    fvl = pytest.importorskip("fastai.vision.learner")
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    ref = resnet18()
+    ours = create_body(copy.deepcopy(ref), n_in, True)
+    theirs = fvl.create_body(copy.deepcopy(ref), n_in, True)
+    assert [type(m).__name__ for m in ours] == [type(m).__name__ for m in theirs]
+    assert ours[0].in_channels == theirs[0].in_channels == n_in
+    torch.testing.assert_close(ours[0].weight, theirs[0].weight)  # the pretrained weights adapted the same way
+    cut = len(create_body(copy.deepcopy(ref), n_in, False, cut=-3))
+    assert cut == len(fvl.create_body(copy.deepcopy(ref), n_in, False, cut=-3)) == 7
+
+
+def test_create_body_bad_arguments_are_errors_before_the_model_changes():
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1))
+    with pytest.raises(ValueError, match="n_in=0 must be a positive int"):
+        create_body(m, 0)
+    with pytest.raises(TypeError, match="cut must be an int"):
+        create_body(m, 1, cut="last")
+    assert m[0].in_channels == 3
+    with pytest.raises(ValueError, match="needs a Conv2d first layer"):
+        create_body(nn.Sequential(nn.Linear(3, 3)), 1)
