@@ -35,6 +35,7 @@ from .models import (
     resnet10,
     resolve_arch,
 )
+from .pil import PILImage, PILImageBW, show_image
 from .pipeline import ImagePipeline
 from .transforms import (
     IMAGENET_STATS,
@@ -65,7 +66,7 @@ __all__ = [
     "vision_learner", "cnn_learner", "VisionLearner", "rebuild_learner", "ClassificationInterpretation",
     # data
     "ImageDataLoaders", "ImageDL", "ImageListDataset", "ImagePipeline", "get_image_files", "parent_label",
-    "read_image", "to_image_tensor", "IMAGE_EXTENSIONS",
+    "read_image", "to_image_tensor", "IMAGE_EXTENSIONS", "PILImage", "PILImageBW", "show_image",
     # transforms
     "Resize", "ResizeMethod", "PadMode", "RandomResizedCrop", "CropPad", "aug_transforms", "Flip", "Dihedral",
     "Rotate", "Zoom", "Warp", "Brightness", "Contrast", "RandomResizedCropGPU", "Normalize", "ImageTransform",

@@ -193,3 +193,28 @@ def test_test_dl_with_labels_reads_the_labels_the_data_knows(pets):
         dls.test_dl([items[0], str(pets / "elsewhere.png")], with_labels=True)
     with pytest.raises(TypeError, match=r"unexpected keyword arguments \['shuffle'\]"):
         dls.test_dl(items, shuffle=True)
+
+
+def test_pilimage_create_and_show_image_as_fastai(pets):
+    fva = pytest.importorskip("fastai.vision.core")
+    from minifastai.vision import PILImage, PILImageBW, show_image
+
+    f = get_image_files(pets / "images")[0]
+    ours, theirs = PILImage.create(f), fva.PILImage.create(f)
+    assert isinstance(ours, Image.Image) and ours.shape == theirs.shape and ours.mode == theirs.mode == "RGB"
+    assert np.array_equal(np.asarray(ours), np.asarray(theirs))
+    arr = (np.random.default_rng(0).random((6, 7, 3)) * 255).astype(np.uint8)
+    assert np.array_equal(np.asarray(PILImage.create(arr)), np.asarray(fva.PILImage.create(arr)))
+    t = torch.from_numpy(arr).permute(2, 0, 1)
+    assert np.array_equal(np.asarray(PILImage.create(t)), arr)  # a (C, H, W) tensor
+    assert np.array_equal(np.asarray(PILImage.create(f.read_bytes())), np.asarray(ours))
+    bw = PILImageBW.create(f)
+    assert bw.mode == "L" and np.array_equal(np.asarray(bw), np.asarray(fva.PILImageBW.create(f)))
+    ax = show_image(ours, title="cat?")
+    assert np.array_equal(ax.get_images()[0].get_array(), np.asarray(ours)) and ax.get_title() == "cat?"
+    ax2 = ours.show()
+    assert np.array_equal(ax2.get_images()[0].get_array(), np.asarray(ours))
+    with pytest.raises(TypeError, match="takes uint8 arrays"):
+        PILImage.create(arr / 255)
+    with pytest.raises(TypeError, match="takes a file path, bytes"):
+        PILImage.create(3)
