@@ -160,8 +160,8 @@ class ImageDataLoaders(DataLoaders):
         valid = None
         if len(valid_items):
             valid_ds = ImageListDataset(valid_items, [index[y] for y in valid_labels], pipeline, False, backend)
-            valid = ImageDL(DataLoader(valid_ds, val_bs, **kw), pipeline, False, dev)
-        return cls(ImageDL(train_dl, pipeline, True, dev), valid, dev, vocab, pipeline, path)
+            valid = ImageDL(DataLoader(valid_ds, val_bs, **kw), pipeline, False, dev, vocab)
+        return cls(ImageDL(train_dl, pipeline, True, dev, vocab), valid, dev, vocab, pipeline, path)
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike, train: str = "train", valid: str = "valid",
@@ -322,7 +322,7 @@ class ImageDataLoaders(DataLoaders):
         ds = ImageListDataset(items, labels, self.pipeline, False)
         dl = DataLoader(ds, bs, num_workers=num_workers, collate_fn=collate_images,
                         pin_memory=self.device.type == "cuda")
-        return ImageDL(dl, self.pipeline, False, self.device)
+        return ImageDL(dl, self.pipeline, False, self.device, self.vocab)
 
     def _labels_of(self, items: list[Any]) -> list[int]:
         """The label index of each item, looked up in the training and validation sets; an item they do not hold

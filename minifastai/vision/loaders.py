@@ -62,8 +62,10 @@ class ImageDL:
     """A torch DataLoader whose batches go to the device and through the batch transforms (training or
     validation version)."""
 
-    def __init__(self, dl: DataLoader, pipeline: ImagePipeline, train: bool, device: torch.device) -> None:
+    def __init__(self, dl: DataLoader, pipeline: ImagePipeline, train: bool, device: torch.device,
+                 vocab: Sequence[Any] | None = None) -> None:
         self.dl, self.pipeline, self.train, self.device = dl, pipeline, train, device
+        self.vocab = None if vocab is None else list(vocab)  # the class names, for show_batch's titles
 
     @property
     def dataset(self) -> Any:
@@ -85,9 +87,27 @@ class ImageDL:
         """The files (or other items) this loader reads, in dataset order."""
         return list(getattr(self.dl.dataset, "items", []))
 
+    def show_batch(self, b: tuple | None = None, max_n: int = 9, nrows: int | None = None, ncols: int | None = None,
+                   figsize: tuple[float, float] | None = None) -> Any:
+        """fastai's `dls.train.show_batch()`: up to `max_n` images of batch `b` (default: this loader's first,
+        with its transforms) titled with their labels when the batch has them; returns the figure."""
+        from .show import show_images
+
+        if b is None:
+            try:
+                b = next(iter(self))
+            except StopIteration:
+                raise ValueError("this loader yields no batch: nothing to show") from None
+        x, y = b[0], (b[1] if len(b) > 1 else None)
+        n = min(max_n, len(x))
+        imgs = self.pipeline.decode(x[:n].float()).cpu()
+        vocab = self.vocab
+        titles = ["" if y is None else str(vocab[int(y[i])]) if vocab is not None else str(int(y[i])) for i in range(n)]
+        return show_images(imgs, titles, nrows=nrows, ncols=ncols, figsize=figsize)
+
     def map_loader(self, f: Callable[[DataLoader], DataLoader]) -> ImageDL:
         """The same pipeline around `f(inner DataLoader)`; distributed training shards the inner loader so."""
-        return ImageDL(f(self.dl), self.pipeline, self.train, self.device)
+        return ImageDL(f(self.dl), self.pipeline, self.train, self.device, self.vocab)
 
     def new(self, shuffle: bool = False, drop_last: bool = False, train: bool | None = None,
             bs: int | None = None) -> ImageDL:
@@ -99,7 +119,7 @@ class ImageDL:
             ds = ds.with_train(train)
         dl = DataLoader(ds, bs or self.bs, shuffle=shuffle, drop_last=drop_last, num_workers=self.dl.num_workers,
                         collate_fn=self.dl.collate_fn, pin_memory=self.dl.pin_memory)
-        return ImageDL(dl, self.pipeline, train, self.device)
+        return ImageDL(dl, self.pipeline, train, self.device, self.vocab)
 
     def __len__(self) -> int:
         return len(self.dl)

@@ -218,3 +218,19 @@ def test_pilimage_create_and_show_image_as_fastai(pets):
         PILImage.create(arr / 255)
     with pytest.raises(TypeError, match="takes a file path, bytes"):
         PILImage.create(3)
+
+
+def test_each_loader_shows_its_batch_as_fastai(pets):
+    files = get_image_files(pets / "images")
+    dls = ImageDataLoaders.from_name_func(pets, files, lambda n: "cat" if n[0].isupper() else "dog", valid_pct=0.25,
+                                          seed=42, item_tfms=Resize(8), bs=4, device="cpu")
+    fig = dls.valid.show_batch(max_n=4)
+    _, y = next(iter(dls.valid))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_images()]
+    assert titles == [dls.vocab[int(i)] for i in y[:4]] and set(titles) <= {"cat", "dog"}
+    fig = dls.train.show_batch(max_n=2)
+    assert len([ax for ax in fig.axes if ax.get_images()]) == 2
+    tfig = dls.test_dl(dls.valid.items[:3]).show_batch()  # no labels: no titles
+    assert [ax.get_title() for ax in tfig.axes if ax.get_images()] == ["", "", ""]
+    lfig = dls.test_dl(dls.valid.items[:3], with_labels=True).show_batch()
+    assert [ax.get_title() for ax in lfig.axes if ax.get_images()] == titles[:3]
