@@ -1,11 +1,12 @@
 """Layers fastai's models share (fastai's `fastai.layers`): `BatchNorm` with fastai's initial values,
-`sigmoid_range` and `SigmoidRange`. The vision head and the tabular model both build on them."""
+`sigmoid_range`, `SigmoidRange`, `ConvLayer` and `ResBlock`. The vision head, the xresnets and the tabular model
+build on them."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-__all__ = ["BatchNorm", "sigmoid_range", "SigmoidRange"]
+__all__ = ["BatchNorm", "sigmoid_range", "SigmoidRange", "ConvLayer", "ResBlock"]
 
 
 def BatchNorm(nf: int, ndim: int = 2, zero: bool = False, **kwargs: object) -> nn.Module:  # noqa: N802 (fastai's)
@@ -38,3 +39,49 @@ class SigmoidRange(nn.Module):
 
     def extra_repr(self) -> str:
         return f"low={self.low}, high={self.high}"
+
+
+class ConvLayer(nn.Sequential):
+    """fastai's `ConvLayer`: a 2d convolution (no bias when it is followed by BatchNorm), BatchNorm (weight 0 with
+    `zero_bn`, fastai's `NormType.BatchZero`) and `act_cls` (ReLU; None for none), in that order."""
+
+    def __init__(self, ni: int, nf: int, ks: int = 3, stride: int = 1, padding: int | None = None,
+                 bn: bool = True, zero_bn: bool = False, act_cls: type[nn.Module] | None = nn.ReLU) -> None:
+        conv = nn.Conv2d(ni, nf, ks, stride=stride, padding=(ks - 1) // 2 if padding is None else padding,
+                         bias=not bn)
+        nn.init.kaiming_normal_(conv.weight)
+        layers: list[nn.Module] = [conv]
+        if bn:
+            layers.append(BatchNorm(nf, zero=zero_bn))
+        if act_cls is not None:
+            layers.append(act_cls())
+        super().__init__(*layers)
+
+
+class ResBlock(nn.Module):
+    """fastai's `ResBlock` (its default arguments): `act(convpath(x) + idpath(x))`. The conv path is two 3x3
+    ConvLayers (`expansion=1`) or 1x1-3x3-1x1 (`expansion=4`), its last BatchNorm starting at 0; the identity path
+    average-pools when `stride > 1` and projects with a 1x1 ConvLayer when the channels change."""
+
+    def __init__(self, expansion: int, ni: int, nf: int, stride: int = 1, ks: int = 3) -> None:
+        super().__init__()
+        nh = nf
+        ni, nf = ni * expansion, nf * expansion
+        if expansion == 1:
+            path: list[nn.Module] = [ConvLayer(ni, nh, ks, stride=stride), ConvLayer(nh, nf, ks, zero_bn=True,
+                                                                                     act_cls=None)]
+        else:
+            path = [ConvLayer(ni, nh, 1), ConvLayer(nh, nh, ks, stride=stride),
+                    ConvLayer(nh, nf, 1, zero_bn=True, act_cls=None)]
+        self.convpath = nn.Sequential(*path)
+        idpath: list[nn.Module] = []
+        if stride != 1:
+            idpath.append(nn.AvgPool2d(stride, ceil_mode=True))
+        if ni != nf:
+            idpath.append(ConvLayer(ni, nf, 1, act_cls=None))
+        self.idpath = nn.Sequential(*idpath)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual sum, activated."""
+        return self.act(self.convpath(x) + self.idpath(x))

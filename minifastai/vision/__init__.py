@@ -60,6 +60,7 @@ from .transforms import (
     imagenet_stats,
 )
 from .tvm import *  # noqa: F403  (torchvision's builders and weights enums, listed in tvm.__all__)
+from .xresnet import XResNet, xresnet18, xresnet34, xresnet50, xresnet101, xresnet152
 
 __all__ = [
     # learners
@@ -67,6 +68,7 @@ __all__ = [
     # data
     "ImageDataLoaders", "ImageDL", "ImageListDataset", "ImagePipeline", "get_image_files", "parent_label",
     "read_image", "to_image_tensor", "IMAGE_EXTENSIONS", "PILImage", "PILImageBW", "show_image",
+    "XResNet", "xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152",
     # transforms
     "Resize", "ResizeMethod", "PadMode", "RandomResizedCrop", "CropPad", "aug_transforms", "Flip", "Dihedral",
     "Rotate", "Zoom", "Warp", "Brightness", "Contrast", "RandomResizedCropGPU", "Normalize", "ImageTransform",

@@ -1,0 +1,92 @@
+"""fastai's XResNet (`xresnet18` ... `xresnet152`): the ResNet of "Bag of Tricks" (a three-convolution stem,
+average pooling in the shortcut, each block's last BatchNorm starting at 0), randomly initialised as fastai's
+`init_cnn` does, with fastai's layer groups in `vision_learner` (stem, the rest of the body, head)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from ..layers import ConvLayer, ResBlock
+from .models import ArchMeta, register_arch
+
+__all__ = ["XResNet", "xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152", "init_cnn", "xresnet_split"]
+
+
+def init_cnn(m: nn.Module) -> None:
+    """fastai's `init_cnn`: every bias 0 (BatchNorm's too), kaiming normal weights for convolutions and linears."""
+    if getattr(m, "bias", None) is not None:
+        nn.init.constant_(m.bias, 0)  # type: ignore[arg-type]
+    if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+        nn.init.kaiming_normal_(m.weight)
+    for child in m.children():
+        init_cnn(child)
+
+
+class XResNet(nn.Sequential):
+    """fastai's `XResNet(block, expansion, layers)` with its defaults: stem `c_in -> 32 -> 32 -> 64` (stride 2 first),
+    3x3 max pooling, one stage of `ResBlock`s per entry of `layers` (64, 128, 256, 512 channels, times `expansion`),
+    average pooling, flatten, dropout `p` and a linear layer to `n_out`."""
+
+    def __init__(self, expansion: int, layers: Sequence[int], p: float = 0.0, c_in: int = 3, n_out: int = 1000,
+                 stem_szs: Sequence[int] = (32, 32, 64), widen: float = 1.0, ks: int = 3, stride: int = 2) -> None:
+        if ks % 2 == 0:
+            raise ValueError(f"XResNet: the kernel size must be odd, got ks={ks}")
+        if expansion not in (1, 4):
+            raise ValueError(f"XResNet: expansion is 1 (basic blocks) or 4 (bottlenecks), got {expansion!r}")
+        szs = [c_in, *stem_szs]
+        stem = [ConvLayer(szs[i], szs[i + 1], ks, stride=stride if i == 0 else 1) for i in range(3)]
+        block_szs = [64 // expansion] + [int(o * widen) for o in [64, 128, 256, 512] + [256] * (len(layers) - 4)]
+        stages = [nn.Sequential(*[ResBlock(expansion, block_szs[i] if j == 0 else block_szs[i + 1], block_szs[i + 1],
+                                           stride=(1 if i == 0 else stride) if j == 0 else 1, ks=ks)
+                                  for j in range(n)])
+                  for i, n in enumerate(layers)]
+        super().__init__(*stem, nn.MaxPool2d(ks, stride=stride, padding=ks // 2), *stages,
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(p), nn.Linear(block_szs[-1] * expansion,
+                                                                                          n_out))
+        init_cnn(self)
+
+
+def _xresnet(expansion: int, layers: list[int], weights: Any, kwargs: dict) -> XResNet:
+    if weights is not None:
+        raise ValueError("the xresnets have no published weights here (fastai's pretrained xresnet50 downloads "
+                         "them): pass pretrained=False, or your own weights file")
+    kwargs.pop("progress", None)
+    return XResNet(expansion, layers, **kwargs)
+
+
+def xresnet18(*, weights: Any = None, **kwargs: Any) -> XResNet:
+    """fastai's xresnet18: basic blocks, [2, 2, 2, 2]."""
+    return _xresnet(1, [2, 2, 2, 2], weights, kwargs)
+
+
+def xresnet34(*, weights: Any = None, **kwargs: Any) -> XResNet:
+    """fastai's xresnet34: basic blocks, [3, 4, 6, 3]."""
+    return _xresnet(1, [3, 4, 6, 3], weights, kwargs)
+
+
+def xresnet50(*, weights: Any = None, **kwargs: Any) -> XResNet:
+    """fastai's xresnet50: bottlenecks, [3, 4, 6, 3]."""
+    return _xresnet(4, [3, 4, 6, 3], weights, kwargs)
+
+
+def xresnet101(*, weights: Any = None, **kwargs: Any) -> XResNet:
+    """fastai's xresnet101: bottlenecks, [3, 4, 23, 3]."""
+    return _xresnet(4, [3, 4, 23, 3], weights, kwargs)
+
+
+def xresnet152(*, weights: Any = None, **kwargs: Any) -> XResNet:
+    """fastai's xresnet152: bottlenecks, [3, 8, 36, 3]."""
+    return _xresnet(4, [3, 8, 36, 3], weights, kwargs)
+
+
+def xresnet_split(model: nn.Module) -> list[list[nn.Parameter]]:
+    """fastai's xresnet layer groups in `vision_learner`: the stem (`body[:3]`), the rest of the body, the head."""
+    body, head = model[0], model[1]  # type: ignore[index]
+    return [list(body[:3].parameters()), list(body[3:].parameters()), list(head.parameters())]
+
+
+XRESNET_META = ArchMeta(cut=-4, split=xresnet_split, group_names=("body[:3]", "body[3:]", "head"))
+for _builder in (xresnet18, xresnet34, xresnet50, xresnet101, xresnet152):
+    register_arch(_builder.__name__, _builder, XRESNET_META)

@@ -1,0 +1,67 @@
+"""fastai's xresnets: the same layers, parameter names and shapes, initial values and outputs as fastai's."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from minifastai.vision.xresnet import XResNet, xresnet18, xresnet34, xresnet50
+
+fxr = pytest.importorskip("fastai.vision.models.xresnet")
+
+
+@pytest.mark.parametrize("name, kwargs", [("xresnet18", {}), ("xresnet34", {"n_out": 10}),
+                                           ("xresnet50", {"n_out": 7, "p": 0.2, "c_in": 1})])
+def test_xresnet_is_fastais(name, kwargs):
+    ours = {"xresnet18": xresnet18, "xresnet34": xresnet34, "xresnet50": xresnet50}[name](**kwargs)
+    torch.manual_seed(0)
+    theirs = getattr(fxr, name)(**kwargs)
+    a, b = ours.state_dict(), theirs.state_dict()
+    assert list(a) == list(b) and all(a[k].shape == b[k].shape for k in a)
+    for k in a:  # fastai's init: BatchNorm weights 1 (0 for each block's last), every bias 0
+        if k.endswith(("running_mean", "running_var", "bias")) or (k.endswith("weight") and a[k].ndim == 1):
+            assert torch.equal(a[k], b[k]), k
+    ours.load_state_dict(b)
+    ours.eval(), theirs.eval()
+    x = torch.randn(2, kwargs.get("c_in", 3), 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x))
+    assert ours(x).shape == (2, kwargs.get("n_out", 1000))
+
+
+def test_xresnet_bad_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="kernel size must be odd"):
+        XResNet(1, [2, 2, 2, 2], ks=4)
+    with pytest.raises(ValueError, match="expansion is 1"):
+        XResNet(2, [2, 2, 2, 2])
+    with pytest.raises(ValueError, match="no published weights"):
+        xresnet18(weights="DEFAULT")
+    assert isinstance(xresnet18()[-1], nn.Linear)
+
+
+def test_vision_learner_on_an_xresnet_has_fastais_layer_groups_and_trains(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from minifastai.vision import ImageDataLoaders, Resize, get_image_files, vision_learner
+
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        for i in range(8):
+            Image.fromarray((rng.random((16, 16, 3)) * 255).astype(np.uint8)).save(tmp_path / label / f"{i}.png")
+    files = get_image_files(tmp_path)
+    dls = ImageDataLoaders.from_path_func(tmp_path, files, lambda p: p.parent.name, valid_pct=0.25, seed=0,
+                                          item_tfms=Resize(16), bs=4, device="cpu")
+    learn = vision_learner(dls, xresnet18, pretrained=False)
+    body = learn.model[0]
+    assert len(body) == len(xresnet18()) - 4 and learn.n_groups == 3
+    assert learn.group_names == ["body[:3]", "body[3:]", "head"]
+    stem = {id(p) for p in body[:3].parameters()}
+    assert {id(p) for p in learn.layer_groups[0]} == stem
+    learn.freeze()
+    assert not body[0][0].weight.requires_grad and body[3:][1][0].convpath[0][0].weight.requires_grad is False
+    learn.fit(1, 1e-3)
+    assert len(learn.recorder.values) == 1
+    with pytest.raises(ValueError, match="no published weights|weights"):
+        vision_learner(dls, xresnet18)
