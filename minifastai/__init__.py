@@ -21,6 +21,7 @@ from .callback.ema import EMA
 from .callback.loggers import MLflowCallback, TensorBoardCallback
 from .callback.lr_find import LRFinder, LRSweep, SuggestedLRs, SuggestionMethod, minimum, slide, steep, valley
 from .callback.mixed_precision import MixedPrecision
+from .callback.mixup import CutMix, MixHandler, MixUp, reduce_loss
 from .callback.plan import PlanRecord
 from .callback.preds import MCDropoutCallback
 from .callback.progress import ProgressCallback, ShowGraphCallback
@@ -93,7 +94,7 @@ __all__ = [
     # training callbacks
     "MixedPrecision", "GradientAccumulation", "GradientClip", "EarlyStoppingCallback", "SaveModelCallback",
     "TerminateOnNaNCallback", "CSVLogger", "TrackerCallback", "ReduceLROnPlateau", "ShortEpochCallback", "BnFreeze",
-    "ShowGraphCallback", "MCDropoutCallback",
+    "ShowGraphCallback", "MCDropoutCallback", "MixUp", "CutMix", "MixHandler", "reduce_loss",
     # fastai names (schedules, optimizers, losses, metrics, seeding)
     "SchedLin", "SchedCos", "SchedNo", "SchedExp", "SchedPoly", "combine_scheds", "sched_no", "annealer",
     "SGD", "Adam", "RMSProp", "OptimWrapper", "Optimizer", "RAdam", "QHAdam", "Larc", "Lamb", "Lookahead", "ranger",

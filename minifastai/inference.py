@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import copy
 import inspect
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -12,7 +11,7 @@ import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from .callback.core import Callback, listify
-from .losses import ACTIVATIONS, activation_for  # noqa: F401 (activation_for: part of this module's API)
+from .losses import ACTIVATIONS, activation_for, per_item_loss  # noqa: F401 (part of this module's API)
 
 if TYPE_CHECKING:
     from .learner import Learner
@@ -28,22 +27,6 @@ def decode_preds(loss_func: Any, activation: str | None, preds: torch.Tensor) ->
     if activation == "sigmoid":
         return preds > 0.5
     return preds
-
-
-def per_item_loss(loss_func: Any) -> Callable[..., torch.Tensor]:
-    """The loss function with `reduction='none'` (for `get_preds(with_loss=True)`)."""
-    if hasattr(loss_func, "reduction"):  # torch losses and the flat losses (whose setter reaches the inner loss)
-        f = copy.deepcopy(loss_func)  # deep: a flat loss's inner torch loss must not change
-        setattr(f, "reduction", "none")  # noqa: B010 (a torch loss's attribute)
-        return f
-    try:
-        accepts = "reduction" in inspect.signature(loss_func).parameters
-    except (TypeError, ValueError):
-        accepts = False
-    if accepts:
-        return lambda *a: loss_func(*a, reduction="none")
-    raise TypeError(f"get_preds(with_loss=True) needs per-item losses, but loss_func {loss_func!r} takes no "
-                    "reduction='none'; use a torch loss (e.g. nn.CrossEntropyLoss()) or a flat loss")
 
 
 class GatherPreds(Callback):

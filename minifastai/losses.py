@@ -6,6 +6,8 @@ output into what `get_preds` returns (softmax, sigmoid or nothing) and `decodes`
 """
 from __future__ import annotations
 
+import copy
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -279,3 +281,19 @@ def activation_for(loss_func: Any) -> str | None:
     if isinstance(loss_func, nn.BCEWithLogitsLoss):
         return "sigmoid"
     return None
+
+
+def per_item_loss(loss_func: Any) -> Callable[..., torch.Tensor]:
+    """The loss function with `reduction='none'` (for `get_preds(with_loss=True)`, MixUp's blended loss)."""
+    if hasattr(loss_func, "reduction"):  # torch losses and the flat losses (whose setter reaches the inner loss)
+        f = copy.deepcopy(loss_func)  # deep: a flat loss's inner torch loss must not change
+        setattr(f, "reduction", "none")  # noqa: B010 (a torch loss's attribute)
+        return f
+    try:
+        accepts = "reduction" in inspect.signature(loss_func).parameters
+    except (TypeError, ValueError):
+        accepts = False
+    if accepts:
+        return lambda *a: loss_func(*a, reduction="none")
+    raise TypeError(f"per-item losses are needed (get_preds(with_loss=True), MixUp), but loss_func {loss_func!r} "
+                    "takes no reduction='none'; use a torch loss (e.g. nn.CrossEntropyLoss()) or a flat loss")
