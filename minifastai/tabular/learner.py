@@ -10,7 +10,7 @@ from torch import nn
 from ..learner import Learner
 from .dataloaders import TabularDataLoaders, _display
 from .loader import TabularLoader
-from .model import TabularModel, get_emb_sz
+from .model import TabularModel, get_emb_sz, tabular_config
 
 
 class TabularRow:
@@ -69,11 +69,18 @@ def tabular_learner(dls: TabularDataLoaders, layers: Sequence[int] = (200, 100),
                     embed_p: float = 0.0, y_range: tuple[float, float] | None = None,
                     n_out: int | None = None,
                     use_bn: bool = True, bn_final: bool = False, bn_cont: bool = True,
-                    **learner_kwargs: Any) -> TabularLearner:
+                    config: Mapping[str, Any] | None = None, **learner_kwargs: Any) -> TabularLearner:
     """A `TabularLearner` with a `TabularModel` for `dls`: the data's loss (cross-entropy for classification,
-    MSE for regression). The model is one layer group, so give `fit_one_cycle` a float LR."""
+    MSE for regression). The model is one layer group, so give `fit_one_cycle` a float LR. `config` (fastai's
+    `tabular_config(ps=..., embed_p=..., ...)`) gives the model's arguments instead of the keywords."""
     if not isinstance(dls, TabularDataLoaders):
         raise TypeError(f"tabular_learner needs TabularDataLoaders, got {type(dls).__name__}")
+    if config is not None:
+        conf = tabular_config(**config)  # checks the names
+        ps, embed_p = conf.get("ps", ps), conf.get("embed_p", embed_p)
+        y_range = conf.get("y_range", y_range) if y_range is None else y_range
+        use_bn, bn_final, bn_cont = conf.get("use_bn", use_bn), conf.get("bn_final", bn_final), conf.get(
+            "bn_cont", bn_cont)
     if y_range is not None:
         if len(y_range) != 2 or not float(y_range[0]) < float(y_range[1]):
             raise ValueError(f"y_range must be (low, high) with low < high, got {y_range!r}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -9,7 +10,7 @@ from torch import nn
 from ..layers import BatchNorm, SigmoidRange, sigmoid_range
 from .dataloaders import TabularDataLoaders, TabularPandas
 
-__all__ = ["emb_sz_rule", "get_emb_sz", "TabularModel", "sigmoid_range", "SigmoidRange"]
+__all__ = ["emb_sz_rule", "get_emb_sz", "TabularModel", "sigmoid_range", "SigmoidRange", "tabular_config"]
 
 
 def emb_sz_rule(n_cat: int) -> int:
@@ -76,3 +77,16 @@ class TabularModel(nn.Module):
         if self.n_cont and x_cont is not None:
             xs.append(self.bn_cont(x_cont) if self.bn_cont is not None else x_cont)
         return self.layers(xs[0] if len(xs) == 1 else torch.cat(xs, 1))
+
+
+def tabular_config(**kwargs: Any) -> dict[str, Any]:
+    """fastai's `tabular_config`: `TabularModel`'s keyword arguments as a dict (`tabular_learner(dls,
+    config=tabular_config(ps=[0.1, 0.1]))`); a name `TabularModel` does not take is an error naming it."""
+    import inspect
+
+    known = set(inspect.signature(TabularModel.__init__).parameters) - {"self", "emb_szs", "n_cont", "out_sz",
+                                                                        "layers"}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise TypeError(f"tabular_config: TabularModel takes no {unknown}; it takes {sorted(known)}")
+    return dict(kwargs)

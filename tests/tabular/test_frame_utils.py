@@ -1,0 +1,75 @@
+"""fastai's DataFrame helpers (`add_datepart`, `cont_cat_split`, `df_shrink`, `tabular_config`), compared with
+fastai's own on the same frames."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from minifastai.tabular import (
+    TabularDataLoaders,
+    add_datepart,
+    cont_cat_split,
+    df_shrink,
+    df_shrink_dtypes,
+    make_date,
+    tabular_config,
+    tabular_learner,
+)
+
+ftc = pytest.importorskip("fastai.tabular.core")
+
+
+def dates(unit: str = "ns") -> pd.DataFrame:
+    d = pd.to_datetime(["2019-12-31", "2020-02-29", None, "2021-07-04 13:45:10"], format="ISO8601")
+    return pd.DataFrame({"saledate": d.astype(f"datetime64[{unit}]"), "x": [1, 2, 3, 4]})
+
+
+@pytest.mark.parametrize("kw", [{}, {"time": True}, {"prefix": "s_", "drop": False}])
+def test_add_datepart_is_fastais(kw):
+    ours, theirs = add_datepart(dates(), "saledate", **kw), ftc.add_datepart(dates(), "saledate", **kw)
+    assert list(ours.columns) == list(theirs.columns)
+    pd.testing.assert_frame_equal(ours, theirs, check_dtype=False)
+    assert ours["saleYear"].iloc[0] == 2019 if not kw.get("prefix") else ours["s_Year"].iloc[0] == 2019
+    # microsecond datetimes (pandas' default for parsed strings): fastai's Elapsed is then 1000 times too small
+    us = add_datepart(dates("us"), "saledate", **kw)
+    col = (kw.get("prefix") or "sale") + "Elapsed"
+    assert us[col].iloc[0] == 1577750400.0 == ours[col].iloc[0]  # 2019-12-31 00:00 UTC, in seconds
+
+
+def test_make_date_parses_strings_and_names_a_missing_column():
+    df = pd.DataFrame({"d": ["2020-01-02", "2020-03-04"]})
+    make_date(df, "d")
+    assert pd.api.types.is_datetime64_dtype(df["d"]) and df["d"].iloc[1].month == 3
+    with pytest.raises(KeyError, match="'date' is not a column"):
+        make_date(df, "date")
+
+
+def test_cont_cat_split_is_fastais():
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"f": rng.random(50), "few": rng.integers(0, 5, 50), "many": np.arange(50),
+                       "s": rng.choice(["a", "b"], 50), "y": rng.random(50), "b": rng.random(50) > 0.5})
+    for kw in [{}, {"max_card": 3}, {"dep_var": "y"}, {"dep_var": ["y", "f"], "max_card": 60}]:
+        assert cont_cat_split(df, **kw) == ftc.cont_cat_split(df, **kw), kw
+
+
+def test_df_shrink_is_fastais():
+    df = pd.DataFrame({"i": [1, 2, 300], "u": [0, 5, 70000], "f": [0.5, 1.5, 2.5], "o": ["a", "b", "a"],
+                       "big": [1, 2, 2**40], "neg": [-1, 0, 1]})
+    for kw in [{}, {"int2uint": True}, {"obj2cat": False}, {"skip": ["i"]}]:
+        assert {k: str(v) for k, v in df_shrink_dtypes(df, **kw).items()} == \
+            {k: str(v) for k, v in ftc.df_shrink_dtypes(df, **kw).items()}, kw
+    small = df_shrink(df, int2uint=True)
+    pd.testing.assert_frame_equal(small, ftc.df_shrink(df, int2uint=True))
+    assert small.memory_usage(deep=True).sum() < df.memory_usage(deep=True).sum()
+
+
+def test_tabular_config_checks_names_and_configures_the_model():
+    assert tabular_config(ps=[0.1, 0.2], embed_p=0.05) == {"ps": [0.1, 0.2], "embed_p": 0.05}
+    with pytest.raises(TypeError, match=r"TabularModel takes no \['dropout'\]"):
+        tabular_config(dropout=0.1)
+    df = pd.DataFrame({"a": np.linspace(0, 1, 40), "c": ["x", "y"] * 20, "t": [0.0, 1.0] * 20})
+    dls = TabularDataLoaders.from_df(df, cat_names=["c"], cont_names=["a"], y_names="t", bs=8)
+    learn = tabular_learner(dls, layers=[8, 4], config=tabular_config(ps=[0.25, 0.5], bn_final=True, y_range=(0, 1)))
+    drops = [m.p for m in learn.model.modules() if type(m).__name__ == "Dropout"]
+    assert drops[-2:] == [0.25, 0.5] and type(list(learn.model.modules())[-1]).__name__ == "SigmoidRange"
