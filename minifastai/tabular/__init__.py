@@ -12,11 +12,11 @@ from .learner import TabularLearner, TabularRow, tabular_learner
 from .loader import TabularLoader
 from .model import SigmoidRange, TabularModel, emb_sz_rule, get_emb_sz, sigmoid_range, tabular_config
 from .processor import TabularProcessor
-from .procs import Categorify, FillMissing, Normalize, TabularProc
+from .procs import Categorify, FillMissing, FillStrategy, Normalize, TabularProc
 from .splitters import IndexSplitter, RandomSplitter
 
 __all__ = [
-    "NA", "TabularProc", "FillMissing", "Categorify", "Normalize", "TabularProcessor", "TabularLoader",
+    "NA", "TabularProc", "FillMissing", "FillStrategy", "Categorify", "Normalize", "TabularProcessor", "TabularLoader",
     "TabularPandas", "TabularDataLoaders", "CategoryBlock", "RegressionBlock", "RandomSplitter",
     "IndexSplitter", "TabularModel", "emb_sz_rule", "get_emb_sz", "sigmoid_range", "SigmoidRange", "TabularRow",
     "TabularLearner", "tabular_learner", "rebuild_learner",

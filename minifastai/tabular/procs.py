@@ -54,6 +54,26 @@ class TabularProc:
 FILL_STRATEGIES = ("median", "mode", "constant")
 
 
+class FillStrategy:
+    """fastai's fill strategies for `FillMissing(fill_strategy=...)`: `median`, `constant` (`fill_val`), `mode`;
+    each also computes its value from a pandas Series (`FillStrategy.median(df["age"], 0)`)."""
+
+    @staticmethod
+    def median(c: Any, fill: float) -> Any:
+        """The median of the column's values."""
+        return c.median()
+
+    @staticmethod
+    def constant(c: Any, fill: float) -> Any:
+        """`fill` itself."""
+        return fill
+
+    @staticmethod
+    def mode(c: Any, fill: float) -> Any:
+        """The most frequent value."""
+        return c.dropna().value_counts().idxmax()
+
+
 class FillMissing(TabularProc):
     """Fill missing continuous values with the training rows' median (or mode, or `fill_val`), and add a
     categorical column `<col>_na` (True where the value was missing) for every column that had missing

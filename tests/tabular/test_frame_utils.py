@@ -73,3 +73,17 @@ def test_tabular_config_checks_names_and_configures_the_model():
     learn = tabular_learner(dls, layers=[8, 4], config=tabular_config(ps=[0.25, 0.5], bn_final=True, y_range=(0, 1)))
     drops = [m.p for m in learn.model.modules() if type(m).__name__ == "Dropout"]
     assert drops[-2:] == [0.25, 0.5] and type(list(learn.model.modules())[-1]).__name__ == "SigmoidRange"
+
+
+def test_fill_strategy_is_fastais():
+    from minifastai.tabular import Categorify, FillMissing, FillStrategy
+
+    s = pd.Series([1.0, 2.0, 2.0, np.nan, 10.0])
+    for name in ("median", "constant", "mode"):
+        assert getattr(FillStrategy, name)(s, 7.0) == getattr(ftc.FillStrategy, name)(s, 7.0), name
+    df = pd.DataFrame({"a": [1.0, 2.0, 2.0, np.nan, 10.0, 3.0] * 3, "y": [0, 1, 0, 1, 0, 1] * 3})
+    for strategy, expected in ((FillStrategy.mode, 2.0), (FillStrategy.median, 2.0), (FillStrategy.constant, 0.0)):
+        dls = TabularDataLoaders.from_df(df, procs=[Categorify, FillMissing(fill_strategy=strategy)],
+                                         cont_names=["a"], y_names="y", valid_idx=[17], bs=4)
+        fill = next(p for p in dls.processor.procs if isinstance(p, FillMissing)).fill
+        assert fill == {"a": expected}, strategy.__name__
