@@ -186,6 +186,51 @@ class TabularPandas(ProcessorView):
     def __len__(self) -> int:
         return len(self.train_idx) + len(self.valid_idx)
 
+    @property
+    def xs(self) -> pd.DataFrame:
+        """Every row's processed inputs (category codes, normalized values), in table order (fastai's `to.xs`)."""
+        return pd.concat([self.train.xs, self.valid.xs]).sort_index()
+
+    @property
+    def ys(self) -> pd.DataFrame:
+        """Every row's processed targets, in table order (fastai's `to.ys`)."""
+        return pd.concat([self.train.ys, self.valid.ys]).sort_index()
+
+    @property
+    def y(self) -> pd.Series:
+        """The first target column, processed, for every row."""
+        return self.ys.iloc[:, 0]
+
+    @property
+    def items(self) -> pd.DataFrame:
+        """The processed table: inputs then targets, every row in table order (fastai's `to.items`, without the
+        columns that are neither inputs nor targets)."""
+        return pd.concat([self.xs, self.ys], axis=1)
+
+    def __getitem__(self, col: str) -> pd.Series:
+        """One processed column (fastai's `to['age']`)."""
+        items = self.items
+        if col not in items:
+            raise KeyError(f"{col!r} is not an input or target column; the columns are {list(items.columns)}")
+        return items[col]
+
+    def decode_row(self, row: pd.Series) -> pd.Series:
+        """A processed row (`to.items.iloc[i]`) decoded back: categories from their codes, values un-normalized."""
+        missing = [c for c in (*self.cat_names, *self.cont_names) if c not in row.index]
+        if missing:
+            raise KeyError(f"decode_row: the row has no {missing}; pass a row of to.items")
+        x_cat = torch.tensor([[int(row[c]) for c in self.cat_names]], dtype=torch.long).reshape(1, -1)
+        x_cont = torch.tensor([[float(row[c]) for c in self.cont_names]], dtype=torch.float32).reshape(1, -1)
+        y = None
+        if all(c in row.index for c in self.y_names):
+            y = torch.tensor([[row[c] for c in self.y_names]])
+        return self.processor.decode(x_cat, x_cont, y).iloc[0]
+
+    def show(self, max_n: int = 10) -> None:
+        """Print the first `max_n` rows decoded (categories and values as in the table), as fastai's `to.show()`."""
+        items = self.items.iloc[:max_n]
+        print(pd.DataFrame([self.decode_row(r) for _, r in items.iterrows()], index=items.index).to_string())
+
     def dataloaders(self, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
                     device: torch.device | str | None = None, path: str | os.PathLike = ".",
                     drop_last: bool = False) -> TabularDataLoaders:

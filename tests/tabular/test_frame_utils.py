@@ -87,3 +87,24 @@ def test_fill_strategy_is_fastais():
                                          cont_names=["a"], y_names="y", valid_idx=[17], bs=4)
         fill = next(p for p in dls.processor.procs if isinstance(p, FillMissing)).fill
         assert fill == {"a": expected}, strategy.__name__
+
+
+def test_tabular_pandas_views_are_fastais(capsys):
+    from minifastai.tabular import Categorify, Normalize, TabularPandas
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.random(30), "c": rng.choice(["x", "y", "z"], 30), "y": rng.choice(["p", "q"], 30)})
+    splits = (list(range(24)), list(range(24, 30)))
+    ours = TabularPandas(df, [Categorify, Normalize], ["c"], ["a"], y_names="y", splits=splits)
+    theirs = ftc.TabularPandas(df.copy(), [ftc.Categorify, ftc.Normalize], ["c"], ["a"], y_names="y", splits=splits)
+    np.testing.assert_allclose(ours.xs["a"].to_numpy(), theirs.xs["a"].to_numpy(dtype=float), rtol=1e-5, atol=1e-6)
+    assert ours.xs["c"].tolist() == theirs.xs["c"].tolist() and ours.ys["y"].tolist() == theirs.ys["y"].tolist()
+    assert ours["c"].tolist() == theirs["c"].tolist() and list(ours.items.columns) == ["c", "a", "y"]
+    row = ours.decode_row(ours.items.iloc[3])
+    assert row["c"] == df["c"].iloc[3] and row["y"] == df["y"].iloc[3]
+    assert row["a"] == pytest.approx(df["a"].iloc[3], abs=1e-6)
+    ours.show(2)
+    shown = capsys.readouterr().out
+    assert df["c"].iloc[0] in shown.splitlines()[1] and df["y"].iloc[1] in shown.splitlines()[2]
+    with pytest.raises(KeyError, match="'nope' is not an input or target column"):
+        ours["nope"]
