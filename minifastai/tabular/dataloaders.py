@@ -226,6 +226,24 @@ class TabularPandas(ProcessorView):
             y = torch.tensor([[row[c] for c in self.y_names]])
         return self.processor.decode(x_cat, x_cont, y).iloc[0]
 
+    def new(self, df: Table) -> TabularPandas:
+        """fastai's `to.new(df)`: new rows through the procs fitted here (not fitted again), all of them in the
+        training subset; `.process()` (fastai's next call) has nothing left to do."""
+        out = object.__new__(type(self))
+        tensors = self.processor.process(df)
+        if len(tensors) < 3:
+            raise ValueError(f"to.new: the DataFrame has no target column {self.y_names}; for rows without targets "
+                             "use dls.test_dl(df)")
+        n = len(tensors[0])
+        out.processor, out.device = self.processor, self.device
+        out.train_idx, out.valid_idx = np.arange(n), np.arange(0)
+        out._train = tuple(tensors)
+        out._valid = tuple(t[:0] for t in tensors)
+        return out
+
+    def process(self) -> None:
+        """fastai's `to.process()`: minifastai processes rows when they are given, so there is nothing to do."""
+
     def show(self, max_n: int = 10) -> None:
         """Print the first `max_n` rows decoded (categories and values as in the table), as fastai's `to.show()`."""
         items = self.items.iloc[:max_n]

@@ -108,3 +108,23 @@ def test_tabular_pandas_views_are_fastais(capsys):
     assert df["c"].iloc[0] in shown.splitlines()[1] and df["y"].iloc[1] in shown.splitlines()[2]
     with pytest.raises(KeyError, match="'nope' is not an input or target column"):
         ours["nope"]
+
+
+def test_to_new_processes_new_rows_with_the_fitted_procs_as_fastai():
+    from minifastai.tabular import Categorify, Normalize, TabularPandas
+
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"a": rng.random(30) * 10, "c": rng.choice(["x", "y"], 30), "y": rng.choice(["p", "q"], 30)})
+    new = pd.DataFrame({"a": [0.0, 5.0, 50.0], "c": ["y", "x", "y"], "y": ["q", "p", "p"]})
+    splits = (list(range(24)), list(range(24, 30)))
+    ours = TabularPandas(df, [Categorify, Normalize], ["c"], ["a"], y_names="y", splits=splits)
+    theirs = ftc.TabularPandas(df.copy(), [ftc.Categorify, ftc.Normalize], ["c"], ["a"], y_names="y", splits=splits)
+    o, t = ours.new(new), theirs.new(new.copy())
+    o.process(), t.process()
+    np.testing.assert_allclose(o.xs["a"].to_numpy(), t.xs["a"].to_numpy(dtype=float), rtol=1e-5)  # train stats
+    assert o.xs["c"].tolist() == t.xs["c"].tolist() and o.ys["y"].tolist() == t.ys["y"].tolist()
+    assert len(o) == 3 and len(ours) == 30  # the original is unchanged
+    dls = o.dataloaders(bs=2, device="cpu")
+    assert sum(len(b[0]) for b in dls.train) == 3
+    with pytest.raises(ValueError, match="no target column"):
+        ours.new(new.drop(columns="y"))
