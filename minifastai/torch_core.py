@@ -24,14 +24,16 @@ defaults = SimpleNamespace(lr=1e-3, moms=(0.95, 0.85, 0.95))
 own namespace (fastcore's `defaults` is left as it is); reading it changes nothing in minifastai."""
 
 
-def _first_tensor(b: Any) -> torch.Tensor | None:
+def first_tensor(b: Any, batched: bool = False) -> torch.Tensor | None:
+    """The first tensor in `b` (a tensor, or tensors in lists, tuples and dicts), or None; with `batched`, the first
+    one that has a batch dimension (0-d tensors are skipped)."""
     if isinstance(b, torch.Tensor):
-        return b
+        return b if b.ndim > 0 or not batched else None
     if isinstance(b, dict):
         b = list(b.values())
     if isinstance(b, (list, tuple)):
         for o in b:
-            t = _first_tensor(o)
+            t = first_tensor(o, batched)
             if t is not None:
                 return t
     return None
@@ -39,7 +41,7 @@ def _first_tensor(b: Any) -> torch.Tensor | None:
 
 def find_bs(b: Any) -> int:
     """The batch size of `b`: the first dimension of its first tensor (fastai's `find_bs`)."""
-    t = _first_tensor(b)
+    t = first_tensor(b)
     if t is None or t.ndim == 0:
         raise ValueError(f"find_bs: no tensor with a batch dimension in {type(b).__name__} {b!r:.80}")
     return int(t.shape[0])
@@ -47,7 +49,7 @@ def find_bs(b: Any) -> int:
 
 def find_device(b: Any) -> torch.device | None:
     """The device of the first tensor in `b` (fastai's `find_device`; None if `b` holds no tensor)."""
-    t = _first_tensor(b)
+    t = first_tensor(b)
     return None if t is None else t.device
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from ..torch_core import first_tensor
 from .core import (
     Callback,
     CancelBatchException,
@@ -33,23 +34,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _first_tensor(x: Any) -> torch.Tensor | None:
-    if isinstance(x, torch.Tensor):
-        return x if x.ndim > 0 else None
-    if isinstance(x, dict):
-        x = list(x.values())
-    if isinstance(x, (list, tuple)):
-        for v in x:
-            t = _first_tensor(v)
-            if t is not None:
-                return t
-    return None
-
-
 def batch_size(learn: Any) -> int:
     """Number of samples in the current batch: the first dimension of the first target (or input) tensor."""
-    t = _first_tensor(learn.yb) if learn.yb else None
-    t = _first_tensor(learn.xb) if t is None else t
+    t = first_tensor(learn.yb, batched=True) if learn.yb else None
+    t = first_tensor(learn.xb, batched=True) if t is None else t
     if t is None:
         raise ValueError("cannot tell the batch size: the batch has no tensor with a batch dimension")
     return int(t.shape[0])

@@ -32,7 +32,7 @@ from .image_files import (
     read_image,
     to_image_tensor,
 )
-from .loaders import ImageDL, ImageListDataset, collate_images
+from .loaders import ImageDL, ImageListDataset, collate_images, show_image_batch
 from .pipeline import ImagePipeline
 from .show import show_images
 from .transforms import Normalize
@@ -351,11 +351,4 @@ class ImageDataLoaders(DataLoaders):
             if dl is None:
                 raise ValueError(f"dls[{ds_idx}] is empty: nothing to show")
             b = next(iter(dl))
-        x, y = b[0], (b[1] if len(b) > 1 else None)
-        n = min(max_n, len(x))
-        imgs = self.pipeline.decode(x[:n].float()).cpu()
-        titles = [self._label(int(y[i])) if y is not None else "" for i in range(n)]
-        return show_images(imgs, titles, nrows=nrows, ncols=ncols, figsize=figsize)
-
-    def _label(self, i: int) -> str:
-        return str(self.vocab[i]) if self.vocab is not None else str(i)
+        return show_image_batch(b, self.pipeline, self.vocab, max_n, nrows, ncols, figsize)

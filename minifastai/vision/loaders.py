@@ -91,19 +91,12 @@ class ImageDL:
                    figsize: tuple[float, float] | None = None) -> Any:
         """fastai's `dls.train.show_batch()`: up to `max_n` images of batch `b` (default: this loader's first,
         with its transforms) titled with their labels when the batch has them; returns the figure."""
-        from .show import show_images
-
         if b is None:
             try:
                 b = next(iter(self))
             except StopIteration:
                 raise ValueError("this loader yields no batch: nothing to show") from None
-        x, y = b[0], (b[1] if len(b) > 1 else None)
-        n = min(max_n, len(x))
-        imgs = self.pipeline.decode(x[:n].float()).cpu()
-        vocab = self.vocab
-        titles = ["" if y is None else str(vocab[int(y[i])]) if vocab is not None else str(int(y[i])) for i in range(n)]
-        return show_images(imgs, titles, nrows=nrows, ncols=ncols, figsize=figsize)
+        return show_image_batch(b, self.pipeline, self.vocab, max_n, nrows, ncols, figsize)
 
     def map_loader(self, f: Callable[[DataLoader], DataLoader]) -> ImageDL:
         """The same pipeline around `f(inner DataLoader)`; distributed training shards the inner loader so."""
@@ -129,3 +122,17 @@ class ImageDL:
         for b in self.dl:
             x = self.pipeline.batch(b[0].to(self.device, non_blocking=nb), self.train)
             yield (x,) if len(b) == 1 else (x, b[1].to(self.device, non_blocking=nb))
+
+
+def show_image_batch(b: tuple, pipeline: ImagePipeline, vocab: Sequence[Any] | None, max_n: int = 9,
+                     nrows: int | None = None, ncols: int | None = None,
+                     figsize: tuple[float, float] | None = None) -> Any:
+    """Up to `max_n` images of batch `b`, un-normalized by `pipeline`, titled with their labels (class names from
+    `vocab`, else the indices) when the batch has them; returns the figure."""
+    from .show import show_images
+
+    x, y = b[0], (b[1] if len(b) > 1 else None)
+    n = min(max_n, len(x))
+    imgs = pipeline.decode(x[:n].float()).cpu()
+    titles = ["" if y is None else str(vocab[int(y[i])]) if vocab is not None else str(int(y[i])) for i in range(n)]
+    return show_images(imgs, titles, nrows=nrows, ncols=ncols, figsize=figsize)

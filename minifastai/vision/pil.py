@@ -24,10 +24,7 @@ class PILImage(Image.Image):
     def create(cls, fn: Any) -> PILImage:
         """The image `fn` (a path, bytes, PIL image, numpy array or tensor) as this class, in its mode."""
         if isinstance(fn, torch.Tensor):
-            t = fn.detach().cpu()
-            if t.ndim == 3 and t.shape[0] in (1, 3):
-                t = t.permute(1, 2, 0)
-            fn = (t.squeeze(-1) if t.ndim == 3 and t.shape[-1] == 1 else t).numpy()
+            fn = _hwc(fn).numpy()
         if isinstance(fn, np.ndarray):
             if fn.dtype != np.uint8:
                 raise TypeError(f"PILImage.create takes uint8 arrays (0-255), got {fn.dtype}: convert with "
@@ -64,6 +61,14 @@ class PILImageBW(PILImage):
     _mode = "L"
 
 
+def _hwc(t: torch.Tensor) -> torch.Tensor:
+    """A (C, H, W) image tensor (C 1 or 3) as (H, W, C) on the CPU, a single channel as (H, W)."""
+    t = t.detach().cpu()
+    if t.ndim == 3 and t.shape[0] in (1, 3):
+        t = t.permute(1, 2, 0)
+    return t.squeeze(-1) if t.ndim == 3 and t.shape[-1] == 1 else t
+
+
 def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = None, title: str | None = None,
                ctx: Any = None, cmap: str | None = None, **kwargs: Any) -> Any:
     """fastai's `show_image`: draw a PIL image, a (H, W[, C]) array or a (C, H, W) tensor (uint8, or floats in
@@ -73,14 +78,10 @@ def show_image(im: Any, ax: Any = None, figsize: tuple[float, float] | None = No
     if isinstance(im, Image.Image):
         arr = np.asarray(im)
     elif isinstance(im, torch.Tensor):
-        t = im.detach().cpu()
-        if t.ndim == 3 and t.shape[0] in (1, 3):
-            t = t.permute(1, 2, 0)
+        t = _hwc(im)
         arr = t.float().clamp(0, 1).numpy() if t.is_floating_point() else t.numpy()
     else:
-        arr = np.asarray(to_image_tensor(im).permute(1, 2, 0))
-    if arr.ndim == 3 and arr.shape[-1] == 1:
-        arr = arr[..., 0]
+        arr = np.asarray(_hwc(to_image_tensor(im)))
     ax = ax if ax is not None else ctx
     if ax is None:
         _, ax = plt.subplots(figsize=figsize)
