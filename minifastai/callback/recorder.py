@@ -192,9 +192,10 @@ class Recorder(ScheduleView, Callback):
         if learn.training:
             self._batch_losses.append(learn.loss.detach())
             self.record_hps()
-            for m in self._train_mets:
-                m.accumulate(learn)
-            self._train_seen += 1
+            if self._train_mets:  # train_metrics only: nothing more per batch otherwise
+                for m in self._train_mets:
+                    m.accumulate(learn)
+                self._train_seen += 1
         else:
             bs = len(learn.yb[0]) if learn.yb else len(learn.pred)
             res = self.results
