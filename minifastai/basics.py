@@ -28,6 +28,26 @@ from . import *  # noqa: F403
 from . import __all__ as _package_all
 from .callback.core import event
 from .data import TfmdDL
+from .data.block import DataBlock, noop, show_at
+from .data.blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock
+from .data.transforms import (
+    AttrGetter,
+    ColReader,
+    ColSplitter,
+    EndSplitter,
+    FileSplitter,
+    FuncSplitter,
+    GrandparentSplitter,
+    IndexSplitter,
+    ItemGetter,
+    MaskSplitter,
+    RandomSplitter,
+    RandomSubsetSplitter,
+    RegexLabeller,
+    TrainTestSplitter,
+    parent_label,
+    using_attr,
+)
 from .external import URLs, download_url, untar_data
 from .interpret import ClassificationInterpretation, Interpretation, SegmentationInterpretation
 from .test_utils import equals, test_eq, test_ne
@@ -55,6 +75,10 @@ __all__ = [*_package_all, "event", "Module", "to_detach", "unwrap_model", "no_ra
            "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
            "equals", "test_eq", "test_ne", "Transform", "Pipeline", "Datasets",
            "URLs", "untar_data", "download_url",
+           "DataBlock", "noop", "show_at", "CategoryBlock", "MultiCategoryBlock", "RegressionBlock",
+           "RandomSplitter", "TrainTestSplitter", "IndexSplitter", "EndSplitter", "GrandparentSplitter",
+           "FuncSplitter", "MaskSplitter", "FileSplitter", "ColSplitter", "RandomSubsetSplitter", "parent_label",
+           "RegexLabeller", "ColReader", "ItemGetter", "AttrGetter", "using_attr",
            "torch", "nn", "F", "np", "pd", "plt", "Path", "partial", "tensor", "Tensor", "L",
            "math", "os", "re", "random", "time", "warnings", "json", "sys"]
 

@@ -7,4 +7,4 @@ from ..basics import *  # noqa: F403
 from ..basics import __all__ as _basics_all
 from . import *  # noqa: F403
 
-__all__ = [*_basics_all, *_tabular.__all__]
+__all__ = [*_basics_all, *(n for n in _tabular.__all__ if n not in _basics_all)]

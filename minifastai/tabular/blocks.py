@@ -1,39 +1,14 @@
-"""Targets: `CategoryBlock` and `RegressionBlock`, and which kind a target column is."""
+"""Tabular targets: which kind a target column is, for `CategoryBlock` and `RegressionBlock` (`minifastai.data.blocks`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from ..data.blocks import CategoryBlock, RegressionBlock
 from ..losses import CrossEntropyLossFlat, MSELossFlat
-from .columns import _plain, _Source
+from .columns import _Source
 
-
-class CategoryBlock:
-    """`y_block` for a classification target (fastai's name): `vocab` fixes the classes and their order;
-    otherwise they are the target's sorted values (a pandas Categorical keeps its order)."""
-
-    kind = "category"
-
-    def __init__(self, vocab: Sequence | None = None, sort: bool = True, add_na: bool = False) -> None:
-        self.vocab = None if vocab is None else [_plain(v) for v in vocab]
-        self.sort, self.add_na = sort, add_na
-        if self.vocab is not None and len(set(self.vocab)) != len(self.vocab):
-            raise ValueError(f"CategoryBlock(vocab=...) lists a class more than once: {self.vocab}")
-
-    def __repr__(self) -> str:
-        return f"CategoryBlock(vocab={self.vocab})"
-
-
-class RegressionBlock:
-    """`y_block` for float targets (fastai's name): one output per target column (`n_out` checks it)."""
-
-    kind = "regression"
-
-    def __init__(self, n_out: int | None = None) -> None:
-        self.n_out = n_out
-
-    def __repr__(self) -> str:
-        return f"RegressionBlock(n_out={self.n_out})"
+__all__ = ["CategoryBlock", "RegressionBlock"]
 
 
 YBlock = CategoryBlock | RegressionBlock

@@ -17,6 +17,7 @@ from .data import (
     read_image,
     to_image_tensor,
 )
+from .block import ImageBlock
 from .export import rebuild_learner  # importing it registers vision's rebuilder (persist.registry)
 from .interpret import ClassificationInterpretation
 from .learner import VisionLearner, cnn_learner, vision_learner
@@ -67,7 +68,7 @@ __all__ = [
     "vision_learner", "cnn_learner", "VisionLearner", "rebuild_learner", "ClassificationInterpretation",
     # data
     "ImageDataLoaders", "ImageDL", "ImageListDataset", "ImagePipeline", "get_image_files", "parent_label",
-    "read_image", "to_image_tensor", "IMAGE_EXTENSIONS", "PILImage", "PILImageBW", "show_image",
+    "read_image", "to_image_tensor", "IMAGE_EXTENSIONS", "PILImage", "PILImageBW", "show_image", "ImageBlock",
     "XResNet", "xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152",
     # transforms
     "Resize", "ResizeMethod", "PadMode", "RandomResizedCrop", "CropPad", "aug_transforms", "Flip", "Dihedral",

@@ -19,8 +19,9 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from ..data import DataLoaders, default_device
-from ..losses import CrossEntropyLossFlat
-from .export_format import vocab_from_state
+from ..data.blocks import TARGET_KINDS, CategoryBlock
+from ..losses import BCEWithLogitsLossFlat, CrossEntropyLossFlat, MSELossFlat
+from .export_format import target_from_state, vocab_from_state
 from .image_files import (
     IMAGE_EXTENSIONS,
     _check_files,
@@ -32,7 +33,7 @@ from .image_files import (
     read_image,
     to_image_tensor,
 )
-from .loaders import ImageDL, ImageListDataset, collate_images, show_image_batch
+from .loaders import ImageDL, ImageListDataset, collate_images, grey, show_image_batch
 from .pipeline import ImagePipeline
 from .show import show_images
 from .transforms import Normalize
@@ -41,6 +42,21 @@ __all__ = [
     "IMAGE_EXTENSIONS", "ImageDataLoaders", "ImageDL", "ImageListDataset", "get_image_files", "parent_label",
     "read_image", "to_image_tensor", "show_images", "collate_images",
 ]
+
+
+_LOSSES: dict[str, Callable[[], Callable]] = {
+    "category": CrossEntropyLossFlat, "multi_category": BCEWithLogitsLossFlat, "regression": MSELossFlat}
+
+
+def _check_sizes(bs: Any, train_items: Sequence[Any]) -> None:
+    if not (isinstance(bs, int) and not isinstance(bs, bool) and bs > 0):
+        raise ValueError(f"bs={bs!r} must be a positive int")
+    if len(train_items) == 0:
+        raise ValueError("no training images")
+    if len(train_items) < bs:
+        raise ValueError(f"the training set has {len(train_items)} images, fewer than bs={bs}: with the last "
+                         "partial batch dropped (as fastai does, so that BatchNorm never sees a batch of one) "
+                         f"no batch would be left; pass bs={len(train_items)} or less")
 
 
 def _random_split(n: int, valid_pct: float, seed: int | None) -> tuple[list[int], list[int]]:
@@ -68,11 +84,17 @@ class ImageDataLoaders(DataLoaders):
 
     def __init__(self, train: Any, valid: Any = None, device: torch.device | str | None = None,
                  vocab: Sequence[Any] | None = None, pipeline: ImagePipeline | None = None,
-                 path: str | os.PathLike = ".") -> None:
+                 path: str | os.PathLike = ".", target: str = "category", n_out: int | None = None,
+                 channels: int = 3) -> None:
         super().__init__(train, valid, device=device, n_inp=1, vocab=vocab)
+        if target not in TARGET_KINDS:
+            raise ValueError(f"target={target!r} must be one of {TARGET_KINDS}")
+        if channels not in (1, 3):
+            raise ValueError(f"channels={channels!r} must be 1 (grey) or 3 (RGB)")
         self.pipeline = pipeline or ImagePipeline()
         self.path = Path(path)
-        self.loss_func: Callable = CrossEntropyLossFlat()
+        self.target, self.n_out, self.channels = target, n_out, channels
+        self.loss_func: Callable = _LOSSES[target]()
 
     @property
     def device(self) -> torch.device:
@@ -88,8 +110,8 @@ class ImageDataLoaders(DataLoaders):
 
     @property
     def c(self) -> int:
-        """Number of classes (fastai's `dls.c`)."""
-        return len(self.vocab or [])
+        """The model's number of outputs (fastai's `dls.c`): the number of classes, or a regression's outputs."""
+        return int(self.n_out) if self.target == "regression" and self.n_out else len(self.vocab or [])
 
     @property
     def train_ds(self) -> Any:
@@ -113,55 +135,58 @@ class ImageDataLoaders(DataLoaders):
                    valid_items: Sequence[Any], valid_labels: Sequence[Any], vocab: Sequence[Any] | None = None,
                    item_tfms: Any = None, batch_tfms: Any = None, bs: int = 64, val_bs: int | None = None,
                    shuffle: bool = True, device: torch.device | str | None = None,
-                   num_workers: int | None = None, backend: str | None = None) -> ImageDataLoaders:
+                   num_workers: int | None = None, backend: str | None = None, channels: int = 3
+                   ) -> ImageDataLoaders:
         """Loaders from explicit training and validation items and labels (what every constructor ends in).
 
         The vocab is the sorted set of labels; a label seen only in the validation set is added with a
         warning. Training batches are shuffled with the last partial batch dropped; validation batches
-        (`val_bs`, default `bs`) keep every item in order.
+        (`val_bs`, default `bs`) keep every item in order. `channels=1` reads the images as grey (N, 1, H, W).
         """
-        if not (isinstance(bs, int) and bs > 0):
-            raise ValueError(f"bs={bs!r} must be a positive int")
-        val_bs = bs if val_bs is None else val_bs
-        if len(train_items) == 0:
-            raise ValueError("no training images")
-        if len(train_items) < bs:
-            raise ValueError(f"the training set has {len(train_items)} images, fewer than bs={bs}: with the last "
-                             "partial batch dropped (as fastai does, so that BatchNorm never sees a batch of one) "
-                             f"no batch would be left; pass bs={len(train_items)} or less")
+        _check_sizes(bs, train_items)
         for labels, what in ((train_labels, "training"), (valid_labels, "validation")):
             bad = [(i, y) for i, y in enumerate(labels) if y is None or (isinstance(y, float) and y != y)]
             if bad:
                 raise ValueError(f"{len(bad)} {what} labels are missing (None/NaN), e.g. item "
                                  f"{bad[0][0]}: {list(train_items if what == 'training' else valid_items)[bad[0][0]]}")
-        if vocab is None:
-            try:
-                vocab = sorted(set(train_labels) | set(valid_labels))
-            except TypeError:
-                raise TypeError(f"labels must be of one sortable type (e.g. all str), got "
-                                f"{sorted({type(y).__name__ for y in train_labels})}") from None
-            only_valid = sorted(set(valid_labels) - set(train_labels))
-            if only_valid:
-                warnings.warn(f"classes {only_valid} occur only in the validation set: the model cannot learn "
-                              "them (they are in the vocab, so the outputs still line up)", stacklevel=3)
-        vocab = list(vocab)
-        index = {v: i for i, v in enumerate(vocab)}
-        unknown = sorted({str(y) for y in [*train_labels, *valid_labels] if y not in index})
-        if unknown:
-            raise ValueError(f"labels {unknown[:5]} are not in vocab={vocab}")
+        block = CategoryBlock(vocab)
+        block.setup(train_labels, valid_labels)
+        t_enc, v_enc = block.encode(train_labels), block.encode(valid_labels)
+        return cls.from_targets(path, train_items, t_enc, valid_items, v_enc, block.vocab, "category", None,
+                                item_tfms, batch_tfms, bs, val_bs, shuffle, device, num_workers, backend, channels)
+
+    @classmethod
+    def from_targets(cls, path: str | os.PathLike, train_items: Sequence[Any], train_targets: Tensor,
+                     valid_items: Sequence[Any], valid_targets: Tensor, vocab: Sequence[Any] | None = None,
+                     target: str = "category", n_out: int | None = None, item_tfms: Any = None,
+                     batch_tfms: Any = None, bs: int = 64, val_bs: int | None = None, shuffle: bool = True,
+                     device: torch.device | str | None = None, num_workers: int | None = None,
+                     backend: str | None = None, channels: int = 3) -> ImageDataLoaders:
+        """Loaders from items and their encoded targets: class indices (`target="category"`), multi-hot float
+        rows (`"multi_category"`, classes `vocab`) or floats (`"regression"`, `n_out` outputs); the loss follows
+        the target (`CrossEntropyLossFlat`, `BCEWithLogitsLossFlat`, `MSELossFlat`)."""
+        _check_sizes(bs, train_items)
+        if target not in TARGET_KINDS:
+            raise ValueError(f"target={target!r} must be one of {TARGET_KINDS}")
+        for items, t, what in ((train_items, train_targets, "training"), (valid_items, valid_targets, "validation")):
+            if len(t) != len(items):
+                raise ValueError(f"{len(items)} {what} items but {len(t)} targets: give one target per item")
+        val_bs = bs if val_bs is None else val_bs
         pipeline = ImagePipeline(item_tfms, batch_tfms)
         dev = torch.device(device) if device is not None else default_device()
         if num_workers is None:
             num_workers = min(8, os.cpu_count() or 1) if dev.type == "cuda" else 0
         kw: dict[str, Any] = {"num_workers": num_workers, "collate_fn": collate_images,
                               "pin_memory": dev.type == "cuda", "persistent_workers": num_workers > 0}
-        train_ds = ImageListDataset(train_items, [index[y] for y in train_labels], pipeline, True, backend)
+        vocab = None if vocab is None else list(vocab)
+        train_ds = ImageListDataset(train_items, train_targets, pipeline, True, backend, channels)
         train_dl = DataLoader(train_ds, bs, shuffle=shuffle, drop_last=True, **kw)
         valid = None
         if len(valid_items):
-            valid_ds = ImageListDataset(valid_items, [index[y] for y in valid_labels], pipeline, False, backend)
+            valid_ds = ImageListDataset(valid_items, valid_targets, pipeline, False, backend, channels)
             valid = ImageDL(DataLoader(valid_ds, val_bs, **kw), pipeline, False, dev, vocab)
-        return cls(ImageDL(train_dl, pipeline, True, dev, vocab), valid, dev, vocab, pipeline, path)
+        return cls(ImageDL(train_dl, pipeline, True, dev, vocab), valid, dev, vocab, pipeline, path, target, n_out,
+                   channels)
 
     @classmethod
     def from_folder(cls, path: str | os.PathLike, train: str = "train", valid: str = "valid",
@@ -289,8 +314,10 @@ class ImageDataLoaders(DataLoaders):
     def from_export_state(cls, state: dict, device: Any = "cpu", source: str = "the export") -> ImageDataLoaders:
         """Inference-only dls (no loaders) with the classes and transforms stored by `export_state` (read by
         `export_format`)."""
+        target, n_out, channels = target_from_state(state, source)
         return cls(None, None, device=device, vocab=vocab_from_state(state, source),
-                   pipeline=ImagePipeline.from_export_state(state, source))
+                   pipeline=ImagePipeline.from_export_state(state, source), target=target, n_out=n_out,
+                   channels=channels)
 
     # ---- inference ---------------------------------------------------------------------------------
     def normalize(self, mean: Sequence[float], std: Sequence[float]) -> ImageDataLoaders:
@@ -306,7 +333,8 @@ class ImageDataLoaders(DataLoaders):
 
     def item_to_batch(self, item: Any) -> tuple[Tensor]:
         """A file path, PIL image or (C, H, W) tensor as a transformed batch of one image."""
-        img = self.pipeline.item(to_image_tensor(item), train=False)
+        img = to_image_tensor(item)
+        img = self.pipeline.item(grey(img) if self.channels == 1 else img, train=False)
         return (self.pipeline.batch(img[None].to(self.device), train=False),)
 
     def test_dl(self, items: Sequence[Any], bs: int = 64, num_workers: int = 0,  # type: ignore[override]
@@ -319,15 +347,15 @@ class ImageDataLoaders(DataLoaders):
             raise TypeError(f"test_dl got unexpected keyword arguments {sorted(unknown)}")
         items = [str(o) if isinstance(o, os.PathLike) else o for o in items]
         labels = self._labels_of(items) if with_labels else None
-        ds = ImageListDataset(items, labels, self.pipeline, False)
+        ds = ImageListDataset(items, labels, self.pipeline, False, channels=self.channels)
         dl = DataLoader(ds, bs, num_workers=num_workers, collate_fn=collate_images,
                         pin_memory=self.device.type == "cuda")
         return ImageDL(dl, self.pipeline, False, self.device, self.vocab)
 
-    def _labels_of(self, items: list[Any]) -> list[int]:
+    def _labels_of(self, items: list[Any]) -> list[Any]:
         """The label index of each item, looked up in the training and validation sets; an item they do not hold
         is an error naming it (its label is unknown)."""
-        known: dict[Any, int] = {}
+        known: dict[Any, Any] = {}
         for ds in (self.train_ds, self.valid_ds):
             if isinstance(ds, ImageListDataset) and ds.labels is not None:
                 known.update((x, y) for x, y in zip(ds.items, ds.labels) if isinstance(x, str))
@@ -340,7 +368,19 @@ class ImageDataLoaders(DataLoaders):
     def export_state(self) -> dict:
         """Classes and the whole transform pipeline, as plain data (the `dls` entry of an export; the pipeline's
         part is `export_format.pipeline_state`)."""
-        return {**super().export_state(), **self.pipeline.export_state()}
+        return {**super().export_state(), **self.pipeline.export_state(), "target": self.target, "n_out": self.n_out,
+                "channels": self.channels}
+
+    def decode(self, pred: Tensor) -> tuple[Any, Any]:
+        """(decoded, index or raw value) for one prediction: the class name and its index (a 0-d tensor); for a
+        multi-label target the class names whose probability passes 0.5 and the boolean row (fastai's); for a
+        regression the values."""
+        if self.target == "multi_category":
+            on = pred > 0.5
+            return [v for v, o in zip(self.vocab or [], on.tolist()) if o], on
+        if self.target == "regression":
+            return pred, pred
+        return super().decode(pred)
 
     def show_batch(self, b: tuple | None = None, max_n: int = 9, nrows: int | None = None, ncols: int | None = None,
                    figsize: tuple[float, float] | None = None, ds_idx: int = 0) -> Any:

@@ -30,7 +30,7 @@ from .export_format import (
     tfm_to_state,
     vocab_from_state,
 )
-from .heads import check_head_args
+from .heads import check_head_args, check_y_range
 from .learner import VisionLearner, _stages_split
 from .models import body_head_split, create_vision_model, resolve_torchvision
 from .timm_models import check_model_kwargs, create_timm_model, timm_arch, timm_names
@@ -83,6 +83,7 @@ def rebuild_learner(state: dict, device: Any = "cpu", source: str | None = None)
     if not isinstance(arch, str):
         raise ValueError(f"{src}: builder['arch'] must be an architecture name, got {arch!r}")
     check_head_args(n_out, lin_ftrs, ps, concat_pool, f"{src}: builder ")
+    y_range = check_y_range(info.get("y_range"), f"{src}: builder ")
     if cut is not None and not (isinstance(cut, int) and not isinstance(cut, bool)):
         raise ValueError(f"{src}: builder['cut']={cut!r} must be an int or None")
     sd = state.get("model")
@@ -123,11 +124,11 @@ def rebuild_learner(state: dict, device: Any = "cpu", source: str | None = None)
     # load_learner, which runs this first on the meta device (no memory) and compares with the stored tensors
     if arch_src == "timm":
         model, _ = create_timm_model(timm_builder, int(n_out), None, model_kwargs, lin_ftrs, ps,  # type: ignore[arg-type]
-                                     concat_pool, check_head=check_head)
+                                     concat_pool, check_head=check_head, y_range=y_range)
         split: Callable = body_head_split
     else:
         args = (builder, int(n_out), None, cut, lin_ftrs, ps, concat_pool)  # type: ignore[arg-type]
-        model, meta = create_vision_model(*args, check_head=check_head)
+        model, meta = create_vision_model(*args, check_head=check_head, y_range=y_range)
         split = meta.split
     if split_name == "stages":
         split = _stages_split

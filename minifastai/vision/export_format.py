@@ -22,7 +22,7 @@ from .normalize import Normalize
 from .transform_base import MAX_SIZE, ImageTransform, is_augmentation
 
 __all__ = ["EXPORTABLE_TRANSFORMS", "tfm_to_state", "tfm_from_state", "pipeline_state", "pipeline_from_state",
-           "vocab_from_state", "builder_info", "EXPORT_MODULE"]
+           "vocab_from_state", "target_from_state", "builder_info", "EXPORT_MODULE"]
 
 EXPORT_MODULE = "minifastai.vision"
 """What vision's exports store in `builder["module"]`: the name their rebuilder is registered under."""
@@ -191,10 +191,26 @@ def vocab_from_state(state: dict, source: str = "the export") -> list | None:
     return vocab
 
 
+def target_from_state(state: dict, source: str = "the export") -> tuple[str, int | None, int]:
+    """(target kind, regression outputs, image channels) stored in the `dls` entry; an export written before they
+    were stored holds a single-label RGB classifier."""
+    from ..data.blocks import TARGET_KINDS
+
+    target, n_out, channels = state.get("target", "category"), state.get("n_out"), state.get("channels", 3)
+    if target not in TARGET_KINDS:
+        raise ValueError(f"{source}: dls.target={target!r} must be one of {TARGET_KINDS}")
+    if n_out is not None and (isinstance(n_out, bool) or not isinstance(n_out, int) or n_out < 1):
+        raise ValueError(f"{source}: dls.n_out={n_out!r} must be a positive int or None")
+    if channels not in (1, 3) or isinstance(channels, bool):
+        raise ValueError(f"{source}: dls.channels={channels!r} must be 1 or 3")
+    return target, n_out, channels
+
+
 # ---- the `builder` entry ---------------------------------------------------------------------------------
 def builder_info(arch: str, source: str, n_out: int, cut: int | Callable | None, lin_ftrs: Sequence[int] | None,
                  ps: float | Sequence[float], concat_pool: bool, weights: str, stages: bool,
-                 model_kwargs: dict | None = None, rebuild_problem: str | None = None) -> dict[str, Any]:
+                 model_kwargs: dict | None = None, rebuild_problem: str | None = None,
+                 y_range: tuple[float, float] | None = None) -> dict[str, Any]:
     """How `rebuild_learner` rebuilds a `vision_learner` model: its arch and where it came from (`source`), the
     head's arguments, the weights' description, the splitter, and timm's model keywords (`model_kwargs`, timm
     archs only); `rebuild_problem`: why it cannot be rebuilt, when it cannot."""
@@ -202,7 +218,8 @@ def builder_info(arch: str, source: str, n_out: int, cut: int | Callable | None,
                             "n_out": n_out, "cut": cut if isinstance(cut, int) else None, "custom_cut": callable(cut),
                             "lin_ftrs": None if lin_ftrs is None else list(lin_ftrs),
                             "ps": ps if isinstance(ps, (int, float)) else list(ps), "concat_pool": concat_pool,
-                            "weights": weights, "splitter": "stages" if stages else None}
+                            "weights": weights, "splitter": "stages" if stages else None,
+                            "y_range": None if y_range is None else [float(v) for v in y_range]}
     if model_kwargs is not None:
         info["model_kwargs"] = model_kwargs
     if rebuild_problem:

@@ -200,3 +200,17 @@ def check_head_args(n_out: Any, lin_ftrs: Any, ps: Any, concat_pool: Any, where:
         raise ValueError(f"{where}ps={ps!r} must be a dropout probability in [0, 1) or a list of them")
     if not isinstance(concat_pool, bool):
         raise ValueError(f"{where}concat_pool={concat_pool!r} must be True or False")
+
+
+def check_y_range(y_range: Any, where: str) -> tuple[float, float] | None:
+    """`y_range` as (low, high) floats with low < high, or None; anything else is a ValueError (prefixed with
+    `where`)."""
+    if y_range is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in y_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}y_range={y_range!r} must be (low, high), two numbers") from None
+    if not (lo < hi) or lo != lo or hi != hi or abs(lo) == float("inf") or abs(hi) == float("inf"):
+        raise ValueError(f"{where}y_range={y_range!r} must be (low, high) with finite low < high")
+    return lo, hi

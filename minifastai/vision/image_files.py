@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..data.transforms import parent_label
+
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_BACKEND", "get_image_files", "parent_label", "read_image", "to_image_tensor"]
 
 # what minifastai reads (torchvision's ImageFolder list); other image types are reported as skipped
@@ -187,11 +189,6 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
                       f"or linking back to an ancestor (a symlink loop or a second link), e.g. {repeated[0][0]} -> "
                       f"{repeated[0][1]}", stacklevel=2)
     return sorted(found)
-
-
-def parent_label(o: str | os.PathLike) -> str:
-    """The name of the folder holding `o` (fastai's `parent_label`)."""
-    return Path(o).parent.name
 
 
 def _regex_labeller(pat: str, on_name: bool) -> Callable[[Any], str]:

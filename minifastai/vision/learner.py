@@ -17,7 +17,7 @@ from ..learner import Learner
 from ..losses import CrossEntropyLossFlat
 from .data import ImageDataLoaders
 from .export_format import builder_info
-from .heads import check_head_args
+from .heads import check_head_args, check_y_range
 from .loaders import ImageDL
 from .models import (
     arch_source,
@@ -103,7 +103,7 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
                    splitter: Callable | str | None = None, normalize: bool = True,
                    lin_ftrs: Sequence[int] | None = None, ps: float | Sequence[float] = 0.5,
                    concat_pool: bool = True, loss_func: Callable | None = None,
-                   **kwargs: Any) -> VisionLearner:
+                   y_range: tuple[float, float] | None = None, **kwargs: Any) -> VisionLearner:
     """A Learner for a torchvision or timm CNN (or timm transformer) with fastai's head; pretrained models are
     frozen and normalized.
 
@@ -114,7 +114,8 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
     pretrained tag); with `pretrained=True` and no
     `weights`, torchvision's file is read from torch hub's cache (or downloaded once), timm's from the Hugging
     Face cache (or downloaded). Layer groups: ResNets (`body[:6]`, `body[6:]`, `head`), others (`body`, `head`);
-    `splitter="stages"` gives one group per stage. The loss defaults to `dls.loss_func`, `path` to `dls.path`;
+    `splitter="stages"` gives one group per stage. `n_out` defaults to `dls.c` (classes, or a regression's outputs),
+    `y_range=(lo, hi)` ends the head in a `SigmoidRange`. The loss defaults to `dls.loss_func`, `path` to `dls.path`;
     keywords `Learner` takes go to it, others to `timm.create_model` (e.g. `img_size=` for a ViT).
     """
     from .stages import stage_groups
@@ -142,9 +143,11 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
     if instance and model_kwargs:
         raise ValueError(f"model keywords {sorted(model_kwargs)} with a model instance: create the model with them")
     if n_out is None:
-        if getattr(dls, "vocab", None) is None:
-            raise ValueError("dls has no vocab to count classes from; pass n_out= (the number of outputs)")
-        n_out = len(dls.vocab)  # type: ignore[arg-type]
+        n_out = int(getattr(dls, "c", 0) or 0) or (len(dls.vocab) if getattr(dls, "vocab", None) is not None else 0)
+        if not n_out:
+            raise ValueError("dls has no vocab (nor dls.c) to count the outputs from; pass n_out= (the number of "
+                             "outputs)")
+    y_range = check_y_range(y_range, "")
     check_head_args(n_out, None if lin_ftrs is None else list(lin_ftrs), ps, concat_pool, "")
     if cut is not None and not callable(cut) and not (isinstance(cut, int) and not isinstance(cut, bool)):
         raise ValueError(f"cut={cut!r} must be an int (index into the model's children) or a function model -> body")
@@ -164,14 +167,15 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
                 raise ValueError(f"timm's {type(model_in).__name__} has no group_matcher: splitter='stages' cannot "
                                  "find its stages")
             sd, source, is_pretrained = None, "the given timm model", pretrained
-            model, cfg = create_timm_model(model_in, int(n_out), None, None, lin_ftrs, ps, concat_pool, source)
+            model, cfg = create_timm_model(model_in, int(n_out), None, None, lin_ftrs, ps, concat_pool, source,
+                                           y_range=y_range)
             problem = _instance_problem(name, model_in) if timm_arch_known(name) else (
                 f"the timm model's pretrained_cfg names {name!r}, which is not in timm's registry")
         else:
             sd, source, _ = resolve_timm_weights(cast(TimmArch, builder), pretrained, weights, model_kwargs)
             is_pretrained, problem = sd is not None, None
             model, cfg = create_timm_model(cast(TimmArch, builder), int(n_out), sd, model_kwargs, lin_ftrs, ps,
-                                           concat_pool, source)
+                                           concat_pool, source, y_range=y_range)
         del sd
         stats = (tuple(cfg.get("mean") or IMAGENET_STATS[0]), tuple(cfg.get("std") or IMAGENET_STATS[1]))
         default_split: Callable = body_head_split
@@ -179,7 +183,7 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
     else:
         sd_tv, source = resolve_weights(cast(Callable, builder), pretrained, weights)
         model, meta = create_vision_model(cast(Callable, builder), n_out, sd_tv, cut, lin_ftrs, ps, concat_pool,
-                                          source)
+                                          source, y_range=y_range)
         is_pretrained, problem = sd_tv is not None, None
         del sd_tv
         stats, default_split, default_names = meta.stats, meta.split, list(meta.group_names)
@@ -203,7 +207,7 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
     learn = VisionLearner(dls, model, loss_func=loss_func, splitter=cast(Callable, splitter), **learner_kwargs)
     info = builder_info(name, "timm" if is_timm else arch_source(cast(Callable, builder)), n_out, cut, lin_ftrs,
                         ps, concat_pool, source, splitter is _stages_split, model_kwargs if is_timm else None,
-                        problem)
+                        problem, y_range)
     learn.export_info = info
     if is_pretrained:
         learn.freeze()

@@ -16,34 +16,52 @@ from torch.utils.data import DataLoader, Dataset
 from .image_files import to_image_tensor
 from .pipeline import ImagePipeline
 
-__all__ = ["ImageListDataset", "ImageDL", "collate_images"]
+__all__ = ["ImageListDataset", "ImageDL", "collate_images", "grey", "target_title"]
 
 
 class ImageListDataset(Dataset):
-    """Images (file paths, or PIL images / tensors) and label indices (None for unlabelled items), read and
+    """Images (file paths, or PIL images / tensors) and their targets (None for unlabelled items): label indices,
+    or a tensor with one row per item (multi-hot rows, regression values), read (grey with `channels=1`) and
     passed through the pipeline's item transforms (training or validation version)."""
 
-    def __init__(self, items: Sequence[Any], labels: Sequence[int] | None, pipeline: ImagePipeline,
-                 train: bool, backend: str | None = None) -> None:
+    def __init__(self, items: Sequence[Any], labels: Sequence[Any] | Tensor | None, pipeline: ImagePipeline,
+                 train: bool, backend: str | None = None, channels: int = 3) -> None:
         self.items = [str(o) if isinstance(o, os.PathLike) else o for o in items]
-        self.labels = None if labels is None else [int(y) for y in labels]
-        self.pipeline, self.train, self.backend = pipeline, train, backend
+        self.labels: Any = None if labels is None else _targets(labels)
+        self.pipeline, self.train, self.backend, self.channels = pipeline, train, backend, channels
 
     @property
-    def samples(self) -> list[tuple[Any, int]]:
+    def samples(self) -> list[tuple[Any, Any]]:
         """(item, label index) pairs, as torchvision's ImageFolder has them."""
-        return list(zip(self.items, self.labels or []))
+        return list(zip(self.items, self.labels if self.labels is not None else []))
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, i: int) -> tuple:
-        img = self.pipeline.item(to_image_tensor(self.items[i], self.backend), self.train)
+        img = to_image_tensor(self.items[i], self.backend)
+        img = self.pipeline.item(grey(img) if self.channels == 1 else img, self.train)
         return (img,) if self.labels is None else (img, self.labels[i])
 
     def with_train(self, train: bool) -> ImageListDataset:
         """The same items with the training (True) or validation (False) item transforms."""
-        return ImageListDataset(self.items, self.labels, self.pipeline, train, self.backend)
+        return ImageListDataset(self.items, self.labels, self.pipeline, train, self.backend, self.channels)
+
+
+def _targets(labels: Sequence[Any] | Tensor) -> list[int] | Tensor:
+    """Label indices as ints; tensors (a tensor, or a list of tensor rows) as one tensor."""
+    if isinstance(labels, Tensor):
+        return labels.long().tolist() if labels.ndim == 1 and not labels.is_floating_point() else labels
+    labels = list(labels)
+    if labels and isinstance(labels[0], Tensor) and (labels[0].ndim or labels[0].is_floating_point()):
+        return torch.stack(labels)
+    return [int(y) for y in labels]
+
+
+def grey(img: Tensor) -> Tensor:
+    """A uint8 RGB image (3, H, W) as grey (1, H, W), with PIL's "L" weights and rounding (ITU-R 601-2)."""
+    r, g, b = img.to(torch.int32)
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).to(torch.uint8)[None]
 
 
 def collate_images(batch: list[tuple]) -> tuple[Tensor, ...]:
@@ -55,7 +73,10 @@ def collate_images(batch: list[tuple]) -> tuple[Tensor, ...]:
         raise RuntimeError(f"images in a batch have different sizes ({ex}): pass item_tfms that make them "
                            "equal, e.g. item_tfms=Resize(224) or RandomResizedCrop(224, min_scale=0.35)")
     x = torch.stack(imgs)
-    return (x,) if len(batch[0]) == 1 else (x, torch.tensor([b[1] for b in batch]))
+    if len(batch[0]) == 1:
+        return (x,)
+    ys = [b[1] for b in batch]
+    return x, (torch.stack(ys) if isinstance(ys[0], Tensor) else torch.tensor(ys))
 
 
 class ImageDL:
@@ -134,5 +155,14 @@ def show_image_batch(b: tuple, pipeline: ImagePipeline, vocab: Sequence[Any] | N
     x, y = b[0], (b[1] if len(b) > 1 else None)
     n = min(max_n, len(x))
     imgs = pipeline.decode(x[:n].float()).cpu()
-    titles = ["" if y is None else str(vocab[int(y[i])]) if vocab is not None else str(int(y[i])) for i in range(n)]
+    titles = ["" if y is None else target_title(y[i], vocab) for i in range(n)]
     return show_images(imgs, titles, nrows=nrows, ncols=ncols, figsize=figsize)
+
+
+def target_title(y: Tensor, vocab: Sequence[Any] | None) -> str:
+    """A target as a title: a class name (or index), the classes of a multi-hot row joined by ';', or numbers."""
+    if not y.is_floating_point() and y.ndim == 0:
+        return str(vocab[int(y)]) if vocab is not None else str(int(y))
+    if y.ndim == 1 and vocab is not None and len(y) == len(vocab):
+        return ";".join(str(v) for v, on in zip(vocab, y.tolist()) if on > 0.5)
+    return ", ".join(f"{float(v):.3g}" for v in y.reshape(-1))

@@ -260,7 +260,8 @@ def create_vision_model(arch: str | Callable[..., nn.Module], n_out: int, weight
                         cut: int | Callable | None = None, lin_ftrs: Sequence[int] | None = None,
                         ps: float | Sequence[float] = 0.5, concat_pool: bool = True,
                         weights_source: str | None = None,
-                        check_head: Callable[[int], None] | None = None) -> tuple[nn.Sequential, ArchMeta]:
+                        check_head: Callable[[int], None] | None = None,
+                        y_range: tuple[float, float] | None = None) -> tuple[nn.Sequential, ArchMeta]:
     """`nn.Sequential(body, head)` for `arch`; `weights` (a state dict; None: random) go into the body.
 
     `check_head(nf)` runs once the body's number of features is known and before the head is built (an
@@ -279,7 +280,7 @@ def create_vision_model(arch: str | Callable[..., nn.Module], n_out: int, weight
     nf = num_features(body)
     if check_head is not None:
         check_head(nf)
-    head = create_head(nf, n_out, lin_ftrs, ps, concat_pool=concat_pool)
+    head = create_head(nf, n_out, lin_ftrs, ps, concat_pool=concat_pool, y_range=y_range)
     return nn.Sequential(body, head), meta
 
 

@@ -13,7 +13,7 @@ __all__ = ["show_images"]
 def show_images(imgs: Tensor | Sequence[Tensor], titles: Sequence[str], colors: Sequence[str] | None = None,
                 nrows: int | None = None, ncols: int | None = None, figsize: tuple[float, float] | None = None,
                 suptitle: str | None = None) -> Any:
-    """A grid of (3, H, W) images in [0, 1] with titles, laid out as fastai's `get_grid`; returns the
+    """A grid of (3, H, W) (or grey (1, H, W)) images in [0, 1] with titles, laid out as fastai's `get_grid`; returns the
     figure."""
     import math
 
@@ -29,7 +29,11 @@ def show_images(imgs: Tensor | Sequence[Tensor], titles: Sequence[str], colors: 
     for i, ax in enumerate(axs.flat):
         ax.axis("off")
         if i < n:
-            ax.imshow(imgs[i].permute(1, 2, 0).clamp(0, 1).numpy())
+            img = imgs[i].clamp(0, 1)
+            if img.shape[0] == 1:
+                ax.imshow(img[0].numpy(), cmap="gray", vmin=0, vmax=1)
+            else:
+                ax.imshow(img.permute(1, 2, 0).numpy())
             ax.set_title(titles[i], color=colors[i] if colors else "black")
     if suptitle:
         fig.suptitle(suptitle, weight="bold", size=14)

@@ -364,7 +364,8 @@ def create_timm_model(arch: TimmArch | nn.Module, n_out: int, weights: dict | No
                       model_kwargs: dict | None = None, lin_ftrs: Sequence[int] | None = None,
                       ps: float | Sequence[float] = 0.5, concat_pool: bool = True,
                       weights_source: str | None = None,
-                      check_head: Callable[[int, bool], None] | None = None) -> tuple[nn.Sequential, dict]:
+                      check_head: Callable[[int, bool], None] | None = None,
+                      y_range: tuple[float, float] | None = None) -> tuple[nn.Sequential, dict]:
     """`nn.Sequential(TimmBody, head)` for a timm name (built with `num_classes=0`, `weights` loaded by timm,
     strictly) or a timm model instance (used as is), and its `pretrained_cfg`.
 
@@ -390,7 +391,7 @@ def create_timm_model(arch: TimmArch | nn.Module, n_out: int, weights: dict | No
     prune_unused(model, used)
     if check_head is not None:
         check_head(nf, needs_pool)
-    head = create_head(nf, n_out, lin_ftrs, ps, pool=needs_pool, concat_pool=concat_pool)
+    head = create_head(nf, n_out, lin_ftrs, ps, pool=needs_pool, concat_pool=concat_pool, y_range=y_range)
     return nn.Sequential(TimmBody(model, needs_pool), head), cfg
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from .torch_core import to_device
-from .transform import Datasets
+from ..torch_core import to_device
+from ..transform import Datasets
 
 
 def default_device() -> torch.device:
