@@ -11,6 +11,7 @@ a `setup`, an `encode` and, for inputs, a `dataloaders` builder.
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -67,8 +68,8 @@ def _name(f: Any) -> str:
 
 
 def _short(v: Any) -> str:
-    r = repr(v)
-    return r if len(r) <= 80 else r[:77] + "..."
+    r = str(v) if isinstance(v, os.PathLike) else repr(v)
+    return r if len(r) <= 200 else r[:197] + "..."
 
 
 class DataBlock:
