@@ -280,24 +280,27 @@ class BlockDatasets:
         self.n_inp = dblock.n_inp
         tr, va = splits
         self.values = [(dblock._values(items, tr, k), dblock._values(items, va, k)) for k in range(len(dblock.blocks))]
-        self.targets = []
-        for k in range(dblock.n_inp, len(dblock.blocks)):
-            block: TargetBlock = dblock.blocks[k]
-            t_vals, v_vals = self.values[k]
-            block.setup(t_vals, v_vals)
-            self.targets.append((block.encode(t_vals), block.encode(v_vals)))
+        # each TargetBlock's encoded (train, valid) tensors; other blocks (an ImageBlock in a target's place) are
+        # created per item, as inputs are
+        self.encoded: dict[int, tuple[Any, Any]] = {}
+        for k, block in enumerate(dblock.blocks):
+            if isinstance(block, TargetBlock):
+                t_vals, v_vals = self.values[k]
+                block.setup(t_vals, v_vals)
+                self.encoded[k] = (block.encode(t_vals), block.encode(v_vals))
+        self.targets = [self.encoded[k] for k in range(dblock.n_inp, len(dblock.blocks)) if k in self.encoded]
         self.train, self.valid = BlockSubset(self, 0), BlockSubset(self, 1)
 
     @property
     def vocab(self) -> list | None:
         """The classes of the last target (None for a regression)."""
-        t = self.dblock.targets
+        t = [b for b in self.dblock.targets if isinstance(b, TargetBlock)]
         return t[-1].vocab if t else None
 
     @property
     def target_block(self) -> TargetBlock | None:
-        """The (last) target block."""
-        t = self.dblock.targets
+        """The (last) target block that encodes targets."""
+        t = [b for b in self.dblock.targets if isinstance(b, TargetBlock)]
         return t[-1] if t else None
 
     @property
@@ -326,10 +329,9 @@ class BlockSubset(Dataset):
         return len(self.dsets.splits[self.split])
 
     def __getitem__(self, i: int) -> tuple:
-        blocks, n_inp = self.dsets.dblock.blocks, self.dsets.n_inp
-        out = [blocks[k].create(self.dsets.values[k][self.split][i]) for k in range(n_inp)]
-        out += [t[self.split][i] for t in self.dsets.targets]
-        return tuple(out)
+        d = self.dsets
+        return tuple(d.encoded[k][self.split][i] if k in d.encoded else b.create(d.values[k][self.split][i])
+                     for k, b in enumerate(d.dblock.blocks))
 
     @property
     def items(self) -> list:
@@ -338,8 +340,7 @@ class BlockSubset(Dataset):
 
     def decode(self, sample: tuple) -> tuple:
         """A sample with its targets decoded (class names, lists of class names, floats)."""
-        n = self.dsets.n_inp
-        return (*sample[:n], *(b.decode(t) for b, t in zip(self.dsets.dblock.targets, sample[n:])))
+        return tuple(b.decode(v) if isinstance(b, TargetBlock) else v for b, v in zip(self.dsets.dblock.blocks, sample))
 
     def show(self, sample: tuple, ctx: Any = None, **kwargs: Any) -> Any:
         """Draw a sample's input titled with its decoded targets; returns the axes."""
