@@ -126,6 +126,11 @@ TRAINED: dict[str, Trained] = {
         lines=(r"\{'train_loss': ",),
         checks={r"\{'train_loss': ": lambda v: len(v) == 4 and all(0 <= x for x in v)},
         final={"train_accuracy": _above(0.1), "valid_accuracy": _above(0.1)}),
+    # MobileNetV2 on 5 digits, 7 labels (the digit, odd/even): accuracy_multi counts each of the 7 outputs
+    "vision/datablock_multi.py": Trained(lines=(r"predicted: ",), final={"accuracy_multi": _above(0.6)}),
+    # a small CNN regressing brightness: it must beat always predicting the mean
+    "vision/datablock_regression.py": Trained(
+        lines=(r"mean absolute error: ",), checks={r"mean absolute error: ": lambda v: v[0] < v[1]}),
 }
 """The snippets whose output reports training results outside their tables (see `Trained`)."""
 

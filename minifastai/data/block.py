@@ -64,7 +64,12 @@ def _instance(b: Any, i: int) -> Any:
 
 
 def _name(f: Any) -> str:
-    return getattr(f, "__qualname__", None) or repr(f)
+    """A function's name as a user wrote it (a splitter's inner function is named after its maker)."""
+    name = getattr(f, "__qualname__", None)
+    if not isinstance(name, str):
+        return repr(f)
+    return name.split(".<locals>.")[0] if name.endswith((".<locals>._inner", ".<locals>.<lambda>")) and not \
+        name.startswith("test_") else name
 
 
 def _short(v: Any) -> str:

@@ -49,6 +49,9 @@ class PILImage(Image.Image):
         """Draw the image on `ctx` (a matplotlib axes, new if None) as `show_image`; returns the axes."""
         return show_image(self, ctx=ctx, **kwargs)
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__} mode={self.mode} size={self.size[0]}x{self.size[1]}"
+
     @property
     def shape(self) -> tuple[int, int]:
         """(height, width), as fastai's `PILImage.shape`."""
