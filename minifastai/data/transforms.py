@@ -242,7 +242,7 @@ class ColReader:
 
     def __init__(self, cols: int | str | Sequence[int | str], pref: str | os.PathLike = "", suff: str = "",
                  label_delim: str | None = None) -> None:
-        self.cols = list(cols) if isinstance(cols, (list, tuple)) else [cols]
+        self.cols: list[int | str] = list(cols) if isinstance(cols, (list, tuple)) else [cols]  # type: ignore[list-item]
         self.pref = str(pref) + os.path.sep if isinstance(pref, Path) else str(pref)
         self.suff, self.label_delim = suff, label_delim
 
@@ -250,7 +250,7 @@ class ColReader:
         if isinstance(c, int) and not isinstance(c, bool):
             o = r.iloc[c] if hasattr(r, "iloc") else r[c]
         else:
-            o = getattr(r, c) if c in getattr(r, "_fields", ()) else r[c]
+            o = getattr(r, str(c)) if c in getattr(r, "_fields", ()) else r[c]
         if self.label_delim is not None:
             return str(o).split(self.label_delim) if len(str(o)) else []
         return f"{self.pref}{o}{self.suff}" if self.pref or self.suff else o

@@ -1,7 +1,7 @@
-"""Tabular targets: which kind a target column is, for `CategoryBlock` and `RegressionBlock` (`minifastai.data.blocks`)."""
+"""Tabular targets: which kind a target column is, for `CategoryBlock` and `RegressionBlock`
+(`minifastai.data.blocks`)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from ..data.blocks import CategoryBlock, RegressionBlock

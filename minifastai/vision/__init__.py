@@ -7,6 +7,7 @@ normalizes the data; `ImageDataLoaders` reads images with fastai's constructors 
 builders (`resnet34`, `mobilenet_v2`, ...) are exported here, as fastai exports them.
 """
 from . import tvm
+from .block import ImageBlock
 from .data import (
     IMAGE_EXTENSIONS,
     ImageDataLoaders,
@@ -17,7 +18,6 @@ from .data import (
     read_image,
     to_image_tensor,
 )
-from .block import ImageBlock
 from .export import rebuild_learner  # importing it registers vision's rebuilder (persist.registry)
 from .interpret import ClassificationInterpretation
 from .learner import VisionLearner, cnn_learner, vision_learner

@@ -46,7 +46,7 @@ class ImageBlock(InputBlock):
         """The image as `cls` (read from the file if it is a path)."""
         return self.cls.create(value)
 
-    def dataloaders(self, dsets: BlockDatasets, path: Path, item_tfms: Any, batch_tfms: Any,  # type: ignore[override]
+    def dataloaders(self, dsets: BlockDatasets, path: Path, item_tfms: Any, batch_tfms: Any,
                     **kwargs: Any) -> Any:
         """`ImageDataLoaders` over the split items: a `CategoryBlock` target through `from_items` (the same classes
         and pixels as fastai's constructors give), other targets (multi-label, regression) with their encoded

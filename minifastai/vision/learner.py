@@ -143,7 +143,8 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
     if instance and model_kwargs:
         raise ValueError(f"model keywords {sorted(model_kwargs)} with a model instance: create the model with them")
     if n_out is None:
-        n_out = int(getattr(dls, "c", 0) or 0) or (len(dls.vocab) if getattr(dls, "vocab", None) is not None else 0)
+        vocab = getattr(dls, "vocab", None)
+        n_out = int(getattr(dls, "c", 0) or 0) or (len(vocab) if vocab is not None else 0)
         if not n_out:
             raise ValueError("dls has no vocab (nor dls.c) to count the outputs from; pass n_out= (the number of "
                              "outputs)")

@@ -13,8 +13,8 @@ __all__ = ["show_images"]
 def show_images(imgs: Tensor | Sequence[Tensor], titles: Sequence[str], colors: Sequence[str] | None = None,
                 nrows: int | None = None, ncols: int | None = None, figsize: tuple[float, float] | None = None,
                 suptitle: str | None = None) -> Any:
-    """A grid of (3, H, W) (or grey (1, H, W)) images in [0, 1] with titles, laid out as fastai's `get_grid`; returns the
-    figure."""
+    """A grid of (3, H, W) (or grey (1, H, W)) images in [0, 1] with titles, laid out as fastai's `get_grid`;
+    returns the figure."""
     import math
 
     import matplotlib.pyplot as plt

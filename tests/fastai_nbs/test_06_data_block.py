@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (fastai's cells keep their own line lengths)
 """fastai's nbs/06_data.block.ipynb test cells, as fastai wrote them.
 
 The notebook downloads MNIST_TINY (`untar_data(URLs.MNIST_TINY)`); SETUP writes the same layout offline instead

@@ -1,4 +1,6 @@
-from minifastai.basics import DataBlock, CategoryBlock, GrandparentSplitter, parent_label
+import torch
+
+from minifastai.basics import CategoryBlock, DataBlock, GrandparentSplitter, parent_label
 from minifastai.vision import ImageBlock, ImageDataLoaders, Resize, get_image_files
 
 digits = DataBlock(blocks=(ImageBlock, CategoryBlock),     # input, then target

@@ -1,5 +1,6 @@
-from minifastai.basics import DataBlock, CategoryBlock, GrandparentSplitter, parent_label
+from minifastai.basics import CategoryBlock, DataBlock, GrandparentSplitter, parent_label
 from minifastai.vision import ImageBlock, get_image_files
+
 
 def labels(f):  # returns a list: several labels per image
     return [parent_label(f)]

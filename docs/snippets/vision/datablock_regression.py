@@ -1,7 +1,6 @@
 import numpy as np
 import pandas as pd
 from PIL import Image
-
 from torch import nn
 
 from minifastai import Learner

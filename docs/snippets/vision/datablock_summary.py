@@ -1,4 +1,4 @@
-from minifastai.basics import DataBlock, CategoryBlock, GrandparentSplitter, parent_label
+from minifastai.basics import CategoryBlock, DataBlock, GrandparentSplitter, parent_label
 from minifastai.vision import ImageBlock, Resize, get_image_files
 
 digits = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, splitter=GrandparentSplitter(),

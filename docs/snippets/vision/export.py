@@ -2,7 +2,15 @@ import torch
 
 from minifastai import load_learner
 from minifastai.persist import with_checksum
-from minifastai.vision import ImageDataLoaders, Normalize, Resize, aug_transforms, imagenet_stats, mobilenet_v2, vision_learner
+from minifastai.vision import (
+    ImageDataLoaders,
+    Normalize,
+    Resize,
+    aug_transforms,
+    imagenet_stats,
+    mobilenet_v2,
+    vision_learner,
+)
 
 dls = ImageDataLoaders.from_folder(path, item_tfms=Resize(28, method="pad"),
                                    batch_tfms=[*aug_transforms(size=24), Normalize.from_stats(*imagenet_stats)], bs=8)

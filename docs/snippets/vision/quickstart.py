@@ -1,6 +1,12 @@
 from minifastai import accuracy
-from minifastai.vision import (ClassificationInterpretation, ImageDataLoaders, Resize, aug_transforms,
-                               mobilenet_v2, vision_learner)
+from minifastai.vision import (
+                               ClassificationInterpretation,
+                               ImageDataLoaders,
+                               Resize,
+                               aug_transforms,
+                               mobilenet_v2,
+                               vision_learner,
+)
 
 dls = ImageDataLoaders.from_folder(path, item_tfms=Resize(32), batch_tfms=aug_transforms(do_flip=False), bs=8)
 learn = vision_learner(dls, mobilenet_v2, metrics=accuracy)  # ImageNet weights from the hub cache; body frozen

@@ -5,8 +5,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import torch
-
 import minifastai
 
 sys.path.insert(0, str(Path(minifastai.__file__).resolve().parent.parent / "examples"))
