@@ -18,6 +18,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+from numpy import array
 import pandas as pd
 import torch
 import torch.nn.functional as F  # noqa: N812 (fastai's name)
@@ -56,9 +57,11 @@ from .torch_core import (
     defaults,
     find_bs,
     find_device,
+    logit,
     no_random,
     params,
     replacing_yield,
+    subplots,
     tensor,
     to_cpu,
     to_detach,
@@ -70,7 +73,7 @@ from .torch_core import (
 from .transform import Datasets, Pipeline, Transform
 
 __all__ = [*_package_all, "event", "Module", "to_detach", "unwrap_model", "no_random", "defaults",
-           "find_bs", "find_device", "replacing_yield", "TfmdDL", "to_cpu", "to_device", "to_np",
+           "find_bs", "find_device", "logit", "subplots", "array", "replacing_yield", "TfmdDL", "to_cpu", "to_device", "to_np",
            "trainable_params", "params",
            "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
            "equals", "test_eq", "test_ne", "Transform", "Pipeline", "Datasets",

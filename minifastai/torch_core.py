@@ -80,7 +80,42 @@ class TensorBase(torch.Tensor):
 
 
 class TensorImage(TensorBase):
-    """fastai's tag for a batch or an item of images (channels first)."""
+    """fastai's tag for a batch or an item of images (channels first). fastai's functional forms of the batch
+    transforms are its methods (`flip_batch`, `dihedral_batch`, `rotate`, `zoom`, `warp`, `brightness`,
+    `contrast`): each applies that transform's training version once, with the transform's keywords."""
+
+    def _batch_tfm(self, name: str, kwargs: dict) -> TensorImage:
+        from .vision import transforms  # the vision transforms sit above this module: imported when used
+
+        return getattr(transforms, name)(**kwargs)(self, train=True)
+
+    def flip_batch(self, **kwargs: Any) -> TensorImage:
+        """`Flip(**kwargs)` applied to this batch."""
+        return self._batch_tfm("Flip", kwargs)
+
+    def dihedral_batch(self, **kwargs: Any) -> TensorImage:
+        """`Dihedral(**kwargs)` applied to this batch."""
+        return self._batch_tfm("Dihedral", kwargs)
+
+    def rotate(self, **kwargs: Any) -> TensorImage:
+        """`Rotate(**kwargs)` applied to this batch."""
+        return self._batch_tfm("Rotate", kwargs)
+
+    def zoom(self, **kwargs: Any) -> TensorImage:
+        """`Zoom(**kwargs)` applied to this batch."""
+        return self._batch_tfm("Zoom", kwargs)
+
+    def warp(self, **kwargs: Any) -> TensorImage:
+        """`Warp(**kwargs)` applied to this batch."""
+        return self._batch_tfm("Warp", kwargs)
+
+    def brightness(self, **kwargs: Any) -> TensorImage:
+        """`Brightness(**kwargs)` applied to this batch."""
+        return self._batch_tfm("Brightness", kwargs)
+
+    def contrast(self, **kwargs: Any) -> TensorImage:
+        """`Contrast(**kwargs)` applied to this batch."""
+        return self._batch_tfm("Contrast", kwargs)
 
 
 class TensorImageBW(TensorImage):
@@ -91,12 +126,41 @@ class TensorMask(TensorBase):
     """fastai's tag for segmentation masks."""
 
 
+class TensorPoint(TensorBase):
+    """fastai's tag for points (minifastai's transforms do not move points: a lighting transform leaves them)."""
+
+
+class TensorBBox(TensorPoint):
+    """fastai's tag for bounding boxes (as `TensorPoint`)."""
+
+
 class TensorCategory(TensorBase):
     """fastai's tag for class indices."""
 
 
 class TensorMultiCategory(TensorCategory):
     """fastai's tag for multi-label targets."""
+
+
+def logit(x: torch.Tensor) -> torch.Tensor:
+    """The logit of `x`, clamped to [1e-7, 1 - 1e-7] first so that it stays finite (fastai's)."""
+    x = x.clamp(1e-7, 1 - 1e-7)
+    return -(1 / x - 1).log()
+
+
+def subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None = None, imsize: float = 3,
+             suptitle: str | None = None, **kwargs: Any) -> tuple[Any, Any]:
+    """A figure and a grid of axes sized for images of `imsize` inches (fastai's `subplots`); the axes are always
+    an array, one axes included."""
+    import matplotlib.pyplot as plt
+
+    if figsize is None:
+        h = nrows * imsize if suptitle is None or imsize > 2 else nrows * imsize + 0.6
+        figsize = (ncols * imsize, h)
+    fig, ax = plt.subplots(nrows, ncols, figsize=figsize, **kwargs)
+    if suptitle is not None:
+        fig.suptitle(suptitle)
+    return fig, (np.array([ax]) if nrows * ncols == 1 else ax)
 
 
 def cast(x: Any, typ: type) -> Any:

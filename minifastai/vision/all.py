@@ -14,11 +14,14 @@ from ..torch_core import (
     TensorImage,
     TensorImageBW,
     TensorMask,
+    TensorBBox,
     TensorMultiCategory,
+    TensorPoint,
     cast,
 )
 from . import *  # noqa: F403
 
 __all__ = [*_basics_all, *(n for n in _vision.__all__ if n not in _basics_all),
            "TensorBase", "TensorImage", "TensorImageBW", "TensorMask", "TensorCategory", "TensorMultiCategory", "cast",
+           "TensorPoint", "TensorBBox",
            "Image"]

@@ -28,6 +28,7 @@ class LightingTfm(ImageTransform):
 
     order = 40
     train_only = True
+    images_only = True  # fastai's lighting changes images only: masks and points pass unchanged
 
     def __init__(self, max_lighting: float = 0.2, p: float = 0.75, draw: Draw = None, batch: bool = False) -> None:
         if not 0 <= max_lighting < 1:

@@ -74,6 +74,7 @@ class Resize(ImageTransform):
     """
 
     order = 1
+    pil_ok = True  # also takes (and returns) a PIL image
 
     def __init__(self, size: int | Sequence[int], method: str = ResizeMethod.Crop,
                  pad_mode: str = PadMode.Reflection, resamples: Sequence[str] = ("bilinear", "nearest")) -> None:
@@ -103,6 +104,7 @@ class CropPad(ImageTransform):
     """Center crop or pad to `size` (fastai's `CropPad`)."""
 
     order = 0
+    pil_ok = True  # also takes (and returns) a PIL image
 
     def __init__(self, size: int | Sequence[int], pad_mode: str = PadMode.Zeros) -> None:
         self.size = _size_hw(size)
@@ -122,6 +124,7 @@ class RandomResizedCrop(ImageTransform):
     (training); validation: resize to `size` plus `val_xtra` of a margin, then a centre crop (fastai)."""
 
     order = 1
+    pil_ok = True  # also takes (and returns) a PIL image
 
     def __init__(self, size: int | Sequence[int], min_scale: float = 0.08, ratio: Sequence[float] = (3 / 4, 4 / 3),
                  resamples: Sequence[str] = ("bilinear", "nearest"), val_xtra: float = 0.14,
@@ -403,13 +406,15 @@ class Warp(AffineTfm):
 
 class RandomResizedCropGPU(ImageTransform):
     """`RandomResizedCrop` on a whole batch (one crop per batch, fastai): training crops `min_scale`-
-    `max_scale` of the area, validation the centre `valid_scale`; both resized to `size`."""
+    `max_scale` of the area, validation the centre `valid_scale`; both resized to `size` (None: the batch's own
+    size, as fastai's)."""
 
     order = 30
 
-    def __init__(self, size: int | Sequence[int], min_scale: float = 0.08, ratio: Sequence[float] = (3 / 4, 4 / 3),
-                 mode: str = "bilinear", valid_scale: float = 1.0, max_scale: float = 1.0) -> None:
-        self.size = _size_hw(size)
+    def __init__(self, size: int | Sequence[int] | None, min_scale: float = 0.08,
+                 ratio: Sequence[float] = (3 / 4, 4 / 3), mode: str = "bilinear", valid_scale: float = 1.0,
+                 max_scale: float = 1.0) -> None:
+        self.size = None if size is None else _size_hw(size)
         if not 0 < min_scale <= max_scale <= 1 or not 0 < valid_scale <= 1:
             raise ValueError(f"need 0 < min_scale <= max_scale <= 1 and 0 < valid_scale <= 1, got "
                              f"min_scale={min_scale}, max_scale={max_scale}, valid_scale={valid_scale}")
@@ -419,6 +424,7 @@ class RandomResizedCropGPU(ImageTransform):
 
     def encodes(self, x: Tensor, train: bool) -> Tensor:
         h, w = x.shape[-2:]
+        self._in_size = (int(h), int(w))
         for _ in range(10 if train else 0):
             area = random.uniform(self.min_scale, self.max_scale) * w * h
             ratio = math.exp(random.uniform(math.log(self.ratio[0]), math.log(self.ratio[1])))
@@ -440,9 +446,11 @@ class RandomResizedCropGPU(ImageTransform):
     def _resize(self, x: Tensor) -> Tensor:
         n = x.size(0)
         mat = torch.eye(3, device=x.device, dtype=x.dtype).expand(n, 3, 3)[:, :2]
-        grid = F.affine_grid(mat, [n, x.size(1), *self.size], align_corners=True)
+        size = self.size if self.size is not None else self._in_size
+        grid = F.affine_grid(mat, [n, x.size(1), *size], align_corners=True)
         return _grid_sample(x, grid, self.mode, PadMode.Reflection, True)
 
     def export_args(self) -> dict[str, Any]:
-        return {"size": list(self.size), "min_scale": self.min_scale, "ratio": list(self.ratio), "mode": self.mode,
+        return {"size": None if self.size is None else list(self.size), "min_scale": self.min_scale,
+                "ratio": list(self.ratio), "mode": self.mode,
                 "valid_scale": self.valid_scale, "max_scale": self.max_scale}

@@ -20,28 +20,41 @@ class PILImage(Image.Image):
 
     _mode = "RGB"
 
+    def __new__(cls, im: Any = None) -> PILImage:
+        """`PILImage(image)` is `PILImage.create(image)` (fastai's cast of a PIL image); `PILImage()` an empty one."""
+        return super().__new__(cls) if im is None else cls.create(im)  # type: ignore[misc]
+
+    def __init__(self, im: Any = None) -> None:
+        if im is None:  # PILImage(im) was built by create
+            super().__init__()
+
     @classmethod
     def create(cls, fn: Any) -> PILImage:
-        """The image `fn` (a path, bytes, PIL image, numpy array or tensor) as this class, in its mode."""
+        """The image `fn` as this class, as fastai's: a file (path or bytes) opened in this class's mode (RGB, or
+        "L" for `PILImageBW`); a PIL image, a numpy array (uint8, or a 2-D float array: mode "F") or a tensor
+        ((C, H, W) or (H, W)) kept in its own mode."""
         if isinstance(fn, torch.Tensor):
             fn = _hwc(fn).numpy()
         if isinstance(fn, np.ndarray):
-            if fn.dtype != np.uint8:
-                raise TypeError(f"PILImage.create takes uint8 arrays (0-255), got {fn.dtype}: convert with "
-                                "(x * 255).astype('uint8') for values in [0, 1]")
-            im = Image.fromarray(fn)
-        elif isinstance(fn, bytes):
-            im = Image.open(io.BytesIO(fn))
+            if fn.dtype.kind == "f" and fn.ndim == 3:  # float RGB has no PIL mode: values in [0, 1] as 0-255
+                if fn.size and not (np.nanmin(fn) >= 0 and np.nanmax(fn) <= 1):
+                    raise ValueError(f"PILImage.create takes float (H, W, C) arrays with values in [0, 1]; this one "
+                                     f"spans [{np.nanmin(fn):g}, {np.nanmax(fn):g}]: pass uint8 values (0-255)")
+                fn = np.round(np.nan_to_num(fn) * 255).astype(np.uint8)
+            if fn.dtype != np.uint8 and not (fn.dtype.kind == "f" and fn.ndim == 2):
+                raise TypeError(f"PILImage.create takes uint8 arrays (0-255) or 2-D float arrays, got {fn.dtype} "
+                                f"of shape {fn.shape}")
+            im = Image.fromarray(fn.astype(np.float32) if fn.dtype.kind == "f" else np.squeeze(fn, -1)
+                                 if fn.ndim == 3 and fn.shape[-1] == 1 else fn)
         elif isinstance(fn, Image.Image):
-            im = fn
-        elif isinstance(fn, (str, os.PathLike)):
-            with Image.open(fn) as f:
+            im = fn.copy()
+        elif isinstance(fn, (bytes, str, os.PathLike)):
+            with Image.open(io.BytesIO(fn) if isinstance(fn, bytes) else fn) as f:
                 f.load()
-                im = f.copy()
+                im = f.convert(cls._mode) if f.mode != cls._mode else f.copy()
         else:
             raise TypeError(f"PILImage.create takes a file path, bytes, a PIL image, a uint8 array or a tensor, "
                             f"not {type(fn).__name__}")
-        im = im.convert(cls._mode) if im.mode != cls._mode else im.copy()
         im.__class__ = cls  # the same PIL image, known as fastai's type
         return im  # type: ignore[return-value]
 

@@ -13,6 +13,8 @@ import torch
 from torch import Tensor
 from torchvision.transforms import v2
 
+from ..torch_core import TensorBase, TensorImage
+
 __all__ = ["MAX_SIZE", "PadMode", "ResizeMethod", "ImageTransform", "tfm_order", "is_augmentation", "valid_version"]
 
 MAX_SIZE = 16384  # pixels per side: larger sizes in a transform are refused (an export cannot ask for more)
@@ -64,11 +66,28 @@ class ImageTransform:
 
     order: ClassVar[int] = 0
     train_only: ClassVar[bool] = False
+    images_only: ClassVar[bool] = False  # True: other typed tensors (`TensorMask`, `TensorPoint`) pass unchanged
+    pil_ok: ClassVar[bool] = False  # True: an item transform that also takes a PIL image (and returns one)
 
-    def __call__(self, x: Tensor, train: bool = True) -> Tensor:
-        """Apply to `x` (training version when `train`)."""
+    def __call__(self, x: Any, train: bool = True, split_idx: int | None = None) -> Any:
+        """Apply to `x` (training version when `train`; fastai's `split_idx=0` is training, 1 validation). A tuple
+        is transformed element by element; an item transform takes a PIL image too and returns the same type."""
+        if split_idx is not None:
+            if split_idx not in (0, 1):
+                raise ValueError(f"split_idx={split_idx!r} must be 0 (training) or 1 (validation)")
+            train = split_idx == 0
+        if type(x) is tuple:
+            return tuple(self(v, train) for v in x)
         if self.train_only and not train:
             return x
+        if isinstance(x, TensorBase) and not isinstance(x, TensorImage) and self.images_only:
+            return x
+        from PIL import Image
+
+        if isinstance(x, Image.Image):
+            if not self.pil_ok:
+                raise TypeError(f"{type(self).__name__} transforms batches of (N, C, H, W) tensors, not a PIL image")
+            return _on_pil(self, x, train)
         return self.encodes(x, train)
 
     def encodes(self, x: Tensor, train: bool) -> Tensor:
@@ -82,6 +101,21 @@ class ImageTransform:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.export_args().items())
         return f"{type(self).__name__}({args})"
+
+
+def _on_pil(tfm: ImageTransform, im: Any, train: bool) -> Any:
+    """An item transform applied to a PIL image: as a uint8 (C, H, W) tensor, then back to the image's type."""
+    import numpy as np
+    from PIL import Image
+
+    arr = np.asarray(im)
+    t = torch.from_numpy(arr.copy())
+    t = t[None] if t.ndim == 2 else t.permute(2, 0, 1)
+    out = tfm.encodes(t, train)
+    hwc = out[0] if out.shape[0] == 1 else out.permute(1, 2, 0)
+    res = Image.fromarray(hwc.contiguous().numpy(), mode=im.mode)
+    create = getattr(type(im), "create", None)
+    return create(res) if callable(create) else res
 
 
 Draw = float | Sequence[float] | Callable[[Tensor], Tensor] | None

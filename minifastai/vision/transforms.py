@@ -69,9 +69,6 @@ def aug_transforms(mult: float = 1.0, do_flip: bool = True, flip_vert: bool = Fa
         res.append(Brightness(max_lighting=max_lighting, p=p_lighting, batch=batch))
         res.append(Contrast(max_lighting=max_lighting, p=p_lighting, batch=batch))
     xtra = list(xtra_tfms or [])
-    if min_scale != 1.0:
-        if size is None:
-            raise ValueError("aug_transforms(min_scale=...) crops to a size: pass size= too, e.g. "
-                             "aug_transforms(size=224, min_scale=0.75)")
+    if min_scale != 1.0:  # without a size, the crop is resized back to the batch's size (fastai's)
         xtra = [RandomResizedCropGPU(size, min_scale=min_scale, ratio=(1, 1)), *xtra]
     return res + xtra

@@ -214,8 +214,11 @@ def test_pilimage_create_and_show_image_as_fastai(pets):
     assert np.array_equal(ax.get_images()[0].get_array(), np.asarray(ours)) and ax.get_title() == "cat?"
     ax2 = ours.show()
     assert np.array_equal(ax2.get_images()[0].get_array(), np.asarray(ours))
-    with pytest.raises(TypeError, match="takes uint8 arrays"):
-        PILImage.create(arr / 255)
+    assert np.array_equal(np.asarray(PILImage.create(arr / 255)), np.asarray(PILImage.create(arr)))  # [0, 1] floats
+    with pytest.raises(ValueError, match=r"values in \[0, 1\]; this one spans \[0, 25\d\]"):
+        PILImage.create(arr.astype(np.float32))
+    grey = PILImage.create(np.linspace(0, 1, 12, dtype=np.float32).reshape(3, 4))  # fastai's: mode "F", kept
+    assert grey.mode == "F" and grey.size == (4, 3)
     with pytest.raises(TypeError, match="takes a file path, bytes"):
         PILImage.create(3)
 

@@ -195,3 +195,29 @@ def test_torchvision_v2_transforms_mix_in_training_only_when_random(batch):
     assert p.item(img, train=True).shape == (3, 12, 12) and p.item(img, train=False).shape == (3, 12, 12)
     f = x.float() / 255
     assert torch.allclose(p.batch(x, train=True), f.flip(-1)) and torch.allclose(p.batch(x, train=False), f)
+
+
+def test_fastai_call_forms_split_idx_pil_items_tuples_and_tensorimage_methods():
+    from PIL import Image as PILImageModule
+
+    from minifastai.torch_core import TensorImage, TensorMask
+    from minifastai.vision import Brightness, CropPad, Flip, PILImage, Resize
+
+    arr = (np.arange(20 * 16 * 3) % 251).astype(np.uint8).reshape(20, 16, 3)
+    img = PILImage.create(arr)
+    out = Resize(10)(img, split_idx=1)  # fastai's validation: centred crop, then resize
+    assert isinstance(out, PILImage) and out.size == (10, 10)
+    assert np.array_equal(np.asarray(out), Resize(10)(torch.from_numpy(arr).permute(2, 0, 1), train=False)
+                          .permute(1, 2, 0).numpy())
+    a, b = CropPad(8)((img, PILImageModule.fromarray(arr)))  # a tuple: each element, each keeps its type
+    assert isinstance(a, PILImage) and type(b) is PILImageModule.Image and np.array_equal(np.asarray(a), arr[6:14, 4:12])
+    x = TensorImage(torch.rand(4, 3, 5, 5))
+    assert torch.equal(x.flip_batch(p=1.0), Flip(p=1.0)(x, split_idx=0))
+    assert torch.equal(x.flip_batch(p=1.0), x.flip(-1))
+    mask = TensorMask(torch.rand(4, 3, 5, 5))
+    assert Brightness(p=1.0, draw=0.9)(mask, split_idx=0) is mask  # lighting leaves masks alone (fastai's)
+    assert torch.equal(Brightness(p=1.0, draw=0.9)(x, split_idx=1), x)  # validation: unchanged
+    with pytest.raises(ValueError, match=r"split_idx=2 must be 0 \(training\) or 1 \(validation\)"):
+        Flip()(x, split_idx=2)
+    with pytest.raises(TypeError, match="Flip transforms batches of .* not a PIL image"):
+        Flip()(img)
