@@ -18,11 +18,11 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
-from numpy import array
 import pandas as pd
 import torch
 import torch.nn.functional as F  # noqa: N812 (fastai's name)
 from fastcore.foundation import L
+from numpy import array
 from torch import Tensor, nn
 
 from . import *  # noqa: F403
@@ -73,7 +73,8 @@ from .torch_core import (
 from .transform import Datasets, Pipeline, Transform
 
 __all__ = [*_package_all, "event", "Module", "to_detach", "unwrap_model", "no_random", "defaults",
-           "find_bs", "find_device", "logit", "subplots", "array", "replacing_yield", "TfmdDL", "to_cpu", "to_device", "to_np",
+           "find_bs", "find_device", "logit", "subplots", "array", "replacing_yield", "TfmdDL", "to_cpu", "to_device",
+           "to_np",
            "trainable_params", "params",
            "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
            "equals", "test_eq", "test_ne", "Transform", "Pipeline", "Datasets",

@@ -10,11 +10,11 @@ from ..basics import *  # noqa: F403
 from ..basics import __all__ as _basics_all
 from ..torch_core import (
     TensorBase,
+    TensorBBox,
     TensorCategory,
     TensorImage,
     TensorImageBW,
     TensorMask,
-    TensorBBox,
     TensorMultiCategory,
     TensorPoint,
     cast,

@@ -22,7 +22,7 @@ class PILImage(Image.Image):
 
     def __new__(cls, im: Any = None) -> PILImage:
         """`PILImage(image)` is `PILImage.create(image)` (fastai's cast of a PIL image); `PILImage()` an empty one."""
-        return super().__new__(cls) if im is None else cls.create(im)  # type: ignore[misc]
+        return super().__new__(cls) if im is None else cls.create(im)
 
     def __init__(self, im: Any = None) -> None:
         if im is None:  # PILImage(im) was built by create

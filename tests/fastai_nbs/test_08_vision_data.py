@@ -1,3 +1,4 @@
+# ruff: noqa: E501  (fastai's cells keep their own line lengths)
 """fastai's nbs/08_vision.data.ipynb test cells, as fastai wrote them.
 
 The notebook downloads MNIST_TINY, PASCAL_2007, PETS and CAMVID_TINY (`untar_data(URLs.X)`); SETUP writes the same
