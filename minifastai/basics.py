@@ -51,6 +51,7 @@ from .data.transforms import (
 )
 from .external import URLs, download_url, untar_data
 from .interpret import ClassificationInterpretation, Interpretation, SegmentationInterpretation
+from .layers import BatchNorm, ConvLayer, ResBlock, SEBlock, SEModule, SEResNeXtBlock, SigmoidRange, sigmoid_range
 from .test_utils import equals, test_eq, test_ne
 from .torch_core import (
     Module,
@@ -79,6 +80,8 @@ __all__ = [*_package_all, "event", "Module", "to_detach", "unwrap_model", "no_ra
            "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
            "equals", "test_eq", "test_ne", "Transform", "Pipeline", "Datasets",
            "URLs", "untar_data", "download_url",
+           "BatchNorm", "ConvLayer", "ResBlock", "SEBlock", "SEModule", "SEResNeXtBlock", "SigmoidRange",
+           "sigmoid_range",
            "DataBlock", "noop", "show_at", "CategoryBlock", "MultiCategoryBlock", "RegressionBlock",
            "RandomSplitter", "TrainTestSplitter", "IndexSplitter", "EndSplitter", "GrandparentSplitter",
            "FuncSplitter", "MaskSplitter", "FileSplitter", "ColSplitter", "RandomSubsetSplitter", "parent_label",

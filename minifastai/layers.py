@@ -1,12 +1,16 @@
 """Layers fastai's models share (fastai's `fastai.layers`): `BatchNorm` with fastai's initial values,
-`sigmoid_range`, `SigmoidRange`, `ConvLayer` and `ResBlock`. The vision head, the xresnets and the tabular model
-build on them."""
+`sigmoid_range`, `SigmoidRange`, `ConvLayer`, `ResBlock` and its squeeze-and-excitation and ResNeXt forms
+(`SEModule`, `SEBlock`, `SEResNeXtBlock`). The vision head, the xresnets and the tabular model build on them."""
 from __future__ import annotations
+
+import math
+from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["BatchNorm", "sigmoid_range", "SigmoidRange", "ConvLayer", "ResBlock"]
+__all__ = ["BatchNorm", "sigmoid_range", "SigmoidRange", "ConvLayer", "ResBlock", "SEModule", "SEBlock",
+           "SEResNeXtBlock"]
 
 
 def BatchNorm(nf: int, ndim: int = 2, zero: bool = False, **kwargs: object) -> nn.Module:  # noqa: N802 (fastai's)
@@ -46,9 +50,10 @@ class ConvLayer(nn.Sequential):
     `zero_bn`, fastai's `NormType.BatchZero`) and `act_cls` (ReLU; None for none), in that order."""
 
     def __init__(self, ni: int, nf: int, ks: int = 3, stride: int = 1, padding: int | None = None,
-                 bn: bool = True, zero_bn: bool = False, act_cls: type[nn.Module] | None = nn.ReLU) -> None:
+                 bn: bool = True, zero_bn: bool = False, act_cls: type[nn.Module] | None = nn.ReLU,
+                 groups: int = 1) -> None:
         conv = nn.Conv2d(ni, nf, ks, stride=stride, padding=(ks - 1) // 2 if padding is None else padding,
-                         bias=not bn)
+                         bias=not bn, groups=groups)
         nn.init.kaiming_normal_(conv.weight)
         layers: list[nn.Module] = [conv]
         if bn:
@@ -63,16 +68,20 @@ class ResBlock(nn.Module):
     ConvLayers (`expansion=1`) or 1x1-3x3-1x1 (`expansion=4`), its last BatchNorm starting at 0; the identity path
     average-pools when `stride > 1` and projects with a 1x1 ConvLayer when the channels change."""
 
-    def __init__(self, expansion: int, ni: int, nf: int, stride: int = 1, ks: int = 3) -> None:
+    def __init__(self, expansion: int, ni: int, nf: int, stride: int = 1, groups: int = 1,
+                 reduction: int | None = None, nh1: int | None = None, nh2: int | None = None, ks: int = 3) -> None:
         super().__init__()
-        nh = nf
+        nh2 = nf if nh2 is None else nh2
+        nh1 = nh2 if nh1 is None else nh1
         ni, nf = ni * expansion, nf * expansion
         if expansion == 1:
-            path: list[nn.Module] = [ConvLayer(ni, nh, ks, stride=stride), ConvLayer(nh, nf, ks, zero_bn=True,
-                                                                                     act_cls=None)]
+            path: list[nn.Module] = [ConvLayer(ni, nh2, ks, stride=stride, groups=groups),
+                                     ConvLayer(nh2, nf, ks, zero_bn=True, act_cls=None)]
         else:
-            path = [ConvLayer(ni, nh, 1), ConvLayer(nh, nh, ks, stride=stride),
-                    ConvLayer(nh, nf, 1, zero_bn=True, act_cls=None)]
+            path = [ConvLayer(ni, nh1, 1), ConvLayer(nh1, nh2, ks, stride=stride, groups=groups),
+                    ConvLayer(nh2, nf, 1, zero_bn=True, act_cls=None)]
+        if reduction:
+            path.append(SEModule(nf, reduction))
         self.convpath = nn.Sequential(*path)
         idpath: list[nn.Module] = []
         if stride != 1:
@@ -85,3 +94,33 @@ class ResBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The residual sum, activated."""
         return self.act(self.convpath(x) + self.idpath(x))
+
+
+class SEModule(nn.Module):
+    """fastai's squeeze-and-excitation: the input times a per-channel gate (average pool, a 1x1 convolution down to
+    `ceil(ch // reduction / 8) * 8` channels, ReLU, a 1x1 convolution back, sigmoid)."""
+
+    def __init__(self, ch: int, reduction: int) -> None:
+        super().__init__()
+        nf = math.ceil(ch // reduction / 8) * 8
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), ConvLayer(ch, nf, 1, bn=False),
+                                  ConvLayer(nf, ch, 1, bn=False, act_cls=nn.Sigmoid))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` scaled by its gate."""
+        return x * self.gate(x)
+
+
+def SEBlock(expansion: int, ni: int, nf: int, groups: int = 1, reduction: int = 16,  # noqa: N802 (fastai's)
+            stride: int = 1, **kwargs: Any) -> ResBlock:
+    """fastai's `SEBlock`: a `ResBlock` with squeeze-and-excitation, inner widths `2 * nf` and `nf * expansion`."""
+    return ResBlock(expansion, ni, nf, stride=stride, groups=groups, reduction=reduction, nh1=nf * 2,
+                    nh2=nf * expansion, **kwargs)
+
+
+def SEResNeXtBlock(expansion: int, ni: int, nf: int, groups: int = 32, reduction: int = 16,  # noqa: N802
+                   stride: int = 1, base_width: int = 4, **kwargs: Any) -> ResBlock:
+    """fastai's `SEResNeXtBlock`: a grouped (ResNeXt) `ResBlock`, `groups` groups of `base_width` per 64 channels,
+    with squeeze-and-excitation unless `reduction` is 0."""
+    w = math.floor(nf * (base_width / 64)) * groups
+    return ResBlock(expansion, ni, nf, stride=stride, groups=groups, reduction=reduction, nh2=w, **kwargs)

@@ -61,7 +61,23 @@ from .transforms import (
     imagenet_stats,
 )
 from .tvm import *  # noqa: F403  (torchvision's builders and weights enums, listed in tvm.__all__)
-from .xresnet import XResNet, xresnet18, xresnet34, xresnet50, xresnet101, xresnet152
+from .xresnet import (
+    XResNet,
+    xresnet18,
+    xresnet34,
+    xresnet50,
+    xresnet101,
+    xresnet152,
+    xresnext18,
+    xresnext34,
+    xresnext50,
+    xse_resnet18,
+    xse_resnet34,
+    xse_resnet50,
+    xse_resnext18,
+    xse_resnext34,
+    xse_resnext50,
+)
 
 __all__ = [
     # learners
@@ -69,7 +85,8 @@ __all__ = [
     # data
     "ImageDataLoaders", "ImageDL", "ImageListDataset", "ImagePipeline", "get_image_files", "parent_label",
     "read_image", "to_image_tensor", "IMAGE_EXTENSIONS", "PILImage", "PILImageBW", "show_image", "ImageBlock",
-    "XResNet", "xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152",
+    "XResNet", "xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152", "xse_resnet18", "xse_resnext18",
+    "xresnext18", "xse_resnet34", "xse_resnext34", "xresnext34", "xse_resnet50", "xse_resnext50", "xresnext50",
     # transforms
     "Resize", "ResizeMethod", "PadMode", "RandomResizedCrop", "CropPad", "aug_transforms", "Flip", "Dihedral",
     "Rotate", "Zoom", "Warp", "Brightness", "Contrast", "RandomResizedCropGPU", "Normalize", "ImageTransform",

@@ -65,3 +65,30 @@ def test_vision_learner_on_an_xresnet_has_fastais_layer_groups_and_trains(tmp_pa
     assert len(learn.recorder.values) == 1
     with pytest.raises(ValueError, match="no published weights|weights"):
         vision_learner(dls, xresnet18)
+
+
+@pytest.mark.parametrize("name", ["xse_resnet18", "xse_resnext18", "xresnext18", "xse_resnet50", "xresnext50"])
+def test_squeeze_excitation_and_resnext_xresnets_are_fastais(name):
+    import minifastai.vision.xresnet as ours_mod
+
+    ours = getattr(ours_mod, name)(n_out=5)
+    theirs = getattr(fxr, name)(n_out=5)
+    a, b = ours.state_dict(), theirs.state_dict()
+    # the same tensors in the same order (fastai's SEModule is a SequentialEx: its keys say `layers` where ours
+    # say `gate`); the grouped convolutions have fastai's widths
+    assert [v.shape for v in a.values()] == [v.shape for v in b.values()]
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in theirs.parameters())
+    ours.load_state_dict(dict(zip(a, b.values())))
+    ours.eval(), theirs.eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_xresnet_takes_fastais_block_argument():
+    from minifastai.layers import SEBlock
+
+    m = XResNet(SEBlock, 1, [1, 1, 1, 1], n_out=3, reduction=16)
+    assert sum(isinstance(x, nn.Sigmoid) for x in m.modules()) == 4 and m(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+    with pytest.raises(TypeError, match="block must be a block builder"):
+        XResNet("ResBlock", 1, [1, 1])
