@@ -11,6 +11,7 @@ import os
 import random
 import re
 import sys
+import tempfile
 import time
 import warnings
 from functools import partial
@@ -36,6 +37,7 @@ from .data.transforms import (
     ColReader,
     ColSplitter,
     EndSplitter,
+    FileGetter,
     FileSplitter,
     FuncSplitter,
     GrandparentSplitter,
@@ -47,9 +49,10 @@ from .data.transforms import (
     RegexLabeller,
     TrainTestSplitter,
     parent_label,
+    get_files,
     using_attr,
 )
-from .external import URLs, download_url, untar_data
+from .external import URLs, download_url, fastai_path, untar_data
 from .interpret import ClassificationInterpretation, Interpretation, SegmentationInterpretation
 from .layers import BatchNorm, ConvLayer, ResBlock, SEBlock, SEModule, SEResNeXtBlock, SigmoidRange, sigmoid_range
 from .test_utils import equals, test_eq, test_ne
@@ -79,7 +82,7 @@ __all__ = [*_package_all, "event", "Module", "to_detach", "unwrap_model", "no_ra
            "trainable_params", "params",
            "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
            "equals", "test_eq", "test_ne", "Transform", "Pipeline", "Datasets",
-           "URLs", "untar_data", "download_url",
+           "URLs", "untar_data", "download_url", "fastai_path", "get_files", "FileGetter", "tempfile",
            "BatchNorm", "ConvLayer", "ResBlock", "SEBlock", "SEModule", "SEResNeXtBlock", "SigmoidRange",
            "sigmoid_range",
            "DataBlock", "noop", "show_at", "CategoryBlock", "MultiCategoryBlock", "RegressionBlock",
@@ -90,6 +93,6 @@ __all__ = [*_package_all, "event", "Module", "to_detach", "unwrap_model", "no_ra
            "math", "os", "re", "random", "time", "warnings", "json", "sys"]
 
 STAR_NAMES = ("torch", "nn", "F", "np", "pd", "plt", "Path", "partial", "tensor", "Tensor", "L",
-              "math", "os", "re", "random", "time", "warnings", "json", "sys")
+              "math", "os", "re", "random", "time", "warnings", "json", "sys", "tempfile", "array")
 """The names beyond minifastai's own that `from minifastai.basics import *` gives, as fastai's star imports do
 (docs/fastai-differences.md lists them; a test compares them with fastai's)."""

@@ -46,16 +46,22 @@ class URLs(metaclass=_URLsMeta):
 
     @staticmethod
     def path(url: str, c_key: str = "archive") -> Path:
-        """Where `url`'s archive (`c_key="archive"`) or its extracted folder (`c_key="data"`) lives locally."""
+        """Where `url`'s file goes locally (fastai's): `fastai_path(c_key) / <its file name>`, or under `./data` (or
+        `./models` for `c_key="model"`) when it is already there."""
         name = archive_name(url)
-        return fastai_path(c_key) / (name if c_key == "archive" else _stem(name))
+        local = Path.cwd() / ("models" if c_key == "model" else "data") / name
+        return local if local.exists() else fastai_path(c_key) / name
+
+
+_FOLDERS = {"archive": "archive", "data": "data", "model": "models", "models": "models", "storage": "tmp"}
 
 
 def fastai_path(folder: str) -> Path:
-    """`<home>/<folder>`: `$FASTAI_HOME` (default `~/.fastai`) and `archive`, `data` or `models`."""
-    if folder not in ("archive", "data", "models"):
-        raise ValueError(f"fastai_path: folder is 'archive', 'data' or 'models', got {folder!r}")
-    return Path(os.environ.get("FASTAI_HOME", "~/.fastai")).expanduser() / folder
+    """`$FASTAI_HOME` (default `~/.fastai`) / the folder of fastai's config key: `archive`, `data`, `model`
+    (`models/`) or `storage` (`tmp/`)."""
+    if folder not in _FOLDERS:
+        raise ValueError(f"fastai_path: the key is one of {sorted(_FOLDERS)}, got {folder!r}")
+    return Path(os.environ.get("FASTAI_HOME", "~/.fastai")).expanduser() / _FOLDERS[folder]
 
 
 def archive_name(url: str) -> str:
@@ -148,11 +154,11 @@ def untar_data(url: str, archive: str | os.PathLike | None = None, data: str | o
     `<base>/data`, with `base` `$FASTAI_HOME` or `~/.fastai`); `force_download=True` fetches and extracts again.
     """
     name = archive_name(url)
-    if c_key not in ("data", "models"):
-        raise ValueError(f"untar_data: c_key is 'data' or 'models' (the folder it extracts into), got {c_key!r}")
+    if c_key not in ("data", "model", "models"):
+        raise ValueError(f"untar_data: c_key is 'data' or 'model' (the folder it extracts into), got {c_key!r}")
     root = Path(base).expanduser() if base is not None else None
     arch_dir = Path(archive) if archive is not None else (root / "archive" if root else fastai_path("archive"))
-    data_dir = Path(data) if data is not None else (root / c_key if root else fastai_path(c_key))
+    data_dir = Path(data) if data is not None else (root / _FOLDERS[c_key] if root else fastai_path(c_key))
     dest, arch = data_dir / _stem(name), arch_dir / name
     if dest.exists() and not force_download:
         return dest

@@ -22,7 +22,7 @@ from fastcore.basics import using_attr
 __all__ = [
     "Splitter", "RandomSplitter", "TrainTestSplitter", "IndexSplitter", "EndSplitter", "GrandparentSplitter",
     "FuncSplitter", "MaskSplitter", "FileSplitter", "ColSplitter", "RandomSubsetSplitter", "parent_label",
-    "RegexLabeller", "ColReader", "ItemGetter", "AttrGetter", "using_attr",
+    "RegexLabeller", "ColReader", "ItemGetter", "AttrGetter", "using_attr", "get_files", "FileGetter",
 ]
 
 Splitter = Callable[[Any], tuple[np.ndarray, np.ndarray]]
@@ -204,6 +204,49 @@ def row_mask(idx: Any, n: int, what: str) -> np.ndarray:
         counts = np.bincount(v % n, minlength=n)
         raise ValueError(f"{what} lists rows {np.flatnonzero(counts > 1)[:5].tolist()} more than once")
     return mask
+
+
+# ================================================================================================
+# Files
+# ================================================================================================
+def get_files(path: str | os.PathLike, extensions: Any = None, recurse: bool = True,
+              folders: str | Sequence[str] | None = None, followlinks: bool = True) -> list[Path]:
+    """The files under `path` (fastai's `get_files`): with one of `extensions` (any case; None: all), in every
+    subfolder (`recurse`) or only in the top-level `folders`; names starting with '.' are skipped. Sorted by folder,
+    then name (fastai's order is the file system's)."""
+    root = Path(path)
+    if not root.is_dir():
+        raise FileNotFoundError(f"get_files: folder {root} does not exist")
+    exts = None if extensions is None else {e.lower() for e in ([extensions] if isinstance(extensions, str)
+                                                                 else extensions)}
+    tops = None if folders is None else ([folders] if isinstance(folders, str) else list(folders))
+
+    def keep(names: list[str], folder: str) -> list[Path]:
+        return [Path(folder) / f for f in sorted(names) if not f.startswith(".") and (
+            exts is None or os.path.splitext(f)[1].lower() in exts)]
+
+    if not recurse:
+        return keep([e.name for e in os.scandir(root) if e.is_file()], str(root))
+    out: list[Path] = []
+    for i, (folder, dirs, files) in enumerate(os.walk(root, followlinks=followlinks)):
+        if i == 0 and tops:
+            dirs[:] = sorted(d for d in dirs if d in tops)
+            if "." not in tops:
+                continue
+        else:
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        out += keep(files, folder)
+    return out
+
+
+def FileGetter(suf: str = "", extensions: Any = None, recurse: bool = True,  # noqa: N802 (fastai's name)
+               folders: str | Sequence[str] | None = None) -> Callable[[Any], list[Path]]:
+    """A function `path -> get_files(path / suf, extensions, recurse, folders)` (fastai's `FileGetter`)."""
+
+    def _inner(o: Any, extensions: Any = extensions, recurse: bool = recurse, folders: Any = folders) -> list[Path]:
+        return get_files(Path(o) / suf, extensions, recurse, folders)
+
+    return _inner
 
 
 # ================================================================================================

@@ -8,6 +8,7 @@ builders (`resnet34`, `mobilenet_v2`, ...) are exported here, as fastai exports 
 """
 from . import tvm
 from .block import ImageBlock
+from .image_files import ImageGetter
 from .data import (
     IMAGE_EXTENSIONS,
     ImageDataLoaders,
@@ -84,7 +85,7 @@ __all__ = [
     "vision_learner", "cnn_learner", "VisionLearner", "rebuild_learner", "ClassificationInterpretation",
     # data
     "ImageDataLoaders", "ImageDL", "ImageListDataset", "ImagePipeline", "get_image_files", "parent_label",
-    "read_image", "to_image_tensor", "IMAGE_EXTENSIONS", "PILImage", "PILImageBW", "show_image", "ImageBlock",
+    "read_image", "to_image_tensor", "IMAGE_EXTENSIONS", "PILImage", "PILImageBW", "show_image", "ImageBlock", "ImageGetter",
     "XResNet", "xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152", "xse_resnet18", "xse_resnext18",
     "xresnext18", "xse_resnet34", "xse_resnext34", "xresnext34", "xse_resnet50", "xse_resnext50", "xresnext50",
     # transforms

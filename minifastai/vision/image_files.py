@@ -18,7 +18,8 @@ from torch import Tensor
 
 from ..data.transforms import parent_label
 
-__all__ = ["IMAGE_EXTENSIONS", "DEFAULT_BACKEND", "get_image_files", "parent_label", "read_image", "to_image_tensor"]
+__all__ = ["IMAGE_EXTENSIONS", "DEFAULT_BACKEND", "get_image_files", "ImageGetter", "parent_label", "read_image",
+           "to_image_tensor"]
 
 # what minifastai reads (torchvision's ImageFolder list); other image types are reported as skipped
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
@@ -144,6 +145,8 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder {root} does not exist")
+    if isinstance(folders, str):  # one folder's name (fastai's `L(folders)`), not its letters
+        folders = [folders]
     found: list[Path] = []
     skipped: dict[str, list[str]] = {}
     repeated: list[tuple[str, str]] = []
@@ -189,6 +192,16 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
                       f"or linking back to an ancestor (a symlink loop or a second link), e.g. {repeated[0][0]} -> "
                       f"{repeated[0][1]}", stacklevel=2)
     return sorted(found)
+
+
+def ImageGetter(suf: str = "", recurse: bool = True,  # noqa: N802 (fastai's name)
+                folders: str | Sequence[str] | None = None) -> Callable[[Any], list[Path]]:
+    """A function `path -> get_image_files(path / suf, recurse, folders)` (fastai's `ImageGetter`)."""
+
+    def _inner(o: Any, recurse: bool = recurse, folders: Any = folders) -> list[Path]:
+        return get_image_files(Path(o) / suf, recurse, folders)
+
+    return _inner
 
 
 def _regex_labeller(pat: str, on_name: bool) -> Callable[[Any], str]:

@@ -171,7 +171,7 @@ def test_a_killed_extraction_leaves_no_folder_and_the_next_call_cleans_up(server
 def test_bad_arguments_are_clear_errors(tmp_path):
     with pytest.raises(ValueError, match="does not name an archive"):
         untar_data("http://127.0.0.1/folder/", base=tmp_path)
-    with pytest.raises(ValueError, match="c_key is 'data' or 'models'"):
+    with pytest.raises(ValueError, match="c_key is 'data' or 'model'"):
         untar_data(URLs.MNIST_SAMPLE, c_key="other", base=tmp_path)
     with pytest.raises(AttributeError, match="URLs has no dataset 'NOPE'"):
         _ = URLs.NOPE
@@ -183,7 +183,8 @@ def test_fastais_urls_and_home(monkeypatch, tmp_path):
     assert URLs.MNIST_SAMPLE == "https://s3.amazonaws.com/fast-ai-sample/mnist_sample.tgz"
     monkeypatch.setenv("FASTAI_HOME", str(tmp_path))
     assert URLs.path(URLs.PETS) == tmp_path / "archive" / "oxford-iiit-pet.tgz"
-    assert URLs.path(URLs.PETS, c_key="data") == tmp_path / "data" / "oxford-iiit-pet"
+    assert URLs.path(URLs.PETS, c_key="data") == tmp_path / "data" / "oxford-iiit-pet.tgz"  # fastai's: the file name
+    assert URLs.path(URLs.PETS, c_key="model") == tmp_path / "models" / "oxford-iiit-pet.tgz"
 
 
 def test_every_dataset_url_and_checksum_is_fastais():

@@ -293,3 +293,24 @@ def test_a_class_only_in_validation_is_kept_with_a_warning(tree):
         fixed = DataBlock(blocks=(ImageBlock, CategoryBlock(vocab=["r", "g", "z"])), get_items=get_image_files,
                           splitter=GrandparentSplitter(), get_y=parent_label, item_tfms=Resize(8))
         assert fixed.dataloaders(tree, bs=4).vocab == ["r", "g", "z"]
+
+
+def test_get_files_and_the_getters_list_fastais_files(tmp_path):
+    fd = pytest.importorskip("fastai.data.transforms")
+    from minifastai.data.transforms import FileGetter, get_files
+    from minifastai.vision import ImageGetter
+
+    for rel in ("train/a/1.png", "train/a/2.TXT", "train/.hid/3.png", "training/b/4.jpg", "valid/c/5.png", "6.csv",
+                ".7.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    cases = [((), {}), ((".png",), {}), (([".txt", ".png"],), {"folders": ["train"]}), ((), {"recurse": False}),
+             ((), {"folders": "train"}), ((), {"folders": ["train", "."]})]
+    for args, kw in cases:
+        ours = get_files(tmp_path, *args, **kw)
+        assert ours == sorted(ours) and sorted(ours) == sorted(fd.get_files(tmp_path, *args, **kw)), (args, kw)
+    assert FileGetter("train", extensions=".png")(tmp_path) == [tmp_path / "train/a/1.png"]
+    assert get_image_files(tmp_path, folders="train") == [tmp_path / "train/a/1.png"]  # not "training" too
+    assert ImageGetter("valid")(tmp_path) == [tmp_path / "valid/c/5.png"]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        get_files(tmp_path / "nope")
