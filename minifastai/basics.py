@@ -48,8 +48,8 @@ from .data.transforms import (
     RandomSubsetSplitter,
     RegexLabeller,
     TrainTestSplitter,
-    parent_label,
     get_files,
+    parent_label,
     using_attr,
 )
 from .external import URLs, download_url, fastai_path, untar_data

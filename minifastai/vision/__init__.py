@@ -8,7 +8,6 @@ builders (`resnet34`, `mobilenet_v2`, ...) are exported here, as fastai exports 
 """
 from . import tvm
 from .block import ImageBlock
-from .image_files import ImageGetter
 from .data import (
     IMAGE_EXTENSIONS,
     ImageDataLoaders,
@@ -20,6 +19,7 @@ from .data import (
     to_image_tensor,
 )
 from .export import rebuild_learner  # importing it registers vision's rebuilder (persist.registry)
+from .image_files import ImageGetter
 from .interpret import ClassificationInterpretation
 from .learner import VisionLearner, cnn_learner, vision_learner
 from .models import (
@@ -85,7 +85,8 @@ __all__ = [
     "vision_learner", "cnn_learner", "VisionLearner", "rebuild_learner", "ClassificationInterpretation",
     # data
     "ImageDataLoaders", "ImageDL", "ImageListDataset", "ImagePipeline", "get_image_files", "parent_label",
-    "read_image", "to_image_tensor", "IMAGE_EXTENSIONS", "PILImage", "PILImageBW", "show_image", "ImageBlock", "ImageGetter",
+    "read_image", "to_image_tensor", "IMAGE_EXTENSIONS", "PILImage", "PILImageBW", "show_image", "ImageBlock",
+    "ImageGetter",
     "XResNet", "xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152", "xse_resnet18", "xse_resnext18",
     "xresnext18", "xse_resnet34", "xse_resnext34", "xresnext34", "xse_resnet50", "xse_resnext50", "xresnext50",
     # transforms

@@ -89,6 +89,7 @@ def test_xresnet_takes_fastais_block_argument():
     from minifastai.layers import SEBlock
 
     m = XResNet(SEBlock, 1, [1, 1, 1, 1], n_out=3, reduction=16)
-    assert sum(isinstance(x, nn.Sigmoid) for x in m.modules()) == 4 and m.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 3)
+    assert sum(isinstance(x, nn.Sigmoid) for x in m.modules()) == 4
+    assert m.eval()(torch.randn(1, 3, 32, 32)).shape == (1, 3)
     with pytest.raises(TypeError, match="block must be a block builder"):
         XResNet("ResBlock", 1, [1, 1])
