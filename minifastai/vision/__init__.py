@@ -19,6 +19,7 @@ from .data import (
     to_image_tensor,
 )
 from .export import rebuild_learner  # importing it registers vision's rebuilder (persist.registry)
+from .heads import has_pool_type
 from .image_files import ImageGetter
 from .interpret import ClassificationInterpretation
 from .learner import VisionLearner, cnn_learner, vision_learner
@@ -94,7 +95,7 @@ __all__ = [
     "Rotate", "Zoom", "Warp", "Brightness", "Contrast", "RandomResizedCropGPU", "Normalize", "ImageTransform",
     "AffineTfm", "LightingTfm", "imagenet_stats", "IMAGENET_STATS",
     # models and weights
-    "AdaptiveConcatPool2d", "ArchMeta", "WeightsUnavailableError", "create_body", "create_head",
+    "AdaptiveConcatPool2d", "ArchMeta", "WeightsUnavailableError", "create_body", "create_head", "has_pool_type",
     "create_vision_model", "default_weights", "load_weights", "model_meta", "num_features", "register_arch",
     "resnet10", "resolve_arch",
     *tvm.__all__,

@@ -20,8 +20,9 @@ from ..torch_core import (
     cast,
 )
 from . import *  # noqa: F403
+from . import models
 
 __all__ = [*_basics_all, *(n for n in _vision.__all__ if n not in _basics_all),
            "TensorBase", "TensorImage", "TensorImageBW", "TensorMask", "TensorCategory", "TensorMultiCategory", "cast",
            "TensorPoint", "TensorBBox",
-           "Image"]
+           "Image", "models"]

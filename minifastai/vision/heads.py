@@ -14,7 +14,8 @@ from torch import nn
 
 from ..layers import BatchNorm, SigmoidRange
 
-__all__ = ["AdaptiveConcatPool2d", "create_head", "create_body", "num_features", "check_head_args"]
+__all__ = ["AdaptiveConcatPool2d", "create_head", "create_body", "num_features", "check_head_args", "has_pool_type",
+           "check_y_range"]
 
 
 class AdaptiveConcatPool2d(nn.Module):
@@ -96,7 +97,7 @@ def _is_head_like(m: nn.Module) -> bool:
             or not any(isinstance(x, _CONVS) for x in mods))
 
 
-def _has_pool(m: nn.Module) -> bool:
+def has_pool_type(m: nn.Module) -> bool:
     """fastai's `has_pool_type`: `m` or a module inside it is a pooling layer (a class name ending in
     `Pool1d`/`2d`/`3d`)."""
     return any(re.search(r"Pool[123]d$", type(x).__name__) for x in m.modules())
@@ -149,7 +150,7 @@ def create_body(model: nn.Module, n_in: int = 3, pretrained: bool = True,
         return body if isinstance(body, nn.Sequential) else nn.Sequential(body)
     children = list(model.children())
     if cut is None:
-        pooled = [i for i, c in enumerate(children) if _has_pool(c)]
+        pooled = [i for i, c in enumerate(children) if has_pool_type(c)]
         if pooled:
             cut = pooled[-1]
         else:

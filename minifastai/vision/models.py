@@ -335,3 +335,17 @@ def resolve_weights(arch: str | Callable[..., nn.Module], pretrained: bool, weig
         return weights, "the given state dict"
     raise TypeError("weights= takes a torchvision weights enum (e.g. ResNet34_Weights.IMAGENET1K_V1), a file "
                     f"path or a state dict, not {type(weights).__name__}")
+
+
+def __getattr__(name: str) -> Any:
+    """fastai's `models.resnet18` and `models.xresnet`: this module also gives torchvision's builders (and weights
+    enums) and the xresnet module, as `fastai.vision.models` does."""
+    from . import tvm
+
+    if name in tvm.__all__:
+        return getattr(tvm, name)
+    if name == "xresnet":
+        from . import xresnet
+
+        return xresnet
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -168,3 +168,17 @@ def test_interpretation_needs_targets_and_images(trained):
         ClassificationInterpretation.from_learner(trained, dl=trained.dls.test_dl(files))
     assert np.isclose(ClassificationInterpretation.from_learner(trained, ds_idx=0).confusion_matrix().sum(),
                       len(trained.dls.train_ds))  # the training set, every item (no batch dropped)
+
+
+def test_has_pool_type_and_the_models_module_are_fastais():
+    from torch import nn
+
+    fvl = pytest.importorskip("fastai.vision.learner")
+    from minifastai.vision import has_pool_type, models, resnet18
+
+    for m in (nn.Sequential(nn.AdaptiveAvgPool2d(5), nn.Linear(2, 3)), nn.Conv2d(2, 3, 1),
+              nn.Sequential(nn.Sequential(nn.MaxPool3d(2))), nn.Linear(2, 2)):
+        assert has_pool_type(m) == fvl.has_pool_type(m)
+    assert models.resnet18 is resnet18 and models.xresnet.xresnet50 is not None
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        _ = models.nope
