@@ -32,6 +32,41 @@ from functools import partial
 """
 
 
+OFFLINE_DATA = '''
+import tempfile
+from pathlib import Path as _Path
+import numpy as _np
+from PIL import Image as _Image
+
+def _digits_tree(n_train=24, n_valid=16, mode="RGB", prefix="mnist_sample_"):
+    "MNIST_SAMPLE / MNIST_TINY offline: scikit-learn's digits 3 and 7 as 28x28 PNGs in train/<digit>/, valid/<digit>/"
+    from sklearn.datasets import load_digits
+    root = _Path(tempfile.mkdtemp(prefix=prefix))
+    d = load_digits()
+    for label in (3, 7):
+        imgs = d.images[d.target == label]
+        for split, part in (("train", imgs[:n_train]), ("valid", imgs[n_train:n_train + n_valid])):
+            (root/split/str(label)).mkdir(parents=True)
+            for i, img in enumerate(part):
+                im = _Image.fromarray((img * 255 / 16).astype("uint8")).resize((28, 28)).convert(mode)
+                im.save(root/split/str(label)/f"{i}.png")
+    return root
+
+def _pets(n_per_breed=40, size=32):
+    "PETS offline: images/<breed>_<n>.jpg, two breeds of synthetic RGB images"
+    root = _Path(tempfile.mkdtemp(prefix="pets_"))
+    (root/"images").mkdir()
+    rng = _np.random.default_rng(0)
+    for b, breed in enumerate(("Abyssinian", "beagle")):
+        for i in range(n_per_breed):
+            a = rng.integers(0, 256, (size, size, 3), dtype=_np.uint8)
+            a[..., b] = 255
+            _Image.fromarray(a).save(root/"images"/f"{breed}_{i+1}.jpg")
+    return root
+'''
+"""Offline stand-ins for the datasets fastai's notebooks download (`_digits_tree`, `_pets`), for a module's SETUP."""
+
+
 @dataclass(frozen=True)
 class Cell:
     """One test cell of a fastai notebook: `code` is fastai's, unchanged."""

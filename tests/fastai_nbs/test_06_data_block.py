@@ -11,29 +11,16 @@ cells (`fastai.data.block`, `...transforms`, `fastai.vision.core`, `fastai.visio
 from __future__ import annotations
 
 import pytest
-from fastai_nbs.nbcells import Cell, cases, run_cell
+from fastai_nbs.nbcells import OFFLINE_DATA, Cell, cases, run_cell
 
 IMPORTS = """\
 from fastai.vision.all import *
 """
 
-SETUP = '''
-import tempfile
-from pathlib import Path as _Path
-from PIL import Image as _Image
-from sklearn.datasets import load_digits as _load_digits
-
+SETUP = OFFLINE_DATA + '''
 def _mnist_tiny(n_train=20, n_valid=10):
     "MNIST_TINY offline: digits 3 and 7 of scikit-learn's digits, 28x28 grey PNGs in train/ and valid/ folders"
-    root = _Path(tempfile.mkdtemp(prefix="mnist_tiny_"))
-    d = _load_digits()
-    for label in (3, 7):
-        imgs = d.images[d.target == label]
-        for split, part in (("train", imgs[:n_train]), ("valid", imgs[n_train:n_train + n_valid])):
-            (root/split/str(label)).mkdir(parents=True)
-            for i, a in enumerate(part):
-                _Image.fromarray((a * 255 / 16).astype("uint8")).resize((28, 28)).save(root/split/str(label)/f"{i}.png")
-    return root
+    return _digits_tree(n_train, n_valid, mode="L", prefix="mnist_tiny_")
 '''
 
 MID_LEVEL = ("fastai's type-transform machinery (`type_tfms`, `default_item_tfms`, `_merge_tfms`, `Categorize`, "

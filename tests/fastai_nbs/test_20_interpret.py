@@ -12,7 +12,7 @@ cell continues the first one's `interp`; here it starts with the line of the fir
 from __future__ import annotations
 
 import pytest
-from fastai_nbs.nbcells import Cell, cases, run_cell
+from fastai_nbs.nbcells import OFFLINE_DATA, Cell, cases, run_cell
 
 IMPORTS = """\
 from fastai.basics import *
@@ -23,25 +23,12 @@ from fastai.test_utils import *
 import sklearn.metrics as skm
 """
 
-SETUP = '''
-import tempfile
-from pathlib import Path as _Path
-from PIL import Image as _Image
-from sklearn.datasets import load_digits as _load_digits
+SETUP = OFFLINE_DATA + '''
 from torchvision.models import resnet18
 
 def _digits_sample(n_train=24, n_valid=16):
     "MNIST_SAMPLE offline: digits 3 and 7 of scikit-learn's digits, 28x28 RGB PNGs in train/ and valid/ folders"
-    root = _Path(tempfile.mkdtemp(prefix="mnist_sample_"))
-    d = _load_digits()
-    for label in (3, 7):
-        imgs = d.images[d.target == label]
-        for split, part in (("train", imgs[:n_train]), ("valid", imgs[n_train:n_train + n_valid])):
-            (root/split/str(label)).mkdir(parents=True)
-            for i, img in enumerate(part):
-                im = _Image.fromarray((img * 255 / 16).astype("uint8")).resize((28, 28)).convert("RGB")
-                im.save(root/split/str(label)/f"{i}.png")
-    return root
+    return _digits_tree(n_train, n_valid)
 
 torch.manual_seed(42)
 test_dls = ImageDataLoaders.from_folder(_digits_sample(), bs=8)

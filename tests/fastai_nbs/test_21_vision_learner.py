@@ -22,7 +22,7 @@ Every model that would download weights is built with `pretrained=False` (torchv
 from __future__ import annotations
 
 import pytest
-from fastai_nbs.nbcells import Cell, cases, run_cell
+from fastai_nbs.nbcells import OFFLINE_DATA, Cell, cases, run_cell
 
 IMPORTS = """\
 from packaging.version import parse
@@ -36,24 +36,7 @@ try: import timm
 except ModuleNotFoundError: pass
 """
 
-SETUP = '''
-import tempfile
-from pathlib import Path as _Path
-import numpy as _np
-from PIL import Image as _Image
-
-def _pets(n_per_breed=40, size=32):
-    "PETS offline: images/<breed>_<n>.jpg, two breeds of synthetic RGB images"
-    root = _Path(tempfile.mkdtemp(prefix="pets_"))
-    (root/"images").mkdir()
-    rng = _np.random.default_rng(0)
-    for b, breed in enumerate(("Abyssinian", "beagle")):
-        for i in range(n_per_breed):
-            a = rng.integers(0, 256, (size, size, 3), dtype=_np.uint8)
-            a[..., b] = 255
-            _Image.fromarray(a).save(root/"images"/f"{breed}_{i+1}.jpg")
-    return root
-
+SETUP = OFFLINE_DATA + '''
 def _camvid_tiny(n=80, size=64, codes=("Sky", "Road", "Car")):
     "CAMVID_TINY offline: images/*.png, labels/<stem>_P.png class-index masks, codes.txt"
     root = _Path(tempfile.mkdtemp(prefix="camvid_tiny_"))
