@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import random
 import re
 import sys
@@ -82,7 +83,7 @@ __all__ = [*_package_all, "event", "Module", "to_detach", "unwrap_model", "no_ra
            "trainable_params", "params",
            "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
            "equals", "test_eq", "test_ne", "Transform", "Pipeline", "Datasets",
-           "URLs", "untar_data", "download_url", "fastai_path", "get_files", "FileGetter", "tempfile",
+           "URLs", "untar_data", "download_url", "fastai_path", "get_files", "FileGetter", "tempfile", "pickle",
            "BatchNorm", "ConvLayer", "ResBlock", "SEBlock", "SEModule", "SEResNeXtBlock", "SigmoidRange",
            "sigmoid_range",
            "DataBlock", "noop", "show_at", "CategoryBlock", "MultiCategoryBlock", "RegressionBlock",
@@ -93,6 +94,6 @@ __all__ = [*_package_all, "event", "Module", "to_detach", "unwrap_model", "no_ra
            "math", "os", "re", "random", "time", "warnings", "json", "sys"]
 
 STAR_NAMES = ("torch", "nn", "F", "np", "pd", "plt", "Path", "partial", "tensor", "Tensor", "L",
-              "math", "os", "re", "random", "time", "warnings", "json", "sys", "tempfile", "array")
+              "math", "os", "re", "random", "time", "warnings", "json", "sys", "tempfile", "array", "pickle")
 """The names beyond minifastai's own that `from minifastai.basics import *` gives, as fastai's star imports do
 (docs/fastai-differences.md lists them; a test compares them with fastai's)."""

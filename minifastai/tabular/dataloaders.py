@@ -31,6 +31,8 @@ def _proc_objects(procs: Any) -> list[TabularProc]:
         return []
     out = []
     for p in ([procs] if isinstance(procs, (type, TabularProc)) else list(procs)):
+        if callable(p) and getattr(p, "__name__", "") == "noop" and not isinstance(p, type):
+            continue  # fastai's `noop` in a procs list: it changes nothing
         if isinstance(p, type) and issubclass(p, TabularProc):
             out.append(p())
         elif isinstance(p, TabularProc):
@@ -40,6 +42,34 @@ def _proc_objects(procs: Any) -> list[TabularProc]:
                             f"got {p!r}; note fastai's argument order: from_df(df, path, procs, cat_names, "
                             "cont_names, y_names, ...)")
     return out
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{ch.lower()}" if ch.isupper() and i else ch.lower() for i, ch in enumerate(name))
+
+
+class ProcList(list):
+    """The fitted procs, in the order they run (a list), with fastai's Pipeline reads: a proc by its snake_case
+    class name (`to.procs.categorify`) and `decode(to)`, every proc undone."""
+
+    def __init__(self, procs: Sequence[TabularProc], processor: TabularProcessor) -> None:
+        super().__init__(procs)
+        self._processor = processor
+
+    def __getattr__(self, name: str) -> TabularProc:
+        for p in self:
+            if _snake(type(p).__name__) == name:
+                return p
+        raise AttributeError(f"no proc named {name!r}; the procs are {[_snake(type(p).__name__) for p in self]}")
+
+    def decode(self, to: TabularPandas) -> pd.DataFrame:
+        """`to`'s rows decoded (categories, un-normalized values, class names), in table order."""
+        rows = np.concatenate([to.train_idx, to.valid_idx])
+        tensors = [torch.cat([a, b]) for a, b in zip(to._train, to._valid)]
+        y = tensors[2] if len(tensors) > 2 and tensors[2].shape[-1] else None
+        out = self._processor.decode(tensors[0], tensors[1], y)
+        out.index = rows
+        return out.sort_index()
 
 
 class TabularSubset:
@@ -63,6 +93,8 @@ class TabularSubset:
     def ys(self) -> pd.DataFrame:
         """The processed targets (class indices or values) as a DataFrame."""
         y = self.tensors[2].numpy()
+        if y.shape[1] == 0:  # rows without their targets (`to.new(test_df)`)
+            return pd.DataFrame(index=self.rows)
         return pd.DataFrame({c: y[:, i] for i, c in enumerate(self.to.y_names)}, index=self.rows)
 
     @property
@@ -77,9 +109,9 @@ class ProcessorView:
     processor: TabularProcessor
 
     @property
-    def procs(self) -> list[TabularProc]:
-        """The fitted procs, in the order they run."""
-        return self.processor.procs
+    def procs(self) -> ProcList:
+        """The fitted procs, in the order they run (`to.procs.categorify`, `to.procs.decode(to)` as fastai's)."""
+        return ProcList(self.processor.procs, self.processor)
 
     @property
     def cat_names(self) -> list[str]:
@@ -136,8 +168,8 @@ class TabularPandas(ProcessorView):
         n = len(src)
         if n == 0:
             raise ValueError("the DataFrame is empty (0 rows): there is nothing to train on")
-        if not y_names:
-            raise ValueError("y_names is empty: name the target column, e.g. y_names='salary'")
+        if not y_names and y_block is not None:
+            raise ValueError(f"y_block={y_block!r} but no y_names: name the target column, e.g. y_names='salary'")
         check_columns(df, cat_names + cont_names + y_names)
         both = [c for c in cat_names if c in cont_names]
         if both:
@@ -207,12 +239,25 @@ class TabularPandas(ProcessorView):
         columns that are neither inputs nor targets)."""
         return pd.concat([self.xs, self.ys], axis=1)
 
-    def __getitem__(self, col: str) -> pd.Series:
-        """One processed column (fastai's `to['age']`)."""
+    def __getattr__(self, name: str) -> TabularProc:
+        """A fitted proc by its snake_case name (fastai's `to.categorify`, `to.normalize`)."""
+        if name.startswith("_") or "processor" not in self.__dict__:
+            raise AttributeError(name)
+        return getattr(self.procs, name)
+
+    @property
+    def all_cols(self) -> pd.DataFrame:
+        """Every input and target column, processed (fastai's `to.all_cols`)."""
+        return self.items
+
+    def __getitem__(self, col: str | Sequence[str]) -> pd.Series | pd.DataFrame:
+        """One processed column (fastai's `to['age']`), or a DataFrame of several (`to[['age', 'fnlwgt']]`)."""
         items = self.items
-        if col not in items:
-            raise KeyError(f"{col!r} is not an input or target column; the columns are {list(items.columns)}")
-        return items[col]
+        cols = [col] if isinstance(col, str) else list(col)
+        missing = [c for c in cols if c not in items]
+        if missing:
+            raise KeyError(f"{missing} not input or target columns; the columns are {list(items.columns)}")
+        return items[col] if isinstance(col, str) else items[cols]
 
     def decode_row(self, row: pd.Series) -> pd.Series:
         """A processed row (`to.items.iloc[i]`) decoded back: categories from their codes, values un-normalized."""
@@ -226,15 +271,15 @@ class TabularPandas(ProcessorView):
             y = torch.tensor([[row[c] for c in self.y_names]])
         return self.processor.decode(x_cat, x_cont, y).iloc[0]
 
-    def new(self, df: Table) -> TabularPandas:
+    def new(self, df: Table, inplace: bool = False) -> TabularPandas:
         """fastai's `to.new(df)`: new rows through the procs fitted here (not fitted again), all of them in the
-        training subset; `.process()` (fastai's next call) has nothing left to do."""
+        training subset, with their targets if the target columns are there; `.process()` (fastai's next call)
+        has nothing left to do. `inplace` (fastai's: do not copy `df`) changes nothing: `df` is never modified."""
         out = object.__new__(type(self))
         tensors = self.processor.process(df)
-        if len(tensors) < 3:
-            raise ValueError(f"to.new: the DataFrame has no target column {self.y_names}; for rows without targets "
-                             "use dls.test_dl(df)")
         n = len(tensors[0])
+        if len(tensors) < 3:  # rows without their targets (test rows): an empty target
+            tensors = (*tensors, torch.zeros(n, 0))
         out.processor, out.device = self.processor, self.device
         out.train_idx, out.valid_idx = np.arange(n), np.arange(0)
         out._train = tuple(tensors)
@@ -257,8 +302,14 @@ class TabularPandas(ProcessorView):
         dev = torch.device(device if device is not None else self.device or default_device())
         if not isinstance(bs, int) or isinstance(bs, bool) or bs < 1:
             raise ValueError(f"bs must be a positive int, got {bs!r}")
-        train = TabularLoader([x.to(dev) for x in self._train], bs=bs, shuffle=shuffle, drop_last=drop_last)
-        valid = (TabularLoader([x.to(dev) for x in self._valid], bs=val_bs or 2 * bs)
+        if not self.y_names:
+            raise ValueError("this TabularPandas has no target (y_names): name the target column to train on it")
+        if self._train[2].shape[1] == 0:
+            raise ValueError(f"these rows have no target column {self.y_names} (to.new of test rows): predict on "
+                             "them with dls.valid.new(to) or dls.test_dl(df)")
+        train = TabularLoader([x.to(dev) for x in self._train], bs=bs, shuffle=shuffle, drop_last=drop_last,
+                              processor=self.processor)
+        valid = (TabularLoader([x.to(dev) for x in self._valid], bs=val_bs or 2 * bs, processor=self.processor)
                  if len(self.valid_idx) else None)
         return TabularDataLoaders(train, valid, self.processor, device=dev, train_idx=self.train_idx,
                                   valid_idx=self.valid_idx, path=path)
@@ -313,6 +364,8 @@ class TabularDataLoaders(ProcessorView, DataLoaders):
         path = _check_path(path, "from_df")
         procs = _proc_objects(procs)
         cat_names, y_names = _names(cat_names), _names(y_names)
+        if not y_names:
+            raise ValueError("y_names is empty: name the target column, e.g. y_names='salary' (loaders train on it)")
         if cont_names is None:
             cont_names = [c for c in df.columns if c not in cat_names and c not in y_names]
         return cls._from_table(df, path, procs, cat_names, cont_names, y_names, y_block, valid_idx, valid_pct,
@@ -378,8 +431,8 @@ class TabularDataLoaders(ProcessorView, DataLoaders):
         dev = torch.device(device) if device is not None else default_device()
         tensors = [x.to(dev) for x in tensors]
         tr, va = torch.as_tensor(train_idx, device=dev), torch.as_tensor(valid_idx, device=dev)
-        train = TabularLoader([x.index_select(0, tr) for x in tensors], bs=bs, shuffle=True)
-        valid = (TabularLoader([x.index_select(0, va) for x in tensors], bs=val_bs or 2 * bs)
+        train = TabularLoader([x.index_select(0, tr) for x in tensors], bs=bs, shuffle=True, processor=processor)
+        valid = (TabularLoader([x.index_select(0, va) for x in tensors], bs=val_bs or 2 * bs, processor=processor)
                  if len(valid_idx) else None)
         return cls(train, valid, processor, device=dev, train_idx=np.asarray(train_idx),
                    valid_idx=np.asarray(valid_idx))
@@ -395,7 +448,7 @@ class TabularDataLoaders(ProcessorView, DataLoaders):
             raise ValueError("the DataFrame passed to test_dl is empty (0 rows)")
         tensors = [x.to(self.device) for x in self.processor.process(df, with_labels)]
         default_bs = getattr(self.valid, "bs", None) or getattr(self.train, "bs", None) or 128
-        return TabularLoader(tensors, bs=bs or default_bs)
+        return TabularLoader(tensors, bs=bs or default_bs, processor=self.processor)
 
     def item_to_batch(self, item: pd.Series | pd.DataFrame | Mapping) -> Tensors:
         """(x_cat, x_cont) of batch size 1 for one row: a Series, a one-row DataFrame or a dict."""

@@ -59,6 +59,29 @@ class TabularLearner(Learner):
         res = TabularRow(self.dls.processor.decode(x_cat, x_cont, y, raw=df)), clas, probs
         return ((x_cat[0], x_cont[0]), *res) if with_input else res
 
+    def show_results(self, ds_idx: int = 1, dl: Any = None, max_n: int = 10) -> pd.DataFrame:
+        """The first `max_n` rows of a batch (default: the validation set's first), decoded, with the targets and
+        the predictions in `<target>_pred` columns (fastai's); shown, and returned."""
+        loader = dl if dl is not None else self.dls[ds_idx]
+        if loader is None:
+            raise ValueError(f"dls[{ds_idx}] is empty: nothing to show")
+        batch = next(iter(loader))
+        if len(batch) < 3:
+            raise ValueError("show_results needs batches with their targets (this loader yields inputs only)")
+        batch = [t[:max_n] for t in batch]
+        preds, _ = self.get_preds(dl=[tuple(batch)])
+        if self.dls.y_kind == "category":
+            pred_y = preds.argmax(-1).reshape(-1, 1)
+        else:
+            pred_y = preds.reshape(len(preds), -1)
+        proc = self.dls.processor
+        df = proc.decode(batch[0], batch[1], batch[2])
+        pred_df = proc.decode(batch[0], batch[1], pred_y)
+        for c in proc.y_names:
+            df[f"{c}_pred"] = pred_df[c].to_numpy()
+        _display(df)
+        return df
+
 
 def _has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())

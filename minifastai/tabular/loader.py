@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import Any
 
+import pandas as pd
 import torch
 from torch.utils.data import TensorDataset
 
@@ -19,10 +21,11 @@ class TabularLoader:
     """
 
     def __init__(self, tensors: Sequence[torch.Tensor], bs: int = 64, shuffle: bool = False,
-                 drop_last: bool = False) -> None:
+                 drop_last: bool = False, processor: Any = None) -> None:
         if not isinstance(bs, int) or isinstance(bs, bool) or bs < 1:
             raise ValueError(f"bs must be a positive int, got {bs!r}")
         self.tensors, self.bs, self.shuffle, self.drop_last = tuple(tensors), bs, shuffle, drop_last
+        self.processor = processor  # the fitted TabularProcessor, which decodes rows for show_batch
         self.n = len(self.tensors[0])
         if any(len(x) != self.n for x in self.tensors):
             raise ValueError(f"tensors have different lengths {[len(x) for x in self.tensors]}")
@@ -52,6 +55,29 @@ class TabularLoader:
             return batches
         widen = self._widen
         return (tuple(b.long() if w else b for b, w in zip(batch, widen)) for batch in batches)
+
+    def new(self, to: Any = None, bs: int | None = None, shuffle: bool = False) -> TabularLoader:
+        """A loader like this one over the rows of `to` (a `TabularPandas`, e.g. `to.new(test_df)`; default: this
+        loader's rows), unshuffled unless `shuffle` (fastai's `dls.valid.new(to)`)."""
+        if to is None:
+            tensors, processor = self.tensors, self.processor
+        else:
+            tensors = tuple(torch.cat([a, b]).to(self.device) for a, b in zip(to._train, to._valid))
+            processor = to.processor
+        return TabularLoader(tensors, bs=bs or self.bs, shuffle=shuffle, processor=processor)
+
+    def show_batch(self, max_n: int = 10) -> pd.DataFrame:
+        """This loader's first `max_n` rows (of its first batch), decoded, shown and returned (fastai's
+        `dls.valid.show_batch()`)."""
+        if self.processor is None:
+            raise ValueError("this TabularLoader was built from bare tensors: it has no procs to decode rows with "
+                             "(use the TabularDataLoaders' loaders)")
+        from .dataloaders import _display
+
+        b = [x[:max_n] for x in next(iter(self))]
+        df = self.processor.decode(b[0], b[1], b[2] if len(b) > 2 and b[2].shape[-1] else None)
+        _display(df)
+        return df
 
     @property
     def dataset(self) -> TensorDataset:

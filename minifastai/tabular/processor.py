@@ -16,6 +16,7 @@ from .columns import (
     BIG_TABLE,
     MAX_INT_CLASSES,
     NA,
+    Factorized,
     Table,
     TabularColumns,
     Tensors,
@@ -155,6 +156,8 @@ class TabularProcessor:
         return torch.from_numpy(codes[train]), torch.from_numpy(codes[valid])
 
     def _regression_y(self, src: _Source) -> np.ndarray:
+        if not self.y_names:  # a TabularPandas without a target (fastai's): no target columns
+            return np.zeros((len(src), 0), np.float32)
         ys = []
         for c in self.y_names:
             y = _as_float(src.column(c), c, "regression target", np.float32)
@@ -297,7 +300,9 @@ class TabularProcessor:
 def _stack_split(codes: dict[str, Any], n: int, splits: Sequence[np.ndarray | None]) -> list[np.ndarray]:
     """One (rows, columns) array per split (row positions, or None for all `n` rows) from per-column code
     arrays, in the narrowest common integer type; each column is dropped from `codes` once written."""
-    for c, col in codes.items():
+    for c, col in list(codes.items()):
+        if isinstance(col, Factorized) and list(col.values) == [False, True]:  # a `_na` flag, no Categorify ran:
+            codes[c] = col = col.codes                                        # 0/1, as the values themselves
         if not (isinstance(col, np.ndarray) and col.dtype.kind in "iu"):
             raise ValueError(f"categorical column {c!r} is not integer codes after the procs: put Categorify "
                              "in procs")

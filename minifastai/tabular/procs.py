@@ -37,8 +37,23 @@ class TabularProc:
         self.setup(t, train)
         self.encode(t)
 
-    def decode(self, t: TabularColumns) -> None:
-        """Undo `encode` where that makes sense (for showing rows), in place."""
+    def decode(self, t: Any) -> Any:
+        """Undo `encode` where that makes sense (for showing rows): in place on `TabularColumns`; on a whole
+        `TabularPandas` (fastai's `proc.decode(to)`), a DataFrame of its rows with this proc undone."""
+        if isinstance(t, TabularColumns):
+            self.decode_columns(t)
+            return None
+        items = t.items
+        cols = TabularColumns(len(items), {c: items[c].to_numpy() for c in t.cat_names},
+                              {c: items[c].to_numpy().astype(np.float64) for c in t.cont_names})
+        self.decode_columns(cols)
+        out = pd.DataFrame({**cols.cats, **cols.conts}, index=items.index)
+        for c in t.y_names:
+            out[c] = items[c]
+        return out
+
+    def decode_columns(self, t: TabularColumns) -> None:
+        """Undo `encode` on columns, in place (nothing, unless a proc says otherwise)."""
 
     def state_dict(self) -> dict:
         """The fitted state as plain data."""
@@ -202,7 +217,13 @@ class Categorify(TabularProc):
             lut[:-1] = idx + 1  # unseen (-1) -> 0
             t.cats[c] = lut[f.codes]
 
-    def decode(self, t: TabularColumns) -> None:
+    def __getitem__(self, col: str) -> list:
+        """The vocab of column `col` (fastai's `cat['a']`)."""
+        if col not in self.classes:
+            raise KeyError(f"Categorify has no column {col!r}; it encodes {list(self.classes)}")
+        return self.classes[col]
+
+    def decode_columns(self, t: TabularColumns) -> None:
         """Codes back to the vocab's values (`#na#` for code 0)."""
         for c, codes in t.cats.items():
             if c in self.classes:
@@ -270,7 +291,7 @@ class Normalize(TabularProc):
             col -= self.means[c]
             col /= self.stds[c]
 
-    def decode(self, t: TabularColumns) -> None:
+    def decode_columns(self, t: TabularColumns) -> None:
         """x * std + mean, in place."""
         for c, col in t.conts.items():
             if c in self.means:
