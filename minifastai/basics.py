@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F  # noqa: N812 (fastai's name)
+from fastcore.basics import range_of
 from fastcore.foundation import L
 from numpy import array
 from torch import Tensor, nn
@@ -78,12 +79,12 @@ from .torch_core import (
 from .transform import Datasets, Pipeline, Transform
 
 __all__ = [*_package_all, "event", "Module", "to_detach", "unwrap_model", "no_random", "defaults",
-           "find_bs", "find_device", "logit", "subplots", "array", "replacing_yield", "TfmdDL", "to_cpu", "to_device",
+           "find_bs", "find_device", "logit", "subplots", "replacing_yield", "TfmdDL", "to_cpu", "to_device",
            "to_np",
            "trainable_params", "params",
            "Interpretation", "ClassificationInterpretation", "SegmentationInterpretation",
            "equals", "test_eq", "test_ne", "Transform", "Pipeline", "Datasets",
-           "URLs", "untar_data", "download_url", "fastai_path", "get_files", "FileGetter", "tempfile", "pickle",
+           "URLs", "untar_data", "download_url", "fastai_path", "get_files", "FileGetter",
            "BatchNorm", "ConvLayer", "ResBlock", "SEBlock", "SEModule", "SEResNeXtBlock", "SigmoidRange",
            "sigmoid_range",
            "DataBlock", "noop", "show_at", "CategoryBlock", "MultiCategoryBlock", "RegressionBlock",
@@ -91,9 +92,10 @@ __all__ = [*_package_all, "event", "Module", "to_detach", "unwrap_model", "no_ra
            "FuncSplitter", "MaskSplitter", "FileSplitter", "ColSplitter", "RandomSubsetSplitter", "parent_label",
            "RegexLabeller", "ColReader", "ItemGetter", "AttrGetter", "using_attr",
            "torch", "nn", "F", "np", "pd", "plt", "Path", "partial", "tensor", "Tensor", "L",
-           "math", "os", "re", "random", "time", "warnings", "json", "sys"]
+           "math", "os", "re", "random", "time", "warnings", "json", "sys", "tempfile", "array", "pickle", "range_of"]
 
 STAR_NAMES = ("torch", "nn", "F", "np", "pd", "plt", "Path", "partial", "tensor", "Tensor", "L",
-              "math", "os", "re", "random", "time", "warnings", "json", "sys", "tempfile", "array", "pickle")
+              "math", "os", "re", "random", "time", "warnings", "json", "sys", "tempfile", "array", "pickle",
+              "range_of")
 """The names beyond minifastai's own that `from minifastai.basics import *` gives, as fastai's star imports do
 (docs/fastai-differences.md lists them; a test compares them with fastai's)."""

@@ -48,7 +48,9 @@ class URLs(metaclass=_URLsMeta):
     def path(url: str, c_key: str = "archive") -> Path:
         """Where `url`'s file goes locally (fastai's): `fastai_path(c_key) / <its file name>`, or under `./data` (or
         `./models` for `c_key="model"`) when it is already there."""
-        name = archive_name(url)
+        name = str(url).rstrip("/").rsplit("/", 1)[-1]
+        if not name or name in (".", ".."):
+            raise ValueError(f"URLs.path: {url!r} names no file")
         local = Path.cwd() / ("models" if c_key == "model" else "data") / name
         return local if local.exists() else fastai_path(c_key) / name
 
