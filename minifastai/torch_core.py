@@ -79,15 +79,22 @@ class TensorBase(torch.Tensor):
         return super().__torch_function__(func, types, args, kwargs or {})
 
 
+IMAGE_BATCH_TFMS: dict[str, Any] = {}
+"""The batch transforms behind `TensorImage`'s methods, by class name; `minifastai.vision.transforms` registers its
+own when imported (this module sits below vision)."""
+
+
 class TensorImage(TensorBase):
     """fastai's tag for a batch or an item of images (channels first). fastai's functional forms of the batch
     transforms are its methods (`flip_batch`, `dihedral_batch`, `rotate`, `zoom`, `warp`, `brightness`,
     `contrast`): each applies that transform's training version once, with the transform's keywords."""
 
     def _batch_tfm(self, name: str, kwargs: dict) -> TensorImage:
-        from .vision import transforms  # the vision transforms sit above this module: imported when used
-
-        return getattr(transforms, name)(**kwargs)(self, train=True)
+        tfm = IMAGE_BATCH_TFMS.get(name)
+        if tfm is None:
+            raise RuntimeError(f"TensorImage.{name.lower()}: the vision transforms are not loaded; import "
+                               "minifastai.vision (it registers them in torch_core.IMAGE_BATCH_TFMS)")
+        return tfm(**kwargs)(self, train=True)
 
     def flip_batch(self, **kwargs: Any) -> TensorImage:
         """`Flip(**kwargs)` applied to this batch."""

@@ -14,7 +14,7 @@ import torch
 from ..data import DataLoaders, default_device
 from .blocks import _as_block, _default_loss, _y_kind
 from .columns import Table, Tensors, _is_arrow_array, _Source, check_columns
-from .loader import TabularLoader
+from .loader import TabularLoader, _display
 from .processor import TabularProcessor
 from .procs import DEFAULT_PROCS, Categorify, TabularProc
 from .splitters import IndexSplitter, RandomSplitter, _check_splits
@@ -498,16 +498,3 @@ class TabularDataLoaders(ProcessorView, DataLoaders):
                 f"{self.y_names}, {len(self.cat_names)} categorical, {len(self.cont_names)} continuous, "
                 f"device={self.device})")
 
-
-def _display(df: pd.DataFrame) -> None:
-    """`IPython.display` in a notebook, print elsewhere."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:
-        print(df.to_string())
-        return
-    if get_ipython() is not None:
-        display(df)
-    else:
-        print(df.to_string())

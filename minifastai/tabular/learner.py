@@ -8,8 +8,8 @@ import pandas as pd
 from torch import nn
 
 from ..learner import Learner
-from .dataloaders import TabularDataLoaders, _display
-from .loader import TabularLoader
+from .dataloaders import TabularDataLoaders
+from .loader import TabularLoader, _display
 from .model import TabularModel, get_emb_sz, tabular_config
 
 

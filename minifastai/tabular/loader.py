@@ -72,8 +72,6 @@ class TabularLoader:
         if self.processor is None:
             raise ValueError("this TabularLoader was built from bare tensors: it has no procs to decode rows with "
                              "(use the TabularDataLoaders' loaders)")
-        from .dataloaders import _display
-
         b = [x[:max_n] for x in next(iter(self))]
         df = self.processor.decode(b[0], b[1], b[2] if len(b) > 2 and b[2].shape[-1] else None)
         _display(df)
@@ -97,3 +95,17 @@ class TabularLoader:
 
     def __repr__(self) -> str:
         return f"TabularLoader({self.n} rows, bs={self.bs}, {len(self)} batches, shuffle={self.shuffle})"
+
+
+def _display(df: pd.DataFrame) -> None:
+    """`IPython.display` in a notebook, print elsewhere."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        print(df.to_string())
+        return
+    if get_ipython() is not None:
+        display(df)
+    else:
+        print(df.to_string())

@@ -338,14 +338,10 @@ def resolve_weights(arch: str | Callable[..., nn.Module], pretrained: bool, weig
 
 
 def __getattr__(name: str) -> Any:
-    """fastai's `models.resnet18` and `models.xresnet`: this module also gives torchvision's builders (and weights
-    enums) and the xresnet module, as `fastai.vision.models` does."""
+    """fastai's `models.resnet18`: this module also gives torchvision's builders (and weights enums), as
+    `fastai.vision.models` does (the xresnets are in `minifastai.vision.xresnet`)."""
     from . import tvm
 
     if name in tvm.__all__:
         return getattr(tvm, name)
-    if name == "xresnet":
-        from . import xresnet
-
-        return xresnet
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..torch_core import IMAGE_BATCH_TFMS
 from .colour import Brightness, Contrast, LightingTfm, apply_lighting
 from .geometric import (
     AffineTfm,
@@ -72,3 +73,7 @@ def aug_transforms(mult: float = 1.0, do_flip: bool = True, flip_vert: bool = Fa
     if min_scale != 1.0:  # without a size, the crop is resized back to the batch's size (fastai's)
         xtra = [RandomResizedCropGPU(size, min_scale=min_scale, ratio=(1, 1)), *xtra]
     return res + xtra
+
+
+# `TensorImage`'s functional forms (fastai's `x.flip_batch()`, `x.rotate(draw=...)`, ...) apply these
+IMAGE_BATCH_TFMS.update({c.__name__: c for c in (Flip, Dihedral, Rotate, Zoom, Warp, Brightness, Contrast)})

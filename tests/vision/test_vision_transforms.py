@@ -70,8 +70,9 @@ def test_aug_transforms_lists_fastais_transforms_in_fastais_order():
     assert rrc.size == (32, 32) and rrc.min_scale == 0.75 and rrc.ratio == (1, 1) and flip.size is None
     assert [type(t).__name__ for t in aug_transforms(do_flip=False, max_warp=0, max_lighting=0)] == ["Rotate", "Zoom"]
     assert aug_transforms(size=24)[0].size == (24, 24)
-    with pytest.raises(ValueError, match="pass size= too"):
-        aug_transforms(min_scale=0.5)
+    crop = aug_transforms(min_scale=0.5)[-1]  # fastai's: without a size, the crop is resized back to the batch's
+    x = torch.rand(2, 3, 20, 14)
+    assert crop.size is None and crop(x, train=True).shape == (2, 3, 20, 14) and crop(x, train=False).shape == x.shape
 
 
 @pytest.mark.parametrize("tfm,ftfm", [
