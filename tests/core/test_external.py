@@ -3,64 +3,16 @@ checked downloads, atomic extraction, refused members, the offline path."""
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import socket
-import tarfile
-import threading
 import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import Server, make_tgz
 
 import minifastai.external as ext
 from minifastai.external import URLs, download_url, untar_data
-
-
-def make_tgz(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as t:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-class Server:
-    """Serves `routes[path] = bytes`; `cut[path] = n` sends only n bytes of a longer Content-Length."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, bytes] = {}
-        self.cut: dict[str, int] = {}
-        self.hits: list[str] = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's name)
-                outer.hits.append(self.path)
-                body = outer.routes.get(self.path)
-                if body is None:
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body[: outer.cut.get(self.path, len(body))])
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}{path}"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

@@ -13,13 +13,12 @@ left out.
 """
 from __future__ import annotations
 
-import http.server
 import io
 import tarfile
-import threading
 
 import pytest
 from fastai_nbs.nbcells import Cell, cases, run_cell
+from helpers import Server
 
 IMPORTS = """\
 from fastai.basics import *
@@ -75,26 +74,10 @@ def server():
     pytest.importorskip("sklearn")
     routes = {"/mnist_sample.tgz": _mnist_sample_tgz()}
 
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 (http.server's name)
-            body = routes.get(self.path)
-            if body is None:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    srv = Server()
+    srv.routes.update(routes)
+    yield srv.url("")
+    srv.close()
 
 
 @pytest.fixture
