@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: install
-	$(PY) -m ruff check minifastai tests examples bench docs/gen_figures.py docs/gen_fastai_names.py docs/hooks.py
+	$(PY) -m ruff check minifastai tests examples bench docs/gen_figures.py docs/gen_fastai_names.py docs/gen_fastai_nbs_tables.py docs/hooks.py
 	$(PY) -m mypy
 
 # tests/ (unit and behaviour tests) and every notebook in examples/ (executed with nbmake), then the docs

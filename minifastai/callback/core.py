@@ -7,6 +7,7 @@ import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import torch
 from fastcore.foundation import L
 
 from ..data import n_batches
@@ -329,8 +330,10 @@ class TrainEvalCallback(Callback):
     log_args = False
 
     def before_fit(self) -> None:
-        """Start counting training batches from the start epoch (an unsized loader has no position)."""
+        """Start counting training batches from the start epoch (an unsized loader has no position); the loss
+        starts at `tensor(0.)`, as fastai's."""
         self.learn.loop.start_counting(n_batches(self.learn.dls.train))
+        self.learn.loop.loss = torch.tensor(0.0)
 
     def before_train(self) -> None:
         """Train mode; the schedule position starts the epoch at its exact value."""

@@ -93,6 +93,7 @@ class ProgressCallback(Callback):
         self.epoch_stats: dict[str, float] | None = None
         self._loss_shown: float | None = None
         self._pending: tuple[torch.Tensor, Any] | None = None
+        self._header: list[str] | None = None  # plain mode: the header, until the first row prints it
 
     @property
     def columns(self) -> list[str]:
@@ -100,7 +101,7 @@ class ProgressCallback(Callback):
         return list(self.learn.results.metric_names) + (THROUGHPUT_COLUMNS if self.throughput else [])
 
     def before_fit(self) -> None:
-        """Open the epoch bar and write the table header."""
+        """Open the epoch bar and write the table header (in plain mode, with the first row)."""
         if getattr(self.learn, "recorder", None) is None:
             raise ValueError("ProgressCallback shows the Recorder's results: create the Learner with "
                              "default_cbs=True or add a Recorder()")
@@ -108,11 +109,10 @@ class ProgressCallback(Callback):
         self.stats, self._pending, self._loss_shown = [], None, None
         self._old_logger, self.learn.logger = self.learn.logger, self._write_row  # as fastai's: rows go to the table
         names = self.columns
-        if self._mode == "plain":
-            self.mbar = None
+        if self._mode == "plain":  # the header is printed with the first row, so a fit that ends before its
+            self.mbar = None  # first row (an error, a cancelled fit) prints nothing
             self._widths = [max(len(n), 8) for n in names]
-            if self.learn.log_results:
-                self._print_row(names)
+            self._header = names
             return
         from fastprogress.fastprogress import ConsoleMasterBar, NBMasterBar
 
@@ -224,6 +224,9 @@ class ProgressCallback(Callback):
             st = self.epoch_stats or {}
             row += [format_rate(st.get("items_per_s")), format_share(st.get("data_wait"))]
         if self.mbar is None:
+            if self._header is not None:
+                self._print_row(self._header)
+                self._header = None
             self._print_row(row)
         else:
             self.mbar.write(row, table=True)

@@ -69,6 +69,11 @@ class ScheduleRecord(ScheduleView):
         return f"{type(self).__name__}({self.n_epoch} epochs, {len(self.lrs)} iterations, peak lr {peaks})"
 
 
+def _cat(chunks: list[np.ndarray]) -> torch.Tensor:
+    """The per-batch chunks as one float32 CPU tensor."""
+    return torch.from_numpy(np.concatenate(chunks)) if chunks else torch.zeros(0)
+
+
 class Recorder(ScheduleView, Callback):
     """Records per training batch the loss, a smoothed loss and each layer group's `lr`, `mom` and `wd`;
     per epoch the row `[train_loss, valid_loss, *metrics]` (fastai's `values`, named by `metric_names[1:-1]`).
@@ -274,16 +279,17 @@ class Recorder(ScheduleView, Callback):
         self._smooth_chunks.append(smooth)
 
     @property
-    def losses(self) -> np.ndarray:
-        """Smoothed (beta=0.98, debiased) training loss per batch, as fastai's `recorder.losses`."""
+    def losses(self) -> torch.Tensor:
+        """Smoothed (beta=0.98, debiased) training loss per batch, as fastai's `recorder.losses`: a float32 CPU
+        tensor of shape (batches,), whose items are fastai's 0-d tensors."""
         self._flush()
-        return np.concatenate(self._smooth_chunks) if self._smooth_chunks else np.zeros(0, np.float32)
+        return _cat(self._smooth_chunks)
 
     @property
-    def raw_losses(self) -> np.ndarray:
-        """Training loss per batch as computed, before smoothing."""
+    def raw_losses(self) -> torch.Tensor:
+        """Training loss per batch as computed, before smoothing (a float32 CPU tensor of shape (batches,))."""
         self._flush()
-        return np.concatenate(self._raw_chunks) if self._raw_chunks else np.zeros(0, np.float32)
+        return _cat(self._raw_chunks)
 
     @property
     def iters(self) -> list[int]:

@@ -68,8 +68,59 @@ class FastaiSGD(_FastaiSemantics, torch.optim.SGD):
         super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
-class FastaiRMSprop(_FastaiSemantics, torch.optim.RMSprop):
-    """`torch.optim.RMSprop` with fastai's `RMSProp` weight decay (decoupled by default) and `mom=0` semantics."""
+class _RMSpropFastaiMomentum(torch.optim.RMSprop):
+    """`torch.optim.RMSprop` whose momentum is fastai's: `buf = mom * buf + grad`, then
+    `p -= lr * buf / (sqrt(square_avg) + eps)` (torch averages `grad / (sqrt(square_avg) + eps)` instead). Without
+    momentum it is torch's own step. The state keeps torch's keys (`square_avg`, `momentum_buffer`, `step`)."""
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """One step of every group: torch's without momentum, fastai's arithmetic with it."""
+        if not any(g["momentum"] for g in self.param_groups):
+            return super().step(closure)
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for g in self.param_groups:
+            if not g["momentum"]:
+                continue
+            ps = [p for p in g["params"] if p.grad is not None]
+            if not ps:
+                continue
+            grads: list[torch.Tensor] = [p.grad for p in ps]
+            if g["weight_decay"]:  # L2 (decouple_wd=False): torch's `grad + wd * p`
+                grads = list(torch._foreach_add(grads, ps, alpha=g["weight_decay"]))
+            states = [self.state[p] for p in ps]
+            for p, st in zip(ps, states):
+                if not st:
+                    st["step"] = torch.tensor(0.0)
+                    st["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    st["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st["step"] += 1
+            sq = [st["square_avg"] for st in states]
+            buf = [st["momentum_buffer"] for st in states]
+            torch._foreach_mul_(sq, g["alpha"])
+            torch._foreach_addcmul_(sq, grads, grads, value=1 - g["alpha"])
+            torch._foreach_mul_(buf, g["momentum"])
+            torch._foreach_add_(buf, grads)
+            denom = torch._foreach_sqrt(sq)
+            torch._foreach_add_(denom, g["eps"])
+            torch._foreach_addcdiv_(ps, buf, denom, value=-g["lr"])
+        groups_without = [g for g in self.param_groups if not g["momentum"]]
+        if groups_without:  # groups without momentum take torch's step, on their own
+            every = self.param_groups
+            self.param_groups = groups_without
+            try:
+                super().step()
+            finally:
+                self.param_groups = every
+        return loss
+
+
+class FastaiRMSprop(_FastaiSemantics, _RMSpropFastaiMomentum):
+    """`torch.optim.RMSprop` with fastai's `RMSProp` weight decay (decoupled by default), `mom=0` semantics and
+    fastai's momentum arithmetic."""
 
     def __init__(self, params: Params, lr: float, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0.0,
                  momentum: float = 0.0, decouple_wd: bool = True, uses_mom: bool = True) -> None:
@@ -148,8 +199,7 @@ def RMSProp(params: Params, lr: float | slice, mom: float = 0.0, sqr_mom: float 
             eps: float = 1e-8, wd: float = 0.0, decouple_wd: bool = True) -> torch.optim.RMSprop:
     """fastai's `RMSProp`: `torch.optim.RMSprop(alpha=sqr_mom, eps, momentum=mom)`; `wd` decoupled (or L2).
 
-    With `mom=0` (the default) the steps equal fastai's. With `mom > 0` they are torch's: torch averages
-    `grad / (sqrt(sqr_avg) + eps)` where fastai divides the averaged gradient by the current denominator.
+    With `mom > 0` the momentum is fastai's (the averaged gradient over the current denominator), not torch's.
     """
     _check("RMSProp", mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
     groups = _param_groups(params)

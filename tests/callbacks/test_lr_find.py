@@ -69,7 +69,7 @@ def _assert_same_opt(sd_a, sd_b):
 
 
 def _recorder_snapshot(rec):
-    return dict(values=copy.deepcopy(rec.values), losses=rec.raw_losses.copy(), smooth=rec.losses.copy(),
+    return dict(values=copy.deepcopy(rec.values), losses=rec.raw_losses.clone(), smooth=rec.losses.clone(),
                 lrs=rec.lrs.copy(), moms=rec.moms.copy(), epoch_ends=list(rec.epoch_ends),
                 names=list(getattr(rec, "metric_names", [])))
 

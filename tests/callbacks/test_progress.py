@@ -56,6 +56,27 @@ def test_plain_table_shows_throughput_and_data_wait(capsys):
         assert row[5].endswith("/s") and row[6].endswith("%")
 
 
+class FailFirstBatch(Callback):
+    def before_batch(self) -> None:
+        raise RuntimeError("boom")
+
+
+def test_plain_table_header_comes_with_the_first_row(capsys):
+    """In plain mode the header is printed with the first row (once per fit): a fit that fails before its first
+    epoch ends prints no orphan header, and the events before training print nothing (fastai's notebook test)."""
+    learn = make_learner(dls=synth_dls(n_train=64, bs=32))
+    learn("before_fit")
+    learn("before_epoch")
+    assert capsys.readouterr().out == ""
+    learn = make_learner(dls=synth_dls(n_train=64, bs=32))
+    with pytest.raises(RuntimeError, match="boom"):
+        learn.fit(1, 1e-3, cbs=FailFirstBatch())
+    assert "train_loss" not in capsys.readouterr().out
+    learn.fit(3, 1e-3)
+    rows = _table(capsys.readouterr().out)
+    assert [r[0] for r in rows] == ["epoch", "0", "1", "2"]
+
+
 def test_data_wait_is_high_when_the_loader_is_slow_and_low_when_the_step_is():
     slow_data = make_learner(dls=synth_dls(n_train=128, bs=32))
     slow_data.dls.train = SlowLoader(slow_data.dls.train, 0.05)

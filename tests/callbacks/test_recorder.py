@@ -18,11 +18,15 @@ def test_recorder_rows_and_names_match_fastai():
     assert rec.metric_names == ["epoch", "train_loss", "valid_loss", "accuracy", "error_rate", "time"]
     assert len(rec.values) == 2 and all(len(r) == 4 and all(isinstance(v, float) for v in r) for r in rec.values)
     assert rec.values[-1][2] + rec.values[-1][3] == pytest.approx(1.0)  # [train_loss, valid_loss, acc, err]
-    assert rec.values[-1][0] == pytest.approx(rec.losses[-1])  # train_loss is the last smoothed loss
+    assert rec.values[-1][0] == pytest.approx(float(rec.losses[-1]))  # train_loss is the last smoothed loss
     assert learn.final_record == rec.values[-1] and learn.recorder.final_record is rec.values[-1]
     assert rec.values[-1][-1] == pytest.approx(1 - rec.values[-1][-2])  # fastai's idiom: a number, not a time
     assert rec.log[0] == 1 and rec.log[1:-1] == rec.values[-1] and isinstance(rec.log[-1], str)
     assert rec.losses.shape == (16,) and rec.raw_losses.shape == (16,) and rec.hps["wd"].shape == (16, 3)
+    # fastai's `losses` is a list of 0-d tensors: ours is one CPU tensor, whose items are 0-d tensors
+    assert isinstance(rec.losses, torch.Tensor) and rec.losses.dtype == torch.float32
+    assert rec.losses.device.type == "cpu"
+    assert all(isinstance(v, torch.Tensor) and v.ndim == 0 for v in rec.losses)
     assert rec.iters == [8, 16]
 
 
@@ -31,7 +35,7 @@ def test_smoothed_loss_is_debiased_ema():
     learn.fit(2, 1e-3)
     raw, sm = learn.recorder.raw_losses, learn.recorder.losses
     s, exp = 0.0, []
-    for i, v in enumerate(raw, 1):
+    for i, v in enumerate(raw.tolist(), 1):
         s = 0.98 * s + 0.02 * v
         exp.append(s / (1 - 0.98 ** i))
     np.testing.assert_allclose(sm, exp, rtol=1e-5)

@@ -205,7 +205,7 @@ def test_terminate_on_nan_stops_before_the_bad_step():
     assert learn.terminate_on_nan.stopped_at == (1, 2)
     assert counter.steps == 6 and len(learn.recorder.values) == 1  # epoch 0 finished, epoch 1 cut short
     assert torch.equal(learn.model.weight, counter.w0[0])  # weights from before the NaN batch
-    assert torch.isfinite(learn.model.weight).all() and np.isfinite(learn.recorder.losses).all()
+    assert torch.isfinite(learn.model.weight).all() and torch.isfinite(learn.recorder.losses).all()
     assert len(learn.recorder.losses) == 6
 
 

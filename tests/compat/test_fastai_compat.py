@@ -2,6 +2,7 @@
 numbers compared against fastai 2.8.12 itself (installed for the tests only; the package never imports it)."""
 from __future__ import annotations
 
+import math
 import random
 import re
 import warnings
@@ -179,6 +180,9 @@ OPTS = [
     ("Adam", dict(lr=1e-2, wd=0.1, decouple_wd=False)),
     ("RMSProp", dict(lr=1e-2, wd=0.1)),
     ("RMSProp", dict(lr=1e-2, sqr_mom=0.9, wd=0.1, decouple_wd=False)),
+    ("RMSProp", dict(lr=1e-2, mom=0.9)),
+    ("RMSProp", dict(lr=1e-2, mom=0.9, wd=0.1)),
+    ("RMSProp", dict(lr=1e-2, mom=0.9, wd=0.1, decouple_wd=False)),
 ]
 
 
@@ -215,12 +219,25 @@ def test_optimizers_step_like_fastai(name, kwargs, hyper_sched):
     assert _step_both(ours, theirs, hyper_sched) < 1e-6
 
 
-def test_rmsprop_with_momentum_steps_like_torch():
-    """A documented difference: with mom > 0, torch's RMSprop (not fastai's) momentum."""
+def test_rmsprop_momentum_is_fastais_not_torchs():
+    """With mom > 0 the step is fastai's (averaged gradient over the current denominator), which torch's RMSprop
+    (averaging grad / denominator) is not; the state keeps torch's keys, so torch's state dicts load."""
     ours = partial(RMSProp, lr=1e-2, mom=0.9)
     torch_ = partial(torch.optim.RMSprop, lr=1e-2, momentum=0.9, alpha=0.99, eps=1e-8)
-    assert _step_both(ours, torch_, hyper_sched=False) < 1e-7
-    assert _step_both(ours, partial(fopt.RMSProp, lr=1e-2, mom=0.9), hyper_sched=False) > 1e-3
+    assert _step_both(ours, torch_, hyper_sched=False) > 1e-3
+    p = torch.ones(3, requires_grad=True)
+    opt = RMSProp([p], lr=0.01, mom=0.9)
+    p.grad = torch.full((3,), 0.5)
+    opt.step()
+    assert sorted(opt.state[p]) == ["momentum_buffer", "square_avg", "step"]
+    # step 1: square_avg = 0.01 * 0.5**2, buf = grad
+    assert torch.allclose(p.detach(), torch.full((3,), 1 - 0.01 * 0.5 / (0.05 + 1e-8)))
+    opt.step()  # step 2: square_avg = 0.99 * 0.0025 + 0.01 * 0.25, buf = 0.9 * 0.5 + 0.5
+    expected = 1 - 0.01 * 0.5 / (0.05 + 1e-8) - 0.01 * 0.95 / (math.sqrt(0.99 * 0.0025 + 0.0025) + 1e-8)
+    assert torch.allclose(p.detach(), torch.full((3,), expected))
+    again = RMSProp([p], lr=0.1, mom=0.9)
+    again.load_state_dict(opt.state_dict())
+    assert torch.equal(again.state[p]["momentum_buffer"], opt.state[p]["momentum_buffer"])
 
 
 def _fastai_and_ours(opt_pair, wd=None, n_epoch=3, lr=1e-2):
@@ -254,6 +271,7 @@ def _fastai_and_ours(opt_pair, wd=None, n_epoch=3, lr=1e-2):
     ((fopt.Adam, Adam), None),
     ((fopt.Adam, None), 1e-3),  # minifastai's default optimizer is fastai's default Adam
     ((fopt.RMSProp, RMSProp), 0.01),
+    ((partial(fopt.RMSProp, mom=0.9), partial(RMSProp, mom=0.9)), 0.01),
 ])
 def test_learner_fit_one_cycle_matches_fastai_learner(opt_pair, wd):
     fl, ml, f_valid, m_valid = _fastai_and_ours(opt_pair, wd)

@@ -39,8 +39,6 @@ SELF_BOOL = ("`Self.requires_grad()` calls the tensor's `requires_grad` flag (a 
              "errors on fastai too")
 TORCH_KEYS = ("torch 2.x param groups carry more keys (`foreach`, `fused`, `differentiable`, ...) than the cell lists: "
               "it fails on fastai too")
-RMSPROP_MOM = ("`RMSProp(mom>0)` is torch's RMSprop: it averages `grad / (sqrt(sqr_avg) + eps)` where fastai divides "
-               "the averaged gradient by the current denominator (with `mom=0`, the default, the steps are fastai's)")
 
 CELLS = [
     Cell("init_param_lists", """
@@ -265,7 +263,7 @@ test_close(params[0], tensor([0.,1.,2.]))
 opt.step()
 step = - 0.1 * (0.1 + 0.9*0.1) / (math.sqrt((0.01*0.99+0.01) * 0.1**2) + 1e-8)
 test_close(params[0], tensor([step, 1+step, 2+step]))
-""", differs=RMSPROP_MOM),
+"""),
     Cell("step_stat", """
 p = tst_param(1,0.1)
 state = {}
