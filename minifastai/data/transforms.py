@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 from fastcore.basics import using_attr
+from fastcore.foundation import L
 
 __all__ = [
     "Splitter", "RandomSplitter", "TrainTestSplitter", "IndexSplitter", "EndSplitter", "GrandparentSplitter",
@@ -210,10 +211,10 @@ def row_mask(idx: Any, n: int, what: str) -> np.ndarray:
 # Files
 # ================================================================================================
 def get_files(path: str | os.PathLike, extensions: Any = None, recurse: bool = True,
-              folders: str | Sequence[str] | None = None, followlinks: bool = True) -> list[Path]:
+              folders: str | Sequence[str] | None = None, followlinks: bool = True) -> L:
     """The files under `path` (fastai's `get_files`): with one of `extensions` (any case; None: all), in every
     subfolder (`recurse`) or only in the top-level `folders`; names starting with '.' are skipped. Sorted by folder,
-    then name (fastai's order is the file system's)."""
+    then name (fastai's order is the file system's). A fastcore `L` of paths, as fastai's."""
     root = Path(path)
     if not root.is_dir():
         raise FileNotFoundError(f"get_files: folder {root} does not exist")
@@ -226,7 +227,7 @@ def get_files(path: str | os.PathLike, extensions: Any = None, recurse: bool = T
             exts is None or os.path.splitext(f)[1].lower() in exts)]
 
     if not recurse:
-        return keep([e.name for e in os.scandir(root) if e.is_file()], str(root))
+        return L(keep([e.name for e in os.scandir(root) if e.is_file()], str(root)))
     out: list[Path] = []
     for i, (folder, dirs, files) in enumerate(os.walk(root, followlinks=followlinks)):
         if i == 0 and tops:
@@ -236,14 +237,14 @@ def get_files(path: str | os.PathLike, extensions: Any = None, recurse: bool = T
         else:
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         out += keep(files, folder)
-    return out
+    return L(out)
 
 
 def FileGetter(suf: str = "", extensions: Any = None, recurse: bool = True,  # noqa: N802 (fastai's name)
-               folders: str | Sequence[str] | None = None) -> Callable[[Any], list[Path]]:
+               folders: str | Sequence[str] | None = None) -> Callable[[Any], L]:
     """A function `path -> get_files(path / suf, extensions, recurse, folders)` (fastai's `FileGetter`)."""
 
-    def _inner(o: Any, extensions: Any = extensions, recurse: bool = recurse, folders: Any = folders) -> list[Path]:
+    def _inner(o: Any, extensions: Any = extensions, recurse: bool = recurse, folders: Any = folders) -> L:
         return get_files(Path(o) / suf, extensions, recurse, folders)
 
     return _inner

@@ -7,7 +7,7 @@ from .blocks import CategoryBlock, RegressionBlock
 from .columns import NA, factorize
 from .dataloaders import TabularDataLoaders, TabularPandas
 from .export import rebuild_learner
-from .frame_utils import add_datepart, cont_cat_split, df_shrink, df_shrink_dtypes, make_date
+from .frame_utils import add_datepart, add_elapsed_times, cont_cat_split, df_shrink, df_shrink_dtypes, make_date
 from .learner import TabularLearner, TabularRow, tabular_learner
 from .loader import TabularLoader
 from .model import SigmoidRange, TabularModel, emb_sz_rule, get_emb_sz, sigmoid_range, tabular_config
@@ -20,5 +20,5 @@ __all__ = [
     "TabularPandas", "TabularDataLoaders", "CategoryBlock", "RegressionBlock", "RandomSplitter",
     "IndexSplitter", "TabularModel", "emb_sz_rule", "get_emb_sz", "sigmoid_range", "SigmoidRange", "TabularRow",
     "TabularLearner", "tabular_learner", "rebuild_learner",
-    "make_date", "add_datepart", "cont_cat_split", "df_shrink_dtypes", "df_shrink", "tabular_config",
+    "make_date", "add_datepart", "add_elapsed_times", "cont_cat_split", "df_shrink_dtypes", "df_shrink", "tabular_config",
 ]

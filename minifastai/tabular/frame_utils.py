@@ -1,5 +1,5 @@
 """fastai's DataFrame helpers for tabular data (`fastai.tabular.core`): `make_date`, `add_datepart`,
-`cont_cat_split`, `df_shrink_dtypes` and `df_shrink`."""
+`add_elapsed_times`, `cont_cat_split`, `df_shrink_dtypes` and `df_shrink`."""
 from __future__ import annotations
 
 import re
@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["make_date", "add_datepart", "cont_cat_split", "df_shrink_dtypes", "df_shrink"]
+__all__ = ["make_date", "add_datepart", "add_elapsed_times", "cont_cat_split", "df_shrink_dtypes", "df_shrink"]
 
 _DATE_ATTRS = ("Year", "Month", "Week", "Day", "Dayofweek", "Dayofyear", "Is_month_end", "Is_month_start",
                "Is_quarter_end", "Is_quarter_start", "Is_year_end", "Is_year_start")
@@ -44,6 +44,42 @@ def add_datepart(df: pd.DataFrame, field_name: str, prefix: str | None = None, d
     if drop:
         del df[field_name]
     return df
+
+
+def add_elapsed_times(df: pd.DataFrame, field_names: str | Iterable[str], date_field: str, base_field: str
+                      ) -> pd.DataFrame:
+    """fastai's `add_elapsed_times`: for each event column `f` in `field_names` (made bool, in place; `date_field`
+    made a date, in place), per group of `base_field` in date order, the whole days since the last event
+    (`After<f>`, 0 on an event's day and before the first), until the next one (`Before<f>`, negative, 0 after
+    the last), and the number of events in the 7 rows up to this one (`<f>_bw`) and from it on (`<f>_fw`).
+    Returns a new DataFrame: `df`'s columns, then those."""
+    fields = [field_names] if isinstance(field_names, str) else list(field_names)
+    missing = [c for c in [*fields, date_field, base_field] if c not in df]
+    if missing:
+        raise KeyError(f"add_elapsed_times: {missing} are not columns of the DataFrame ({list(df.columns)[:10]})")
+    df[fields] = df[fields].astype("bool")
+    make_date(df, date_field)
+    order = df.sort_values([base_field, date_field], kind="stable").index
+    work = df.loc[order, [base_field, date_field, *fields]]
+    groups, dates = work[base_field], work[date_field]
+    day = np.timedelta64(1, "D")
+
+    def days(delta: pd.Series) -> pd.Series:
+        whole = delta.to_numpy().astype("timedelta64[D]") / day  # fastai's truncation to whole days
+        return pd.Series(whole, index=delta.index).fillna(0).astype(int)
+
+    out = pd.DataFrame(index=work.index)
+    for prefix, fill in (("After", "ffill"), ("Before", "bfill")):
+        for f in fields:
+            event_dates = dates.where(work[f])
+            out[prefix + f] = days(dates - getattr(event_dates.groupby(groups), fill)())
+    counts = work[fields].astype(float)
+    out[[f"{f}_bw" for f in fields]] = counts.groupby(groups).rolling(7, min_periods=1).sum().droplevel(0).loc[
+        work.index].to_numpy()
+    backwards = counts.iloc[::-1]
+    out[[f"{f}_fw" for f in fields]] = backwards.groupby(groups.iloc[::-1]).rolling(7, min_periods=1).sum(
+        ).droplevel(0).loc[work.index].to_numpy()
+    return pd.concat([df, out.loc[df.index]], axis=1)
 
 
 def cont_cat_split(df: pd.DataFrame, max_card: int = 20, dep_var: str | Iterable[str] | None = None

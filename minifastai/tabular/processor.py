@@ -67,7 +67,9 @@ class TabularProcessor:
     def setup(self, data: Table, train: np.ndarray, valid: np.ndarray) -> tuple[Tensors, Tensors]:
         """Fit the procs on rows `train` (positions) and return (x_cat, x_cont, y) for the training rows and
         for the validation rows, built column by column. Nothing is changed if it raises: the procs given
-        are copied and fitted, and replace `self.procs` only at the end."""
+        are copied and fitted, and replace `self.procs` only at the end. The proc objects given then hold the
+        fitted state too (fastai's `norm.means['a']` after `TabularPandas(df, norm, ...)`), while `self.procs`
+        stays this table's own: a later TabularPandas given the same objects does not change this one."""
         src = _Source(data)
         n = len(src)
         ys = self._setup_y(src, train, valid)  # first: a bad target fails before any work on the inputs
@@ -108,6 +110,8 @@ class TabularProcessor:
             if isinstance(p, Categorify):  # vocabs in x_cat's column order (flags were fitted first)
                 p.classes = {c: p.classes[c] for c in cat_names if c in p.classes}
                 p._index = {c: p._index[c] for c in cat_names if c in p._index}
+        for given, fitted in zip(self.procs, procs):  # the objects passed hold the fit, as fastai's (`norm.means`)
+            given.__dict__.update(fitted.__dict__)  # shared values, never changed in place: a later fit refits copies
         self.procs, self.cat_names = procs, cat_names
         return ((torch.from_numpy(cats[0]), torch.from_numpy(conts[0]), ys[0]),
                 (torch.from_numpy(cats[1]), torch.from_numpy(conts[1]), ys[1]))

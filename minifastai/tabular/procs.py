@@ -122,6 +122,11 @@ class FillMissing(TabularProc):
                                   "nothing but its <col>_na flag; drop it, or check the split", stacklevel=2)
             self.fill[c] = _fill_value(tr, len(tr) - n_miss, self.fill_strategy, self.fill_val)
 
+    @property
+    def na_dict(self) -> dict[str, float]:
+        """fastai's `na_dict`: the fill value of each column that had missing values in the training rows."""
+        return {c: self.fill[c] for c in self.na_cols}
+
     def encode(self, t: TabularColumns) -> None:
         """Fill missing values in place and add the `<col>_na` columns."""
         flagged = set(self.na_cols) if self.add_col else set()

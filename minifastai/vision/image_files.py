@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from fastcore.foundation import L
 from torch import Tensor
 
 from ..data.transforms import parent_label
@@ -135,8 +136,9 @@ def to_image_tensor(item: Any, backend: str | None = None) -> Tensor:
 # Listing images
 # ================================================================================================
 def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequence[str] | None = None
-                    ) -> list[Path]:
-    """Image files under `path` (only in the top-level `folders` if given), sorted, as fastai lists them.
+                    ) -> L:
+    """Image files under `path` (only in the top-level `folders` if given), sorted, as fastai lists them: a
+    fastcore `L` of paths, as fastai's.
 
     Skipped: hidden files and folders (names starting with '.', e.g. macOS `._*` files), files that are
     not images, and folders already listed or linking back to an ancestor (symlink loops are not followed).
@@ -191,14 +193,14 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
         warnings.warn(f"get_image_files({str(root)!r}) did not enter {len(repeated)} folder(s) already listed "
                       f"or linking back to an ancestor (a symlink loop or a second link), e.g. {repeated[0][0]} -> "
                       f"{repeated[0][1]}", stacklevel=2)
-    return sorted(found)
+    return L(sorted(found))
 
 
 def ImageGetter(suf: str = "", recurse: bool = True,  # noqa: N802 (fastai's name)
-                folders: str | Sequence[str] | None = None) -> Callable[[Any], list[Path]]:
+                folders: str | Sequence[str] | None = None) -> Callable[[Any], L]:
     """A function `path -> get_image_files(path / suf, recurse, folders)` (fastai's `ImageGetter`)."""
 
-    def _inner(o: Any, recurse: bool = recurse, folders: Any = folders) -> list[Path]:
+    def _inner(o: Any, recurse: bool = recurse, folders: Any = folders) -> L:
         return get_image_files(Path(o) / suf, recurse, folders)
 
     return _inner

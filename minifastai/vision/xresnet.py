@@ -30,11 +30,12 @@ class XResNet(nn.Sequential):
     """fastai's `XResNet(block, expansion, layers)` with its defaults: stem `c_in -> 32 -> 32 -> 64` (stride 2 first),
     3x3 max pooling, one stage of `block`s (`ResBlock`, `SEBlock`, `SEResNeXtBlock`; keywords such as `groups`,
     `reduction` go to them) per entry of `layers` (64, 128, 256, 512 channels, times `expansion`), average pooling,
-    flatten, dropout `p` and a linear layer to `n_out`. `XResNet(expansion, layers)` means `block=ResBlock`."""
+    flatten, dropout `p` and a linear layer to `n_out`. `XResNet(expansion, layers)` means `block=ResBlock`;
+    `ndim=1` or `3` builds fastai's 1d (signals) or 3d (volumes) xresnet."""
 
     def __init__(self, block: Any, expansion: Any, layers: Sequence[int] | None = None, p: float = 0.0,
                  c_in: int = 3, n_out: int = 1000, stem_szs: Sequence[int] = (32, 32, 64), widen: float = 1.0,
-                 ks: int = 3, stride: int = 2, **block_kwargs: Any) -> None:
+                 ks: int = 3, stride: int = 2, ndim: int = 2, **block_kwargs: Any) -> None:
         if layers is None:  # XResNet(expansion, layers)
             block, expansion, layers = ResBlock, block, expansion
         if not callable(block):
@@ -44,16 +45,19 @@ class XResNet(nn.Sequential):
         if expansion not in (1, 4):
             raise ValueError(f"XResNet: expansion is 1 (basic blocks) or 4 (bottlenecks), got {expansion!r}")
         szs = [c_in, *stem_szs]
-        stem = [ConvLayer(szs[i], szs[i + 1], ks, stride=stride if i == 0 else 1) for i in range(3)]
+        if ndim not in (1, 2, 3):
+            raise ValueError(f"XResNet: ndim is 1, 2 or 3 (1d, 2d or 3d convolutions), got {ndim!r}")
+        stem = [ConvLayer(szs[i], szs[i + 1], ks, stride=stride if i == 0 else 1, ndim=ndim) for i in range(3)]
         layers = list(layers)
         block_szs = [64 // expansion] + [int(o * widen) for o in [64, 128, 256, 512] + [256] * (len(layers) - 4)]
         stages = [nn.Sequential(*[block(expansion, block_szs[i] if j == 0 else block_szs[i + 1], block_szs[i + 1],
-                                        stride=(1 if i == 0 else stride) if j == 0 else 1, ks=ks, **block_kwargs)
+                                        stride=(1 if i == 0 else stride) if j == 0 else 1, ks=ks, ndim=ndim,
+                                        **block_kwargs)
                                   for j in range(n)])
                   for i, n in enumerate(layers)]
-        super().__init__(*stem, nn.MaxPool2d(ks, stride=stride, padding=ks // 2), *stages,
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(p), nn.Linear(block_szs[-1] * expansion,
-                                                                                          n_out))
+        pool, avg = getattr(nn, f"MaxPool{ndim}d"), getattr(nn, f"AdaptiveAvgPool{ndim}d")
+        super().__init__(*stem, pool(ks, stride=stride, padding=ks // 2), *stages, avg(1), nn.Flatten(),
+                         nn.Dropout(p), nn.Linear(block_szs[-1] * expansion, n_out))
         init_cnn(self)
 
 

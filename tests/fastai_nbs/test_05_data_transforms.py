@@ -243,34 +243,34 @@ test_eq(t.o2i, {2:0,3:1,4:2})
 test_eq(t.map_objs([2,3]), [0,1])
 test_eq(t.map_ids([0,1]), [2,3])
 test_fail(lambda: t.o2i['unseen label'])
-""", differs=NO_TARGET_TFMS),
+""", out_of_scope=NO_TARGET_TFMS),
     Cell("category_map_add_na", """
 t = CategoryMap([4,2,3,4], add_na=True)
 test_eq(t, ['#na#',2,3,4])
 test_eq(t.o2i, {'#na#':0,2:1,3:2,4:3})
-""", differs=NO_TARGET_TFMS),
+""", out_of_scope=NO_TARGET_TFMS),
     Cell("category_map_no_sort", """
 t = CategoryMap(pd.Series([4,2,3,4]), sort=False)
 test_eq(t, [4,2,3])
 test_eq(t.o2i, {4:0,2:1,3:2})
-""", differs=NO_TARGET_TFMS),
+""", out_of_scope=NO_TARGET_TFMS),
     Cell("category_map_categorical", """
 col = pd.Series(pd.Categorical(['M','H','L','M'], categories=['H','M','L'], ordered=True))
 t = CategoryMap(col)
 test_eq(t, ['H','M','L'])
 test_eq(t.o2i, {'H':0,'M':1,'L':2})
-""", differs=NO_TARGET_TFMS),
+""", out_of_scope=NO_TARGET_TFMS),
     Cell("category_map_strict", """
 col = pd.Series(pd.Categorical(['M','H','M'], categories=['H','M','L'], ordered=True))
 t = CategoryMap(col, strict=True)
 test_eq(t, ['H','M'])
 test_eq(t.o2i, {'H':0,'M':1})
-""", differs=NO_TARGET_TFMS),
+""", out_of_scope=NO_TARGET_TFMS),
     Cell("one_hot_encode", """
 _tfm = OneHotEncode(c=3)
 test_eq(_tfm([0,2]), tensor([1.,0,1]))
 test_eq(_tfm.decode(tensor([0,1,1])), [1,2])
-""", differs=NO_TARGET_TFMS),
+""", out_of_scope=NO_TARGET_TFMS),
     # ---- Normalization
     Cell("normalize_from_stats", TRAIN_DS + """\
 mean,std = [0.5]*3,[0.5]*3
@@ -289,16 +289,16 @@ assert x.mean()<0.0
 assert x.std()>0.5
 assert 0<xd.float().mean()/255.<1
 assert 0<xd.float().std()/255.<0.5
-""", differs=MID_LEVEL_DL),
+""", out_of_scope=MID_LEVEL_DL),
     Cell("normalize_from_batch", TRAIN_DS + NORMALIZE_SETUP + """\
 test_close(x.mean(), 0.0, 1e-4)
 assert x.std()>0.9, x.std()
-""", differs=MID_LEVEL_DL),
+""", out_of_scope=MID_LEVEL_DL),
     Cell("normalize_show_batch_types", TRAIN_DS + NORMALIZE_SETUP + """\
 x,y = cast(x,Tensor),cast(y,Tensor) #Lose type of tensors (to emulate predictions)
 test_ne(type(x), TensorImage)
 tdl.show_batch((x,y), figsize=(1,1)) #Check that types are put back by dl.
-""", differs=MID_LEVEL_DL),
+""", out_of_scope=MID_LEVEL_DL),
 ]
 
 

@@ -57,7 +57,7 @@ test_eq(mnist.type_tfms[0], [PILImageBW.create])
 test_eq(mnist.type_tfms[1].map(type), [Categorize])
 test_eq(mnist.default_item_tfms.map(type), [ToTensor])
 test_eq(mnist.default_batch_tfms.map(type), [IntToFloatTensor])
-""", differs=MID_LEVEL),
+""", out_of_scope=MID_LEVEL),
     Cell("datasets", """
 mnist = DataBlock(blocks = (ImageBlock(cls=PILImageBW),CategoryBlock),
                   get_items = get_image_files,

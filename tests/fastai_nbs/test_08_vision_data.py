@@ -94,7 +94,7 @@ bb = TensorBBox([[-2,-0.5,0.5,1.5], [-0.5,-0.5,0.5,0.5], [1,0.5,0.5,0.75], [-0.5
 bb,lbl = clip_remove_empty(bb, TensorMultiCategory([1,2,3,2,5]))
 test_eq(bb, TensorBBox([[-1,-0.5,0.5,1.], [-0.5,-0.5,0.5,0.5], [-0.5,-0.5,0.5,0.5]]))
 test_eq(lbl, TensorMultiCategory([1,2,2]))
-""", differs=OUT_OF_SCOPE),
+""", out_of_scope=OUT_OF_SCOPE),
     Cell("bb_pad", """
 img1,img2 = TensorImage(torch.randn(16,16,3)),TensorImage(torch.randn(16,16,3))
 bb1 = tensor([[-2,-0.5,0.5,1.5], [-0.5,-0.5,0.5,0.5], [1,0.5,0.5,0.75], [-0.5,-0.5,0.5,0.5]])
@@ -110,7 +110,7 @@ test_eq(res[0][2], tensor([1,2,2]))
 test_eq(res[1][0], img2)
 test_eq(res[1][1], tensor([[-0.5,-0.5,0.5,0.5], [-0.5,-0.5,0.5,0.5], [0,0,0,0]]))
 test_eq(res[1][2], tensor([2,2,0]))
-""", differs=OUT_OF_SCOPE),
+""", out_of_scope=OUT_OF_SCOPE),
     Cell("from_folder", """
 path = _mnist_tiny()
 dls = ImageDataLoaders.from_folder(path)
@@ -169,7 +169,7 @@ def label_func(x): return path/'labels'/f'{x.stem}_P{x.suffix}'
 codes = np.loadtxt(path/'codes.txt', dtype=str)
 
 dls = SegmentationDataLoaders.from_label_func(path, fnames, label_func, codes=codes)
-""", differs=OUT_OF_SCOPE),
+""", out_of_scope=OUT_OF_SCOPE),
 ]
 
 

@@ -92,7 +92,7 @@ test_eq(tensor(array(y)), t[5:15,3:13])
 pts = TensorPoint(torch.tensor([[-1,-1], [-0.5,-0.5], [0.,0.]]), img_size=(16,20))
 y,p1 = crop((x,pts))
 test_eq(p1, torch.tensor([[-1.6,-2], [-0.8,-1], [0,0]]))
-""", differs=OUT_OF_SCOPE),
+""", out_of_scope=OUT_OF_SCOPE),
     # ---- Resize
     Cell("resize_method_squish", """
 test_eq(ResizeMethod.Squish, 'squish')
@@ -165,7 +165,7 @@ test_eq(flip(pnts, split_idx=0), tensor([[[1.,0.], [0,1]]]) -1)
 
 bbox = TensorBBox(((tensor([[1.,0., 2.,1]]) -1)[None]))
 test_eq(flip(bbox, split_idx=0), tensor([[[0.,0., 1.,1.]]]) -1)
-""", differs=OUT_OF_SCOPE),
+""", out_of_scope=OUT_OF_SCOPE),
     # ---- Dihedral
     Cell("dihedral_show", TIMG + """
 t = _batch_ex(8)
@@ -194,7 +194,7 @@ x = PILImage.create(tt)
 for i in range(8):
     y1 = x.dihedral(i)
     test_eq(y[i,0], tensor(array(y1)))
-""", differs=OUT_OF_SCOPE),
+""", out_of_scope=OUT_OF_SCOPE),
     # ---- Rotate
     Cell("rotate_show", TIMG + """
 thetas = [-30,-15,0,15,30]
@@ -237,7 +237,7 @@ test_eq(y[3,0], tensor([[0.,0.,0.,0.,0.],[0.,0.,0.,0.,1.],[0.,0.,0.,0.,0.],[0.,0
 x = torch.tensor([[[-1.,-1], [1,-1]], [[-1,1], [1,1]], [[-1,-1], [-1,1]], [[1,-1], [1,1]]])
 y = TensorPoint(x).warp(p=1., draw_x=[0.,0,-0.5,0.5], draw_y=[-0.5,0.5,0.,0.])
 test_eq(y, torch.tensor([[[-0.5,-1], [0.5,-1]], [[-0.5,1], [0.5,1]], [[-1,-0.5], [-1,0.5]], [[1,-0.5], [1,0.5]]]))
-""", differs=OUT_OF_SCOPE),
+""", out_of_scope=OUT_OF_SCOPE),
     Cell("warp_show_vertical", TIMG + """
 scales = [-0.4, -0.2, 0., 0.2, 0.4]
 warp = Warp(p=1., draw_y=scales, draw_x=0.)
@@ -273,7 +273,7 @@ warp = Warp(p=1., draw_x=[0.,0,-0.5,0.5], draw_y=[-0.5,0.5,0.,0.])
 x = torch.tensor([[[-1.,-1], [1,-1]], [[-1,1], [1,1]], [[-1,-1], [-1,1]], [[1,-1], [1,1]]])
 y = warp(TensorPoint(x), split_idx=0)
 test_eq(y, torch.tensor([[[-0.5,-1], [0.5,-1]], [[-0.5,1], [0.5,1]], [[-1,-0.5], [-1,0.5]], [[1,-0.5], [1,0.5]]]))
-""", differs=OUT_OF_SCOPE),
+""", out_of_scope=OUT_OF_SCOPE),
     # ---- Brightness
     Cell("brightness_show", TIMG + """
 scales = [0.1, 0.3, 0.5, 0.7, 0.9]

@@ -14,8 +14,6 @@ IMPORTS = """\
 from fastai.vision.all import *
 """
 
-ND = ("minifastai's `XResNet` is 2d only (fastai's `ndim`, `act_cls` and `sa` options are left out, as "
-      "docs/fastai-differences.md says), so fastai's 1d and 3d xresnets cannot be built")
 
 CELLS = [
     Cell("xse_resnext18_forward", """
@@ -37,17 +35,17 @@ y = tst(x)
 tst = xresnet18(ndim=1, c_in=1, ks=15)
 x = torch.randn(64, 1, 128)
 y = tst(x)
-""", differs=ND),
+"""),
     Cell("xresnext50_1d_stride4", """
 tst = xresnext50(ndim=1, c_in=2, ks=31, stride=4)
 x = torch.randn(8, 2, 128)
 y = tst(x)
-""", differs=ND),
+"""),
     Cell("xresnet18_3d", """
 tst = xresnet18(ndim=3, c_in=3, ks=3)
 x = torch.randn(8, 3, 32, 32, 32)
 y = tst(x)
-""", differs=ND),
+"""),
 ]
 
 

@@ -61,7 +61,7 @@ with Learner(dls, nn.Linear(3,4), loss_func=CrossEntropyLossFlat(), cbs=mixup) a
 
 _,axs = plt.subplots(3,3, figsize=(9,9))
 dls.show_batch(b=(mixup.x,mixup.y), ctxs=axs.flatten())
-""", differs=PRIVATE_SPLIT),
+""", out_of_scope=PRIVATE_SPLIT),
     Cell("cutmix_before_batch", PETS_DLS + """
 cutmix = CutMix(1.)
 with Learner(dls, nn.Linear(3,4), loss_func=CrossEntropyLossFlat(), cbs=cutmix) as learn:
@@ -74,7 +74,7 @@ with Learner(dls, nn.Linear(3,4), loss_func=CrossEntropyLossFlat(), cbs=cutmix) 
 
 _,axs = plt.subplots(3,3, figsize=(9,9))
 dls.show_batch(b=(cutmix.x,cutmix.y), ctxs=axs.flatten())
-""", differs=PRIVATE_SPLIT),
+""", out_of_scope=PRIVATE_SPLIT),
     Cell("cutmix_fit_one_cycle", PETS_DLS + """
 cutmix = CutMix(1.)
 #slow

@@ -71,8 +71,6 @@ def test_series(a,b): return test_eq(list(a), b)
 '''
 
 PANDAS3_STR = "pandas 3 reads strings as its `str` dtype, and the cell expects `object`"
-PROCS_COPIED = ("the procs passed to `TabularPandas` are not modified (minifastai fits copies, in `to.procs`), so the "
-                "cell's own `Categorify()`, `Normalize()` or `FillMissing()` object holds no fitted state")
 TARGET_VOCAB = ("the target's vocab covers every row's classes (fastai: the training rows'), so a class seen only in "
                 "validation rows is in `to.vocab`")
 TFM_DISPATCH = ("the cell extends fastai's `MultiCategorize` Transform by type dispatch (`@MultiCategorize def "
@@ -127,7 +125,7 @@ df = pd.DataFrame({'date': ['2019-12-04', '2019-11-29', '2019-11-15', '2019-10-2
                    'event': [False, True, False, True], 'base': [1,1,2,2]})
 df = add_elapsed_times(df, ['event'], 'date', 'base')
 df.head()
-""", pending="`add_elapsed_times` (not in frame_utils.py)"),
+"""),
     Cell("cont_cat_split", """
 # Example with simple numpy types
 df = pd.DataFrame({'cat1': [1, 2, 3, 4], 'cont1': [1., 2., 3., 2.], 'cat2': ['a', 'b', 'b', 'a'],
@@ -274,7 +272,7 @@ df = pd.DataFrame({'a':[0,1,2,3,2]})
 to = TabularPandas(df, cat, 'a', splits=[[0,1,2],[3,4]])
 test_series(cat['a'], ['#na#',0,1,2])
 test_series(to['a'], [1,2,3,0,3])
-""", differs=PROCS_COPIED),
+"""),
     Cell("categorify_ordered_categorical", """
 df = pd.DataFrame({'a':pd.Categorical(['M','H','L','M'], categories=['H','M','L'], ordered=True)})
 to = TabularPandas(df, Categorify, 'a')
@@ -326,7 +324,7 @@ m,s = x.mean(),x.std()
 test_eq(norm.means['a'], m)
 test_close(norm.stds['a'], s)
 test_close(to['a'].values, (x-m)/s)
-""", differs=PROCS_COPIED),
+"""),
     Cell("normalize_new_decode", """
 norm = Normalize()
 df = pd.DataFrame({'a':[0,1,2,3,4]})
@@ -339,7 +337,7 @@ to1.process()
 test_close(to1['a'].values, (np.array([5,6,7])-m)/s)
 to2 = norm.decode(to1)
 test_close(to2['a'].values, [5,6,7])
-""", differs=PROCS_COPIED),
+"""),
     Cell("normalize_splits", """
 norm = Normalize()
 df = pd.DataFrame({'a':[0,1,2,3,4]})
@@ -349,7 +347,7 @@ m,s = x.mean(),x.std()
 test_eq(norm.means['a'], m)
 test_close(norm.stds['a'], s)
 test_close(to['a'].values, (np.array([0,1,2,3,4])-m)/s)
-""", differs=PROCS_COPIED),
+"""),
     Cell("normalize_keeps_no_table", """
 norm = Normalize()
 df = pd.DataFrame({'a':[0,1,2,3,4]})
@@ -373,7 +371,7 @@ for t in tos: test_eq(t.cat_names, ['a_na'])
 for to_,v in zip(tos, [1.5, 0., 1.]):
     test_eq(to_['a'].values, np.array([0, 1, v, 1, 2, 3, 4]))
     test_eq(to_['a_na'].values, np.array([0, 0, 1, 0, 0, 0, 0]))
-""", differs=PROCS_COPIED),
+"""),
     Cell("fill_missing_only_missing_columns", """
 fill = FillMissing()
 df = pd.DataFrame({'a':[0,1,np.nan,1,2,3,4], 'b': [0,1,2,3,4,5,6]})
@@ -383,7 +381,7 @@ test_eq(to.cat_names, ['a_na'])
 test_eq(to['a'].values, np.array([0, 1, 1.5, 1, 2, 3, 4]))
 test_eq(to['a_na'].values, np.array([0, 0, 1, 0, 0, 0, 0]))
 test_eq(to['b'].values, np.array([0,1,2,3,4,5,6]))
-""", differs=PROCS_COPIED),
+"""),
     Cell("fill_missing_keeps_no_table", """
 fill = FillMissing()
 df = pd.DataFrame({'a':[0,1,np.nan,1,2,3,4], 'b': [0,1,2,3,4,5,6]})
@@ -538,7 +536,7 @@ procs = [Categorify, FillMissing, Normalize]
 splits = RandomSplitter()(range_of(df_main))
 to = TabularPandas(df_main, procs, cat_names, cont_names, y_names="target", y_block=MultiCategoryBlock(), splits=splits)
 to.procs[2].vocab
-""", differs=TFM_DISPATCH),
+""", out_of_scope=TFM_DISPATCH),
 ]
 
 REGRESSION = """

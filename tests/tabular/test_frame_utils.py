@@ -1,4 +1,4 @@
-"""fastai's DataFrame helpers (`add_datepart`, `cont_cat_split`, `df_shrink`, `tabular_config`), compared with
+"""fastai's DataFrame helpers (`add_datepart`, `add_elapsed_times`, `cont_cat_split`, `df_shrink`, `tabular_config`), compared with
 fastai's own on the same frames."""
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from minifastai.tabular import (
     TabularDataLoaders,
     add_datepart,
+    add_elapsed_times,
     cont_cat_split,
     df_shrink,
     df_shrink_dtypes,
@@ -35,6 +36,39 @@ def test_add_datepart_is_fastais(kw):
     us = add_datepart(dates("us"), "saledate", **kw)
     col = (kw.get("prefix") or "sale") + "Elapsed"
     assert us[col].iloc[0] == 1577750400.0 == ours[col].iloc[0]  # 2019-12-31 00:00 UTC, in seconds
+
+
+def events(n: int = 120, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    day = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.permutation(300)[:n], "D")
+    return pd.DataFrame({"date": day.strftime("%Y-%m-%d"), "promo": rng.random(n) < 0.2,
+                         "holiday": rng.integers(0, 2, n), "store": rng.integers(0, 4, n), "x": np.arange(n)})
+
+
+def test_add_elapsed_times_is_fastais():
+    df = events()
+    ours = add_elapsed_times(df.copy(), ["promo", "holiday"], "date", "store")
+    theirs = ftc.add_elapsed_times(df.copy(), ["promo", "holiday"], "date", "store")
+    assert list(ours.columns) == list(theirs.columns) == [*df.columns, "Afterpromo", "Afterholiday", "Beforepromo",
+                                                          "Beforeholiday", "promo_bw", "holiday_bw", "promo_fw",
+                                                          "holiday_fw"]
+    pd.testing.assert_frame_equal(ours, theirs)
+    # by hand, one store: events on Jan 2 and Jan 5; rows on Jan 1, 2, 3, 5, 9
+    one = pd.DataFrame({"date": ["2020-01-03", "2020-01-01", "2020-01-09", "2020-01-05", "2020-01-02"],
+                        "ev": [0, 0, 0, 1, 1], "s": 1})
+    r = add_elapsed_times(one, "ev", "date", "s").set_index("date")
+    assert r["Afterev"].tolist() == [1, 0, 4, 0, 0]  # days since the last event (0 before the first)
+    assert r["Beforeev"].tolist() == [-2, -1, 0, 0, 0]  # days until the next one (0 after the last)
+    assert r.loc[pd.Timestamp("2020-01-09"), "ev_bw"] == 2 and r.loc[pd.Timestamp("2020-01-01"), "ev_fw"] == 2
+    assert one["ev"].dtype == bool  # in place, as fastai's
+
+
+def test_add_elapsed_times_names_a_missing_column_before_changing_the_frame():
+    df = events(10)
+    before = df.copy()
+    with pytest.raises(KeyError, match=r"\['promos'\] are not columns"):
+        add_elapsed_times(df, ["promos"], "date", "store")
+    pd.testing.assert_frame_equal(df, before)
 
 
 def test_make_date_parses_strings_and_names_a_missing_column():

@@ -131,7 +131,11 @@ def test_categorical_dtype_keeps_its_order_and_fill_strategies():
                                      cont_names=["a"], y_names="y", procs=[mode, Categorify], valid_idx=[],
                                      device="cpu")
     assert dls.procs[0].fill["a"] == 2.0
-    assert mode.fill == {}  # the procs given are templates: the fitted copies live in dls.procs
+    # the proc given holds the fit (fastai's); dls.procs is the table's own copy, which a later fit leaves alone
+    assert mode.fill == {"a": 2.0} and mode.na_dict == {"a": 2.0} and dls.procs[0] is not mode
+    TabularDataLoaders.from_df(pd.DataFrame({"a": [5.0, 5.0, np.nan, 7.0], "y": [0, 1, 0, 1]}), cont_names=["a"],
+                               y_names="y", procs=[mode], valid_idx=[], device="cpu")
+    assert mode.fill == {"a": 5.0} and dls.procs[0].fill == {"a": 2.0}
     with pytest.raises(ValueError, match="fill_strategy must be one of"):
         FillMissing("mean")
 
