@@ -58,8 +58,8 @@ class ConvLayer(nn.Sequential):
     def __init__(self, ni: int, nf: int, ks: int = 3, stride: int = 1, padding: int | None = None,
                  bn: bool = True, zero_bn: bool = False, act_cls: type[nn.Module] | None = nn.ReLU,
                  groups: int = 1, ndim: int = 2) -> None:
-        conv = _nd("Conv", ndim, "ConvLayer")(ni, nf, ks, stride=stride, padding=(ks - 1) // 2 if padding is None else padding,
-                         bias=not bn, groups=groups)
+        pad = (ks - 1) // 2 if padding is None else padding
+        conv = _nd("Conv", ndim, "ConvLayer")(ni, nf, ks, stride=stride, padding=pad, bias=not bn, groups=groups)
         nn.init.kaiming_normal_(conv.weight)
         layers: list[nn.Module] = [conv]
         if bn:
@@ -110,7 +110,8 @@ class SEModule(nn.Module):
     def __init__(self, ch: int, reduction: int, ndim: int = 2) -> None:
         super().__init__()
         nf = math.ceil(ch // reduction / 8) * 8
-        self.gate = nn.Sequential(_nd("AdaptiveAvgPool", ndim, "SEModule")(1), ConvLayer(ch, nf, 1, bn=False, ndim=ndim),
+        self.gate = nn.Sequential(_nd("AdaptiveAvgPool", ndim, "SEModule")(1),
+                                  ConvLayer(ch, nf, 1, bn=False, ndim=ndim),
                                   ConvLayer(nf, ch, 1, bn=False, act_cls=nn.Sigmoid, ndim=ndim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -20,5 +20,6 @@ __all__ = [
     "TabularPandas", "TabularDataLoaders", "CategoryBlock", "RegressionBlock", "RandomSplitter",
     "IndexSplitter", "TabularModel", "emb_sz_rule", "get_emb_sz", "sigmoid_range", "SigmoidRange", "TabularRow",
     "TabularLearner", "tabular_learner", "rebuild_learner",
-    "make_date", "add_datepart", "add_elapsed_times", "cont_cat_split", "df_shrink_dtypes", "df_shrink", "tabular_config",
+    "make_date", "add_datepart", "add_elapsed_times", "cont_cat_split", "df_shrink_dtypes", "df_shrink",
+    "tabular_config",
 ]

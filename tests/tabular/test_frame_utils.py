@@ -1,5 +1,5 @@
-"""fastai's DataFrame helpers (`add_datepart`, `add_elapsed_times`, `cont_cat_split`, `df_shrink`, `tabular_config`), compared with
-fastai's own on the same frames."""
+"""fastai's DataFrame helpers (`add_datepart`, `add_elapsed_times`, `cont_cat_split`, `df_shrink`,
+`tabular_config`), compared with fastai's own on the same frames."""
 from __future__ import annotations
 
 import numpy as np
