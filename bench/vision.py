@@ -1,4 +1,4 @@
-"""Vision: one fine-tuning epoch of MobileNetV2 at 64 px through ImageDataLoaders, against a hand-written
+"""Vision: one fine-tuning epoch of MobileNetV2 at 64 px through `DataBlock(...).dataloaders`, against a hand-written
 torchvision ImageFolder + DataLoader + loop doing the same work; and decode + augment throughput.
 
 Data: scikit-learn's 1,797 digits (10 classes) written as 64x64 PNG files (80% train, 20% valid).
@@ -60,17 +60,21 @@ def weights() -> tuple[dict | None, str]:
 def fresh_learner(tree: Path, sd: dict | None, bs: int, backend: str | None = None):
     """An unfrozen vision_learner over the digits tree, its model starting from `sd`."""
     from minifastai import accuracy
+    from minifastai.basics import CategoryBlock, DataBlock, GrandparentSplitter, parent_label
     from minifastai.vision import (
-        ImageDataLoaders,
+        ImageBlock,
         Resize,
         aug_transforms,
+        get_image_files,
         imagenet_stats,
         mobilenet_v2,
         vision_learner,
     )
 
-    dls = ImageDataLoaders.from_folder(tree, item_tfms=Resize(64), batch_tfms=aug_transforms(), bs=bs,
-                                       device="cpu", backend=backend)
+    # fastai's way of building the data: a DataBlock (its loaders are the ones ImageDataLoaders.from_folder builds)
+    digits = DataBlock(blocks=(ImageBlock, CategoryBlock), get_items=get_image_files, splitter=GrandparentSplitter(),
+                       get_y=parent_label, item_tfms=Resize(64), batch_tfms=aug_transforms())
+    dls = digits.dataloaders(tree, bs=bs, device="cpu", backend=backend)
     if sd is None:
         learn = vision_learner(dls, mobilenet_v2, pretrained=False, metrics=accuracy)
         dls.normalize(*imagenet_stats)
