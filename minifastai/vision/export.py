@@ -32,8 +32,8 @@ from .export_format import (
 )
 from .heads import check_head_args, check_y_range
 from .learner import VisionLearner, _stages_split
-from .models import body_head_split, create_vision_model, resolve_torchvision
-from .timm_models import check_model_kwargs, create_timm_model, timm_arch, timm_names
+from .models import body_head_split, build_vision_model, resolve_torchvision
+from .timm_models import check_model_kwargs, build_timm_model, timm_arch, timm_names
 
 __all__ = ["rebuild_learner", "check_export", "EXPORT_MODULE", "EXPORTABLE_TRANSFORMS", "builder_info",
            "pipeline_state", "pipeline_from_state", "tfm_to_state", "tfm_from_state", "vocab_from_state"]
@@ -123,12 +123,12 @@ def rebuild_learner(state: dict, device: Any = "cpu", source: str | None = None)
     # the head's declared sizes are checked before it is allocated; the whole model's shapes are checked by
     # load_learner, which runs this first on the meta device (no memory) and compares with the stored tensors
     if arch_src == "timm":
-        model, _ = create_timm_model(timm_builder, int(n_out), None, model_kwargs, lin_ftrs, ps,  # type: ignore[arg-type]
+        model, _ = build_timm_model(timm_builder, int(n_out), None, model_kwargs, lin_ftrs, ps,  # type: ignore[arg-type]
                                      concat_pool, check_head=check_head, y_range=y_range)
         split: Callable = body_head_split
     else:
         args = (builder, int(n_out), None, cut, lin_ftrs, ps, concat_pool)  # type: ignore[arg-type]
-        model, meta = create_vision_model(*args, check_head=check_head, y_range=y_range)
+        model, meta = build_vision_model(*args, check_head=check_head, y_range=y_range)
         split = meta.split
     if split_name == "stages":
         split = _stages_split

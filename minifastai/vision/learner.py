@@ -22,7 +22,7 @@ from .loaders import ImageDL
 from .models import (
     arch_source,
     body_head_split,
-    create_vision_model,
+    build_vision_model,
     resolve_arch,
     resolve_weights,
 )
@@ -122,7 +122,7 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
     from .timm_models import (
         TimmArch,
         check_model_kwargs,
-        create_timm_model,
+        build_timm_model,
         is_timm_model,
         model_cfg,
         resolve_timm_weights,
@@ -168,14 +168,14 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
                 raise ValueError(f"timm's {type(model_in).__name__} has no group_matcher: splitter='stages' cannot "
                                  "find its stages")
             sd, source, is_pretrained = None, "the given timm model", pretrained
-            model, cfg = create_timm_model(model_in, int(n_out), None, None, lin_ftrs, ps, concat_pool, source,
+            model, cfg = build_timm_model(model_in, int(n_out), None, None, lin_ftrs, ps, concat_pool, source,
                                            y_range=y_range)
             problem = _instance_problem(name, model_in) if timm_arch_known(name) else (
                 f"the timm model's pretrained_cfg names {name!r}, which is not in timm's registry")
         else:
             sd, source, _ = resolve_timm_weights(cast(TimmArch, builder), pretrained, weights, model_kwargs)
             is_pretrained, problem = sd is not None, None
-            model, cfg = create_timm_model(cast(TimmArch, builder), int(n_out), sd, model_kwargs, lin_ftrs, ps,
+            model, cfg = build_timm_model(cast(TimmArch, builder), int(n_out), sd, model_kwargs, lin_ftrs, ps,
                                            concat_pool, source, y_range=y_range)
         del sd
         stats = (tuple(cfg.get("mean") or IMAGENET_STATS[0]), tuple(cfg.get("std") or IMAGENET_STATS[1]))
@@ -183,7 +183,7 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
         default_names = ["body", "head"]
     else:
         sd_tv, source = resolve_weights(cast(Callable, builder), pretrained, weights)
-        model, meta = create_vision_model(cast(Callable, builder), n_out, sd_tv, cut, lin_ftrs, ps, concat_pool,
+        model, meta = build_vision_model(cast(Callable, builder), n_out, sd_tv, cut, lin_ftrs, ps, concat_pool,
                                           source, y_range=y_range)
         is_pretrained, problem = sd_tv is not None, None
         del sd_tv

@@ -26,8 +26,7 @@ from .transforms import IMAGENET_STATS
 from .weights import WeightsUnavailableError, load_weights, torchvision_state_dict
 
 __all__ = [
-    "AdaptiveConcatPool2d", "ArchMeta", "WeightsUnavailableError", "create_body", "create_head",
-    "create_vision_model", "load_weights", "model_meta", "num_features", "register_arch", "resnet10",
+    "AdaptiveConcatPool2d", "ArchMeta", "WeightsUnavailableError", "build_vision_model", "create_body", "create_head", "load_weights", "model_meta", "num_features", "register_arch", "resnet10",
     "resolve_arch", "default_weights",
 ]
 
@@ -256,17 +255,11 @@ def _body_state(full: nn.Module, body: nn.Module, sd: dict, source: str, arch: s
 
 
 
-def create_vision_model(arch: str | Callable[..., nn.Module], n_out: int, weights: dict | None = None,
-                        cut: int | Callable | None = None, lin_ftrs: Sequence[int] | None = None,
-                        ps: float | Sequence[float] = 0.5, concat_pool: bool = True,
-                        weights_source: str | None = None,
-                        check_head: Callable[[int], None] | None = None,
-                        y_range: tuple[float, float] | None = None) -> tuple[nn.Sequential, ArchMeta]:
-    """`nn.Sequential(body, head)` for `arch`; `weights` (a state dict; None: random) go into the body.
-
-    `check_head(nf)` runs once the body's number of features is known and before the head is built (an
-    export checks its declared head sizes against its stored tensors there).
-    """
+def vision_body(arch: str | Callable[..., nn.Module], weights: dict | None = None,
+                cut: int | Callable | None = None, weights_source: str | None = None
+                ) -> tuple[nn.Sequential, ArchMeta, int]:
+    """(body, the architecture's metadata, the body's output channels) for a torchvision CNN (or a registered
+    builder); `weights` (a state dict; None: random) go into the body."""
     name, builder = resolve_arch(arch) if not isinstance(arch, str) else resolve_torchvision(arch)
     full = builder(weights=None)
     if isinstance(full, (torchvision.models.VisionTransformer, torchvision.models.SwinTransformer)):
@@ -277,7 +270,22 @@ def create_vision_model(arch: str | Callable[..., nn.Module], n_out: int, weight
     body = create_body(full, cut=meta.cut if cut is None else cut)
     if weights is not None:
         body.load_state_dict(_body_state(full, body, weights, weights_source or "the given state dict", name))
-    nf = num_features(body)
+    return body, meta, num_features(body)
+
+
+def build_vision_model(arch: str | Callable[..., nn.Module], n_out: int, weights: dict | None = None,
+                       cut: int | Callable | None = None, lin_ftrs: Sequence[int] | None = None,
+                       ps: float | Sequence[float] = 0.5, concat_pool: bool = True,
+                       weights_source: str | None = None,
+                       check_head: Callable[[int], None] | None = None,
+                       y_range: tuple[float, float] | None = None) -> tuple[nn.Sequential, ArchMeta]:
+    """`nn.Sequential(body, head)` for `arch` and its metadata, as `vision_learner` and `load_learner` build it;
+    `weights` (a state dict; None: random) go into the body.
+
+    `check_head(nf)` runs once the body's number of features is known and before the head is built (an
+    export checks its declared head sizes against its stored tensors there).
+    """
+    body, meta, nf = vision_body(arch, weights, cut, weights_source)
     if check_head is not None:
         check_head(nf)
     head = create_head(nf, n_out, lin_ftrs, ps, concat_pool=concat_pool, y_range=y_range)

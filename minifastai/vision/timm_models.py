@@ -30,7 +30,7 @@ from torch import nn
 from .heads import create_head
 from .weights import WeightsUnavailableError, _offline_hint
 
-__all__ = ["TimmBody", "TimmArch", "timm_arch", "timm_names", "create_timm_model", "TIMM_FORBIDDEN_KWARGS"]
+__all__ = ["TimmBody", "TimmArch", "timm_arch", "timm_names", "build_timm_model", "TIMM_FORBIDDEN_KWARGS"]
 
 TIMM_FORBIDDEN_KWARGS = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "checkpoint_path", "cache_dir",
                          "num_classes", "features_only", "scriptable", "exportable", "no_jit", "weights")
@@ -360,17 +360,10 @@ def prune_unused(model: nn.Module, used: set[int]) -> list[str]:
     return names
 
 
-def create_timm_model(arch: TimmArch | nn.Module, n_out: int, weights: dict | None = None,
-                      model_kwargs: dict | None = None, lin_ftrs: Sequence[int] | None = None,
-                      ps: float | Sequence[float] = 0.5, concat_pool: bool = True,
-                      weights_source: str | None = None,
-                      check_head: Callable[[int, bool], None] | None = None,
-                      y_range: tuple[float, float] | None = None) -> tuple[nn.Sequential, dict]:
-    """`nn.Sequential(TimmBody, head)` for a timm name (built with `num_classes=0`, `weights` loaded by timm,
-    strictly) or a timm model instance (used as is), and its `pretrained_cfg`.
-
-    `check_head(nf, pool)` runs before the head is built (an export checks its declared sizes there).
-    """
+def timm_body(arch: TimmArch | nn.Module, weights: dict | None = None, model_kwargs: dict | None = None,
+              weights_source: str | None = None) -> tuple[TimmBody, int, dict]:
+    """(`TimmBody`, its output features, the model's `pretrained_cfg`) for a timm name (built with
+    `num_classes=0`, `weights` loaded by timm, strictly) or a timm model instance (used as is)."""
     if isinstance(arch, TimmArch):
         kw = dict(model_kwargs or {})
         try:
@@ -389,14 +382,29 @@ def create_timm_model(arch: TimmArch | nn.Module, n_out: int, weights: dict | No
     cfg = dict(model_cfg(model))
     needs_pool, nf, used = probe_body(model)
     prune_unused(model, used)
+    return TimmBody(model, needs_pool), nf, cfg
+
+
+def build_timm_model(arch: TimmArch | nn.Module, n_out: int, weights: dict | None = None,
+                     model_kwargs: dict | None = None, lin_ftrs: Sequence[int] | None = None,
+                     ps: float | Sequence[float] = 0.5, concat_pool: bool = True,
+                     weights_source: str | None = None,
+                     check_head: Callable[[int, bool], None] | None = None,
+                     y_range: tuple[float, float] | None = None) -> tuple[nn.Sequential, dict]:
+    """`nn.Sequential(TimmBody, head)` and the model's `pretrained_cfg`, as `vision_learner` and `load_learner`
+    build them (see `timm_body`).
+
+    `check_head(nf, pool)` runs before the head is built (an export checks its declared sizes there).
+    """
+    body, nf, cfg = timm_body(arch, weights, model_kwargs, weights_source)
     if check_head is not None:
-        check_head(nf, needs_pool)
-    head = create_head(nf, n_out, lin_ftrs, ps, pool=needs_pool, concat_pool=concat_pool, y_range=y_range)
-    return nn.Sequential(TimmBody(model, needs_pool), head), cfg
+        check_head(nf, body.needs_pool)
+    head = create_head(nf, n_out, lin_ftrs, ps, pool=body.needs_pool, concat_pool=concat_pool, y_range=y_range)
+    return nn.Sequential(body, head), cfg
 
 
 def _pruned_keys(arch: TimmArch, kw: dict) -> dict[str, torch.Tensor]:
-    """State-dict entries (meta tensors) of the modules `create_timm_model` will drop for this architecture,
+    """State-dict entries (meta tensors) of the modules `timm_body` will drop for this architecture,
     from a build on the meta device (empty if the model cannot be built there)."""
     try:
         with torch.device("meta"):

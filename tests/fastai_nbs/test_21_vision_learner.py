@@ -70,9 +70,6 @@ dls = SegmentationDataLoaders.from_label_func(path, fnames, label_func, codes=co
 
 PRIVATE = ("`{}` is private to fastai.vision.learner: `import *` does not give it (the notebook runs it inside the "
            "module)")
-NO_MODELS = ("`minifastai.vision.models` holds no torchvision builders: fastai's `fastai.vision.models` re-exports "
-             "torchvision's (`models.resnet18`, `models.resnet34`) and `models.xresnet`, minifastai's has only "
-             "its registry (`models.resnet18` is an AttributeError)")
 SEGMENTATION = ("segmentation is out of scope of minifastai (no `SegmentationDataLoaders`, `unet_learner`, "
                 "`create_unet_model`, `DynamicUnet`)")
 
@@ -133,15 +130,13 @@ test_eq(modes[4].in_features, 5)
     Cell("create_vision_model", """
 tst = create_vision_model(models.resnet18, 10, pretrained=False)
 tst = create_vision_model(models.resnet18, 10, pretrained=False, n_in=1)
-""", pending=NO_MODELS + "; and minifastai's `create_vision_model(arch, n_out, weights=None, cut, lin_ftrs, ps, "
-                        "concat_pool, ...)` takes no `pretrained` nor `n_in` (a TypeError) and returns "
-                        "`(model, meta)`"),
+"""),
     Cell("timm_model_scripted", """
 # make sure that timm models can be scripted:
 tst, _ = create_timm_model('resnet34', 1, pretrained=False)
 scripted = torch.jit.script(tst)
 assert scripted, "model could not be converted to TorchScript"
-""", pending="`create_timm_model` (fastai.vision.learner) is not in minifastai (the docs' list of missing names)"),
+"""),
     Cell("add_norm_once", r"""
 path = _pets()
 dls = ImageDataLoaders.from_name_re(path, get_image_files(path/"images"), r'^(.*)_\d+.jpg$', item_tfms=Resize(224))

@@ -119,18 +119,18 @@ def test_head_sizes_are_checked_before_the_head_is_allocated(export, tmp_path, m
     ("vit_h_14", "vit_h_14 is a transformer, not a CNN"),
 ])
 def test_an_other_arch_is_planned_on_the_meta_device_only(export, tmp_path, monkeypatch, arch, match):
-    import minifastai.vision.export as vx  # rebuild_learner looks create_vision_model up there
+    import minifastai.vision.export as vx  # rebuild_learner looks build_vision_model up there
 
     _, state = export
     path = tampered(tmp_path, state, lambda s: s["builder"].update(arch=arch))
     devices = []
-    real = vx.create_vision_model
+    real = vx.build_vision_model
 
     def spy(*args, **kwargs):
         devices.append(torch.get_default_device().type)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(vx, "create_vision_model", spy)
+    monkeypatch.setattr(vx, "build_vision_model", spy)
     with pytest.raises(ValueError, match=match):
         load_learner(path)
     assert devices == ["meta"]  # 11M / 60M / 630M parameters were only planned, never allocated

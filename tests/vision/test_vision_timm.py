@@ -12,7 +12,8 @@ from torch import nn
 timm = pytest.importorskip("timm")
 
 from minifastai import layer_decay, load_learner  # noqa: E402
-from minifastai.vision import ImageDataLoaders, WeightsUnavailableError, create_vision_model, vision_learner  # noqa: E402
+from minifastai.vision import ImageDataLoaders, WeightsUnavailableError, vision_learner  # noqa: E402
+from minifastai.vision.models import build_vision_model  # noqa: E402
 from minifastai.vision.stages import stage_groups  # noqa: E402
 from minifastai.vision.timm_models import TimmBody  # noqa: E402
 
@@ -274,9 +275,9 @@ TIMM_STAGES = {
 def test_torchvision_stage_groups(arch):
     try:
         with torch.device("meta"):  # planned only: the group structure needs no memory
-            model, _ = create_vision_model(getattr(torchvision.models, arch), 5)
+            model, _ = build_vision_model(getattr(torchvision.models, arch), 5)
     except NotImplementedError:  # regnet's init reads its weights: build it for real (4M parameters)
-        model, _ = create_vision_model(getattr(torchvision.models, arch), 5)
+        model, _ = build_vision_model(getattr(torchvision.models, arch), 5)
     groups = stage_groups(model)
     assert [n for n, _ in groups] == TORCHVISION_STAGES[arch]
     ids = [id(p) for _, ps in groups for p in ps]
