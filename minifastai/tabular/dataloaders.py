@@ -14,7 +14,7 @@ import torch
 from ..data import DataLoaders, default_device
 from .blocks import _as_block, _default_loss, _y_kind
 from .columns import Table, Tensors, _is_arrow_array, _Source, check_columns
-from .loader import TabularLoader, _display
+from .loader import TabularLoader, _display, inputs_frame, targets_frame
 from .processor import TabularProcessor
 from .procs import DEFAULT_PROCS, Categorify, TabularProc
 from .splitters import IndexSplitter, RandomSplitter, _check_splits
@@ -85,17 +85,12 @@ class TabularSubset:
     @property
     def xs(self) -> pd.DataFrame:
         """The processed inputs (category codes, normalized values) as a DataFrame, e.g. for scikit-learn."""
-        x_cat, x_cont = self.tensors[0].numpy(), self.tensors[1].numpy()
-        return pd.DataFrame({**{c: x_cat[:, i] for i, c in enumerate(self.to.cat_names)},
-                             **{c: x_cont[:, i] for i, c in enumerate(self.to.cont_names)}}, index=self.rows)
+        return inputs_frame(self.to, self.tensors, self.rows)
 
     @property
     def ys(self) -> pd.DataFrame:
         """The processed targets (class indices or values) as a DataFrame."""
-        y = self.tensors[2].numpy()
-        if y.shape[1] == 0:  # rows without their targets (`to.new(test_df)`)
-            return pd.DataFrame(index=self.rows)
-        return pd.DataFrame({c: y[:, i] for i, c in enumerate(self.to.y_names)}, index=self.rows)
+        return targets_frame(self.to, self.tensors, self.rows)
 
     @property
     def y(self) -> pd.Series:

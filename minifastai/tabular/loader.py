@@ -78,10 +78,10 @@ class TabularLoader:
         return df
 
     @property
-    def dataset(self) -> TensorDataset:
-        """The rows this loader batches, as a `TensorDataset` over the stored tensors (no copy): fastai's
-        `len(dls.train.dataset)` and `dls.train.dataset[i]` (a row's `(x_cat, x_cont[, y])`, compact dtypes)."""
-        return TensorDataset(*self.tensors)
+    def dataset(self) -> TabularRows:
+        """The rows this loader batches (no copy): fastai's `len(dls.train.dataset)`, `dls.train.dataset[i]` (a row's
+        `(x_cat, x_cont[, y])`, compact dtypes) and, with procs, the processed table (`tdl.dataset.iloc[0]`)."""
+        return TabularRows(self.tensors, self.processor)
 
     @property
     def device(self) -> torch.device:
@@ -95,6 +95,56 @@ class TabularLoader:
 
     def __repr__(self) -> str:
         return f"TabularLoader({self.n} rows, bs={self.bs}, {len(self)} batches, shuffle={self.shuffle})"
+
+
+class TabularRows(TensorDataset):
+    """A loader's rows: a `TensorDataset` over its tensors, and, given the procs' column names (`processor`), the
+    processed table as fastai's loaders' `dataset` (a `TabularPandas`) shows it: `xs`, `ys`, `items`, `iloc`."""
+
+    def __init__(self, tensors: Sequence[torch.Tensor], processor: Any = None) -> None:
+        super().__init__(*tensors)
+        self.processor = processor
+
+    def _names(self) -> Any:
+        if self.processor is None:
+            raise ValueError("these rows were built from bare tensors: they have no column names (use the "
+                             "TabularDataLoaders' loaders)")
+        return self.processor
+
+    @property
+    def xs(self) -> pd.DataFrame:
+        """The processed inputs (category codes, normalized values), one column each."""
+        return inputs_frame(self._names(), self.tensors)
+
+    @property
+    def ys(self) -> pd.DataFrame:
+        """The processed targets (class indices or values); no columns for rows without targets."""
+        return targets_frame(self._names(), self.tensors)
+
+    @property
+    def items(self) -> pd.DataFrame:
+        """The processed rows: inputs, then targets."""
+        return pd.concat([self.xs, self.ys], axis=1)
+
+    @property
+    def iloc(self) -> Any:
+        """`items.iloc` (fastai's `dl.dataset.iloc[0]['col']`)."""
+        return self.items.iloc
+
+
+def inputs_frame(names: Any, tensors: Sequence[torch.Tensor], index: Any = None) -> pd.DataFrame:
+    """`(x_cat, x_cont, ...)` as a DataFrame with `names.cat_names` then `names.cont_names` as its columns."""
+    x_cat, x_cont = tensors[0].cpu().numpy(), tensors[1].cpu().numpy()
+    return pd.DataFrame({**{c: x_cat[:, i] for i, c in enumerate(names.cat_names)},
+                         **{c: x_cont[:, i] for i, c in enumerate(names.cont_names)}}, index=index)
+
+
+def targets_frame(names: Any, tensors: Sequence[torch.Tensor], index: Any = None) -> pd.DataFrame:
+    """The targets `tensors[2]` as a DataFrame with `names.y_names` as its columns (none when there are none)."""
+    y = tensors[2].cpu().numpy() if len(tensors) > 2 else None
+    if y is None or y.shape[1] == 0:  # rows without their targets (`to.new(test_df)`, `dls.test_dl(df)`)
+        return pd.DataFrame(index=index if index is not None else pd.RangeIndex(len(tensors[0])))
+    return pd.DataFrame({c: y[:, i] for i, c in enumerate(names.y_names)}, index=index)
 
 
 def _display(df: pd.DataFrame) -> None:

@@ -64,8 +64,7 @@ input = pd.DataFrame(test_data)
 tdl = dls.test_dl(input)
 
 test_ne(0, tdl.dataset.iloc[0]['workclass'])
-""", pending=("`tdl.dataset` as the processed rows' table (fastai: a TabularPandas, "
-                 "`tdl.dataset.iloc[0]['workclass']`; loader.py `TabularLoader.dataset` is a TensorDataset)")),
+"""),
 ]
 
 

@@ -115,6 +115,25 @@ def test_batch_types_and_n_inp():
     assert len(row) == 3 and torch.equal(row[1], dls.train.tensors[1][0]) and row[0].shape == (2,)
 
 
+def test_loader_dataset_shows_the_processed_rows_as_fastais_tabularpandas():
+    dls = small_dls()
+    items = dls.valid.dataset.items  # fastai: dls.valid.dataset is a TabularPandas; its rows, processed
+    assert list(items.columns) == [*dls.cat_names, *dls.cont_names, "label"]
+    assert items["color"].tolist() == dls.valid.tensors[0][:, 0].tolist()  # codes, not names
+    assert items["size"].tolist() == pytest.approx(dls.valid.tensors[1][:, 0].tolist())  # normalized values
+    assert dls.valid.dataset.iloc[1]["weight"] == pytest.approx(dls.valid.tensors[1][1, 1].item())
+    tdl = dls.test_dl(pd.DataFrame({"color": ["green", "teal"], "size": [6.0, np.nan], "weight": [50.0, 0.0]}))
+    rows = tdl.dataset
+    assert len(rows) == 2 and list(rows.ys.columns) == []  # no target column given
+    green = dls.classes["color"].index("green")
+    assert rows.iloc[0]["color"] == green and rows.iloc[1]["color"] == 0  # an unseen category is #na# (0)
+    assert rows.iloc[1]["size_na"] == dls.classes["size_na"].index(True)
+    bare = TabularLoader(dls.train.tensors, bs=2)
+    with pytest.raises(ValueError, match="built from bare tensors: they have no column names"):
+        bare.dataset.items
+    assert len(bare.dataset) == dls.train.n  # still a TensorDataset
+
+
 def test_categorical_dtype_keeps_its_order_and_fill_strategies():
     df = small_df()
     df["color"] = pd.Categorical(df["color"], categories=["red", "green", "blue", "purple"])
