@@ -3,7 +3,7 @@ Normalize), `blocks` (targets), `splitters`, `processor` (procs and target fitte
 (`TabularPandas`, `TabularDataLoaders`), `model` (`TabularModel`), `learner` (`tabular_learner`), `export`
 (rebuilding exports, registered with `minifastai.persist`), `memory` (giving freed memory back, one switch)."""
 # ruff: noqa: F401 (private names re-exported for the modules and tests that used minifastai.tabular.<name>)
-from .blocks import CategoryBlock, RegressionBlock
+from .blocks import CategoryBlock, MultiCategoryBlock, RegressionBlock
 from .columns import NA, factorize
 from .dataloaders import TabularDataLoaders, TabularPandas
 from .export import rebuild_learner
@@ -17,7 +17,7 @@ from .splitters import IndexSplitter, RandomSplitter
 
 __all__ = [
     "NA", "TabularProc", "FillMissing", "FillStrategy", "Categorify", "Normalize", "TabularProcessor", "TabularLoader",
-    "TabularPandas", "TabularDataLoaders", "CategoryBlock", "RegressionBlock", "RandomSplitter",
+    "TabularPandas", "TabularDataLoaders", "CategoryBlock", "MultiCategoryBlock", "RegressionBlock", "RandomSplitter",
     "IndexSplitter", "TabularModel", "emb_sz_rule", "get_emb_sz", "sigmoid_range", "SigmoidRange", "TabularRow",
     "TabularLearner", "tabular_learner", "rebuild_learner",
     "make_date", "add_datepart", "add_elapsed_times", "cont_cat_split", "df_shrink_dtypes", "df_shrink",

@@ -146,8 +146,9 @@ class TabularPandas(ProcessorView):
     processed rows as DataFrames. The DataFrame is never modified and always stored compactly, so `inplace`
     and `reduce_memory` are accepted for fastai's code and change nothing.
 
-    `y_block`: `CategoryBlock()` / `RegressionBlock()` (or 'category' / 'regression'); by default a float
-    target is a regression and anything else (integers too) a classification."""
+    `y_block`: `CategoryBlock()` / `RegressionBlock()` (or 'category' / 'regression'), or for multi-label targets
+    (one 0/1 column per class) `MultiCategoryBlock(encoded=True, vocab=y_names)`; by default a float target is a
+    regression and anything else (integers too) a classification."""
 
     def __init__(self, df: Table, procs: Any = DEFAULT_PROCS, cat_names: Sequence[str] | str | None = None,
                  cont_names: Sequence[str] | str | None = None, y_names: Sequence[str] | str | None = None,
@@ -197,8 +198,8 @@ class TabularPandas(ProcessorView):
     # ---- what fastai's TabularPandas exposes ---------------------------------------------------
     @property
     def vocab(self) -> list | None:
-        """The classes of a classification target."""
-        return self.processor.vocab if self.processor.y_kind == "category" else None
+        """The classes of a classification (or multi-label) target."""
+        return self.processor.vocab if self.processor.y_kind != "regression" else None
 
     @property
     def train(self) -> TabularSubset:
@@ -338,7 +339,7 @@ class TabularDataLoaders(ProcessorView, DataLoaders):
             raise ValueError("the training loader has no targets (only inputs): training would compute no "
                              "loss and change nothing; build it from rows that include the target columns")
         super().__init__(cast(Iterable, train), valid, device=device, n_inp=2,
-                         vocab=processor.vocab if processor.y_kind == "category" else None)
+                         vocab=processor.vocab if processor.y_kind != "regression" else None)
         self.processor, self.train_idx, self.valid_idx = processor, train_idx, valid_idx
         self.path = Path(path)
         self.loss_func = _default_loss(processor.y_kind)

@@ -45,8 +45,9 @@ class TabularLearner(Learner):
 
     def predict(self, row: pd.Series | pd.DataFrame | Mapping, with_input: bool = False) -> tuple:
         """`row, clas, probs = learn.predict(df.iloc[0])`: the decoded row with the prediction in the target
-        column, the class index (a tensor; for a regression the predicted values) and the probabilities (for a
-        regression the predicted values); `with_input` puts the processed row's `(x_cat, x_cont)` first."""
+        column(s), the class index (a tensor; multi-label: one bool per class; regression: the predicted values)
+        and the probabilities (for a regression the predicted values); `with_input` puts the processed row's
+        `(x_cat, x_cont)` first."""
         df = self.dls.item_frame(row)
         x_cat, x_cont = self.dls.processor.process(df, with_y=False)
         preds, _ = self.get_preds(dl=[(x_cat.long(), x_cont)])
@@ -54,6 +55,9 @@ class TabularLearner(Learner):
         if self.dls.y_kind == "category":
             clas = probs.argmax()
             y = clas.reshape(1, 1)
+        elif self.dls.y_kind == "multi_category":  # fastai's: one bool per class
+            clas = probs > 0.5
+            y = clas.float().reshape(1, -1)
         else:
             clas, y = probs, probs.reshape(1, -1)
         res = TabularRow(self.dls.processor.decode(x_cat, x_cont, y, raw=df)), clas, probs
@@ -72,6 +76,8 @@ class TabularLearner(Learner):
         preds, _ = self.get_preds(dl=[tuple(batch)])
         if self.dls.y_kind == "category":
             pred_y = preds.argmax(-1).reshape(-1, 1)
+        elif self.dls.y_kind == "multi_category":
+            pred_y = (preds > 0.5).float()
         else:
             pred_y = preds.reshape(len(preds), -1)
         proc = self.dls.processor

@@ -11,7 +11,7 @@ import pandas as pd
 import torch
 
 from ..persist.fileformat import check_plain
-from .blocks import Y_BLOCKS, CategoryBlock, YBlock
+from .blocks import Y_KINDS, CategoryBlock, MultiCategoryBlock, YBlock
 from .columns import (
     BIG_TABLE,
     MAX_INT_CLASSES,
@@ -60,8 +60,9 @@ class TabularProcessor:
 
     @property
     def c(self) -> int:
-        """Number of model outputs: classes, or target columns for regression."""
-        return len(self.vocab or []) if self.y_kind == "category" else len(self.y_names)
+        """Number of model outputs: classes (one per label for multi-label targets), or target columns for
+        regression."""
+        return len(self.vocab or []) if self.y_kind != "regression" else len(self.y_names)
 
     # ---- fitting ------------------------------------------------------------------------------
     def setup(self, data: Table, train: np.ndarray, valid: np.ndarray) -> tuple[Tensors, Tensors]:
@@ -121,6 +122,11 @@ class TabularProcessor:
         if self.y_kind == "regression":
             y = self._regression_y(src)
             return torch.from_numpy(y[train]), torch.from_numpy(y[valid])
+        if self.y_kind == "multi_category":
+            assert isinstance(self.y_block, MultiCategoryBlock)
+            y = self._multi_hot_y(src)
+            self._set_vocab(list(self.y_block.vocab or []))
+            return torch.from_numpy(y[train]), torch.from_numpy(y[valid])
         name = self.y_names[0]
         f = factorize(src.column(name))
         if (f.codes < 0).any():
@@ -171,6 +177,20 @@ class TabularProcessor:
             ys.append(y)
         return np.stack(ys, 1)
 
+    def _multi_hot_y(self, src: _Source) -> np.ndarray:
+        """Multi-label targets: one 0/1 (or bool) column per class, as float32 of shape (rows, classes)."""
+        ys = []
+        for c in self.y_names:
+            y = _as_float(src.column(c), c, "multi-label target", np.float32)
+            if np.isnan(y).any():
+                check_target(src.data, [c])
+            bad = np.flatnonzero((y != 0) & (y != 1))
+            if len(bad):
+                raise ValueError(f"multi-label target column {c!r} holds {float(y[bad[0]])!r} at row {int(bad[0])}: "
+                                 "MultiCategoryBlock(encoded=True) takes 0/1 (or bool) values, one column per class")
+            ys.append(y)
+        return np.stack(ys, 1)
+
     def _set_vocab(self, vals: list) -> None:
         self.vocab = [_plain(v) for v in vals]
         self._y_index = pd.Index(self.vocab, dtype=object)
@@ -215,6 +235,8 @@ class TabularProcessor:
         src = _Source(data)
         if self.y_kind == "regression":
             return torch.from_numpy(self._regression_y(src))
+        if self.y_kind == "multi_category":
+            return torch.from_numpy(self._multi_hot_y(src))
         f = factorize(src.column(self.y_names[0]))
         assert self._y_index is not None
         pos = self._y_index.get_indexer(pd.Index(f.values, dtype=object)) if f.values else np.zeros(0, np.int64)
@@ -250,15 +272,21 @@ class TabularProcessor:
             yv = y.detach().cpu().reshape(len(cats), -1)
             if self.y_kind == "category":
                 out[self.y_names[0]] = np.array(self.vocab, dtype=object)[yv[:, 0].long().numpy()]
+            elif self.y_kind == "multi_category":
+                out.update({c: yv[:, i].numpy() > 0.5 for i, c in enumerate(self.y_names)})
             else:
                 out.update({c: yv[:, i].float().numpy() for i, c in enumerate(self.y_names)})
         return pd.DataFrame(out)
 
     def decode_y(self, pred: torch.Tensor) -> tuple[Any, Any]:
-        """(class name, index) for a row of probabilities, or (value, raw output) for regression."""
+        """(class name, index) for a row of probabilities, (the labels over 0.5, one bool per class) for multi-label
+        targets, or (value, raw output) for regression."""
         if self.y_kind == "category":
             idx = int(pred.argmax())
             return (self.vocab or [])[idx], idx
+        if self.y_kind == "multi_category":
+            on = pred.reshape(-1) > 0.5
+            return [v for v, b in zip(self.vocab or [], on.tolist()) if b], on
         vals = [float(v) for v in pred.reshape(-1)]
         return (vals[0] if len(vals) == 1 else vals), pred
 
@@ -286,7 +314,7 @@ class TabularProcessor:
             p = PROCS[d["name"]]()
             p.load_state_dict(d["state"])
             procs.append(p)
-        if state["y_kind"] not in Y_BLOCKS:
+        if state["y_kind"] not in Y_KINDS:
             raise ValueError(f"unknown target kind {state['y_kind']!r} in the export")
         self = cls(state["cat_names"], state["cont_names"], state["y_names"], procs, state["y_kind"],
                    state["vocab"])

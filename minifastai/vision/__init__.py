@@ -8,6 +8,7 @@ builders (`resnet34`, `mobilenet_v2`, ...) are exported here, as fastai exports 
 """
 from . import tvm
 from .block import ImageBlock
+from .create import create_timm_model, create_vision_model
 from .data import (
     IMAGE_EXTENSIONS,
     ImageDataLoaders,
@@ -18,7 +19,6 @@ from .data import (
     read_image,
     to_image_tensor,
 )
-from .create import create_timm_model, create_vision_model
 from .export import rebuild_learner  # importing it registers vision's rebuilder (persist.registry)
 from .heads import has_pool_type
 from .image_files import ImageGetter
@@ -96,7 +96,7 @@ __all__ = [
     "AffineTfm", "LightingTfm", "imagenet_stats", "IMAGENET_STATS",
     # models and weights
     "AdaptiveConcatPool2d", "ArchMeta", "WeightsUnavailableError", "create_body", "create_head", "has_pool_type",
-    "create_vision_model", "create_timm_model", "default_weights", "load_weights", "model_meta", "num_features", "register_arch",
-    "resnet10", "resolve_arch",
+    "create_vision_model", "create_timm_model", "default_weights", "load_weights", "model_meta", "num_features",
+    "register_arch", "resnet10", "resolve_arch",
     *tvm.__all__,
 ]

@@ -33,7 +33,7 @@ from .export_format import (
 from .heads import check_head_args, check_y_range
 from .learner import VisionLearner, _stages_split
 from .models import body_head_split, build_vision_model, resolve_torchvision
-from .timm_models import check_model_kwargs, build_timm_model, timm_arch, timm_names
+from .timm_models import build_timm_model, check_model_kwargs, timm_arch, timm_names
 
 __all__ = ["rebuild_learner", "check_export", "EXPORT_MODULE", "EXPORTABLE_TRANSFORMS", "builder_info",
            "pipeline_state", "pipeline_from_state", "tfm_to_state", "tfm_from_state", "vocab_from_state"]

@@ -121,8 +121,8 @@ def vision_learner(dls: DataLoaders, arch: str | Callable[..., nn.Module] | nn.M
     from .stages import stage_groups
     from .timm_models import (
         TimmArch,
-        check_model_kwargs,
         build_timm_model,
+        check_model_kwargs,
         is_timm_model,
         model_cfg,
         resolve_timm_weights,

@@ -26,7 +26,8 @@ from .transforms import IMAGENET_STATS
 from .weights import WeightsUnavailableError, load_weights, torchvision_state_dict
 
 __all__ = [
-    "AdaptiveConcatPool2d", "ArchMeta", "WeightsUnavailableError", "build_vision_model", "create_body", "create_head", "load_weights", "model_meta", "num_features", "register_arch", "resnet10",
+    "AdaptiveConcatPool2d", "ArchMeta", "WeightsUnavailableError", "build_vision_model", "vision_body",
+    "create_body", "create_head", "load_weights", "model_meta", "num_features", "register_arch", "resnet10",
     "resolve_arch", "default_weights",
 ]
 

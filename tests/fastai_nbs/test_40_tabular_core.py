@@ -86,8 +86,6 @@ TABLE_ORDER = ("`to.items`, `to.xs` and `to[col]` keep the table's row order (fa
                "validation rows: `df.iloc[sum(splits, [])]`)")
 NOOP = ("procs holding a plain function (`noop`; dataloaders.py `_proc_objects` raises TypeError: fastai's Pipeline "
         "takes any callable)")
-LOADER_SHOW = ("`show_batch` on one loader (`dls.valid.show_batch()`; loader.py `TabularLoader` has none, only "
-               "`TabularDataLoaders.show_batch`)")
 
 CELLS = [
     Cell("make_date", """
@@ -504,7 +502,7 @@ y_names=["salary", "male", "white"]
 to = TabularPandas(df_main, procs, cat_names, cont_names, y_names=y_names, y_block=MultiCategoryBlock(encoded=True, vocab=y_names), splits=splits)
 dls = to.dataloaders()
 dls.valid.show_batch()
-""", pending="multi-label targets (`y_block=MultiCategoryBlock(encoded=True, vocab=...)`: blocks.py `_as_block` takes CategoryBlock and RegressionBlock only); " + LOADER_SHOW),
+"""),
     Cell("multi_label_not_one_hot", """
 def _mock_multi_label(df):
     targ = []

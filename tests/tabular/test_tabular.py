@@ -130,7 +130,7 @@ def test_loader_dataset_shows_the_processed_rows_as_fastais_tabularpandas():
     assert rows.iloc[1]["size_na"] == dls.classes["size_na"].index(True)
     bare = TabularLoader(dls.train.tensors, bs=2)
     with pytest.raises(ValueError, match="built from bare tensors: they have no column names"):
-        bare.dataset.items
+        _ = bare.dataset.items
     assert len(bare.dataset) == dls.train.n  # still a TensorDataset
 
 
