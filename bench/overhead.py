@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-N, D, BS, EPOCHS, LR, REPEATS = 32_768, 32, 64, 2, 1e-2, 7
+N, D, BS, EPOCHS, LR, REPEATS = 32_768, 32, 64, 2, 1e-2, 15
 
 
 class SliceLoader:

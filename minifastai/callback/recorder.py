@@ -102,6 +102,7 @@ class Recorder(ScheduleView, Callback):
         self.fits: list[ScheduleRecord] = []
         self.lr_sweep: Any = None  # the latest lr_find sweep (an LRSweep)
         self._pgs: list[dict] = []
+        self._hp_keys: list[tuple[dict, str]] = []
         self._vcancelled = False
         self._in_fit = False
         self._reset_fit()
@@ -168,6 +169,7 @@ class Recorder(ScheduleView, Callback):
         for pg in learn.opt.param_groups if learn.opt is not None else ():  # no optimizer: `learn('before_fit')`
             firsts.setdefault(pg["layer_group"], pg)
         self._pgs = [firsts[i] for i in range(learn.n_groups) if i in firsts]
+        self._hp_keys = [(pg, h) for h in self.hp_names for pg in self._pgs]  # read per batch, in this order
         self.peaks.update(plan.peaks)
 
     def before_epoch(self) -> None:
@@ -211,7 +213,7 @@ class Recorder(ScheduleView, Callback):
 
     def record_hps(self) -> None:
         """Append the hyper-parameters each layer group uses now."""
-        self._hp_rows.append(tuple(get_hyper(pg, h) for h in self.hp_names for pg in self._pgs))
+        self._hp_rows.append(tuple([get_hyper(pg, h) for pg, h in self._hp_keys]))
 
     def after_train(self) -> None:
         """Bring this epoch's losses (and the training-set metrics) to the host once, and smooth the losses."""

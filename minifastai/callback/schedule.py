@@ -117,7 +117,8 @@ class ParamScheduler(Callback):
         pgs = learn.opt.param_groups
         for name, fs, per_group in self._scheds:
             vals = self._group_values(name, fs, per_group, pos, n)
-            if not all(math.isfinite(v) and v >= 0 for v in vals):
+            total = sum(vals)  # NaN or inf in any value makes the sum NaN or inf: one check per schedule
+            if not (math.isfinite(total) and min(vals) >= 0):
                 raise ValueError(f"the {name!r} schedule gives {vals} at position {pos:.4f} (epoch {learn.epoch}, "
                                  f"batch {learn.iter}); values must be finite and >= 0, so nothing was applied")
             if name == "lr":
