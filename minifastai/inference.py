@@ -128,7 +128,15 @@ def run_valid(learn: Learner, dl: Iterable, cbs: Any = None) -> None:
     """One validation pass over `dl` (eval mode, no grad) with extra callbacks."""
     learn.to_data_device()
     with learn.added_cbs(cbs):
-        learn.run_validation(dl)
+        try:
+            learn.run_validation(dl)
+        except BaseException as e:  # every callback puts back what it changed, so no state outlives the error
+            for cb in learn.cbs:
+                try:
+                    cb.restore_after_error()
+                except Exception as err:
+                    e.add_note(f"{type(cb).__name__}.restore_after_error then also raised {type(err).__name__}: {err}")
+            raise
 
 
 def validate(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, cbs: Any = None) -> list[float]:

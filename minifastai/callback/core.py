@@ -206,6 +206,11 @@ class Callback:
     def after_cancel_fit(self) -> None:
         """A `CancelFitException` was raised."""
 
+    def restore_after_error(self) -> None:
+        """Not an event: a validation pass outside a fit (`validate`, `get_preds`, `predict`, `tta`) ended in an
+        error; put back what `before_validate` changed in the learner (EMA: the trained weights). A fit's errors
+        end in `after_fit` instead."""
+
     def __init__(self, **hooks: Callable[..., Any]) -> None:
         """fastai's `Callback(before_fit=f)`: functions of `self` passed by event name become this callback's hooks
         (an unknown event name is a `TypeError`)."""

@@ -161,6 +161,10 @@ class EMA(Callback):
         self._restore()
         self._active, self._plan = False, None
 
+    def restore_after_error(self) -> None:
+        """A `validate`/`get_preds` that raised: the trained weights go back into the model at once."""
+        self._restore()
+
     @torch.no_grad()
     def _restore(self) -> None:
         if self._backup is not None:

@@ -248,8 +248,20 @@ class _FitLogger(Callback):
         """Only what a resumed fit needs to continue the same run: where it logs and the step count."""
         return {"step_offset": int(self.step_offset), "n_fits": int(self.n_fits), **self._run_state()}
 
+    def check_state_dict(self, state: dict | None) -> None:
+        """ValueError unless `state` is this logger's: counts that are ints >= 0, and a run that names no place
+        to write (nothing read from a file chooses where a logger writes)."""
+        if state is None:
+            return
+        for key in ("step_offset", "n_fits"):
+            v = state.get(key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{key} must be an int >= 0, got {v!r}")
+        self._check_run_state(state)
+
     def load_state_dict(self, state: dict) -> None:
         """Continue the saved run (a fit resumed from a checkpoint logs into the same place, same steps)."""
+        self.check_state_dict(state)
         self.step_offset, self.n_fits = int(state["step_offset"]), int(state["n_fits"])
         if self._active:
             self.fit_index = max(self.n_fits - 1, 0)
@@ -257,6 +269,9 @@ class _FitLogger(Callback):
 
     def _run_state(self) -> dict:
         raise NotImplementedError
+
+    def _check_run_state(self, state: dict) -> None:
+        """ValueError unless the run's part of `state` can be used as it is."""
 
     def _load_run_state(self, state: dict) -> None:
         raise NotImplementedError
@@ -331,12 +346,36 @@ class TensorBoardCallback(_FitLogger):
             self.writer = None
 
     def _run_state(self) -> dict:
-        return {"run_dir": None if self.run_dir is None else str(self.run_dir)}
+        # only the default run folder's name: a resumed fit logs into learn.path/runs/<name>, never a path read
+        # from the file (with log_dir=..., the script names the folder again)
+        default = self.run_dir is not None and self.log_dir is None
+        return {"run_name": self.run_dir.name if default else None}  # type: ignore[union-attr]
+
+    def _saved_run_name(self, state: dict) -> str | None:
+        """The run folder's name in `state` (`run_name`; an older file's `run_dir` only as `<learn.path>/runs/<name>`),
+        else a ValueError: a checkpoint cannot choose where TensorBoard writes."""
+        name, old = state.get("run_name"), state.get("run_dir")
+        if name is None and old is not None:
+            runs = (Path(self.learn.path) / "runs").resolve()
+            if not isinstance(old, str) or Path(old).resolve().parent != runs:
+                raise ValueError(f"run_dir {old!r} is not a folder of {runs}: a checkpoint cannot choose where "
+                                 "TensorBoard writes; pass log_dir= to choose it")
+            name = Path(old).name
+        if name is not None and not (isinstance(name, str) and _RUN_NAME.fullmatch(name) and name not in (".", "..")):
+            raise ValueError(f"run_name {name!r} is not a folder name (letters, digits, '_', '-', '.', ':'): a "
+                             "checkpoint cannot choose where TensorBoard writes")
+        return name
+
+    def _check_run_state(self, state: dict) -> None:
+        self._saved_run_name(state)
 
     def _load_run_state(self, state: dict) -> None:
-        if state.get("run_dir") and self.log_dir is None:
-            self.run_dir = Path(state["run_dir"])
+        name = self._saved_run_name(state)
+        if name and self.log_dir is None:
+            self.run_dir = self.learn.path / "runs" / name
 
+
+_RUN_NAME = re.compile(r"[\w.\-:]+")
 
 _MLFLOW_NAME = re.compile(r"[^/\w.\- :]")
 

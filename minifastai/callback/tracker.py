@@ -197,7 +197,7 @@ class SaveModelCallback(TrackerCallback):
         old, self.saved_epochs = self.saved_epochs[: -self.keep], self.saved_epochs[-self.keep :]
         if is_main_process():
             for e in old:
-                self.learn.checkpoint_path(f"{self.fname}_{e}").unlink(missing_ok=True)
+                self.learn.checkpoint_path(f"{self.fname}_{int(e)}").unlink(missing_ok=True)
 
     def after_fit(self) -> None:
         """Save the final model (`at_end`), or load the best one back (best-model mode)."""
@@ -213,8 +213,17 @@ class SaveModelCallback(TrackerCallback):
         """Best value so far, its epoch, and the epochs saved (for `keep`)."""
         return {**super().state_dict(), "saved_epochs": list(self.saved_epochs)}
 
+    def check_state_dict(self, state: dict | None) -> None:
+        """ValueError unless the saved epochs are ints >= 0 (they name the files `keep=` deletes: nothing read from
+        a file may choose what is deleted)."""
+        epochs = (state or {}).get("saved_epochs", [])
+        if not isinstance(epochs, list) or not all(isinstance(e, int) and not isinstance(e, bool) and e >= 0
+                                                   for e in epochs):
+            raise ValueError(f"saved_epochs must be a list of epoch numbers (ints >= 0), got {epochs!r}")
+
     def load_state_dict(self, state: dict) -> None:
         """Continue tracking from a checkpoint."""
+        self.check_state_dict(state)
         super().load_state_dict(state)
         self.saved_epochs = list(state.get("saved_epochs", []))
 

@@ -202,6 +202,10 @@ def _apply_checkpoint(learn: Learner, state: dict, path: Path, with_opt: bool, s
     if saved_cbs and not all(isinstance(k, str) for k in saved_cbs):
         raise _malformed(path, "'callbacks'", "is not a dict of callback name -> state")
     cb_states = saved_cbs if with_cbs else None
+    for cb in learn.cbs if cb_states else ():  # states applied at the next fit are checked now, before any change
+        check = getattr(cb, "check_state_dict", None)
+        if cb.name in cb_states and callable(check) and not cb.restore_on_load:  # type: ignore[operator]
+            _cb_state_fits(cb, cb_states[cb.name], path, check)  # type: ignore[index]
     now = [(cb, (saved_cbs or {}).get(cb.name)) for cb in learn.cbs if cb.restore_on_load] if with_weight_states \
         else []
     for cb, cb_state in now:

@@ -150,7 +150,7 @@ def test_resumed_fit_logs_into_the_same_folder_and_continues_the_steps(tmp_path)
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1
     state = torch.load(tmp_path / "models" / "model_1.pth", weights_only=True)["callbacks"]["tensor_board"]
-    assert state == {"step_offset": 0, "n_fits": 1, "run_dir": str(runs[0])}  # all a resumed fit needs
+    assert state == {"step_offset": 0, "n_fits": 1, "run_name": runs[0].name}  # all a resumed fit needs
     again = make_learner(path=tmp_path)
     again.fit_one_cycle(4, 1e-2, cbs=TensorBoardCallback(), resume=True)
     assert list((tmp_path / "runs").iterdir()) == runs

@@ -1,0 +1,123 @@
+"""Hostile probes, round 3 (issue 21): what broke, made a clear error raised before any state changes, or made
+correct. Trained weights are never silently replaced (EMA after a failed pass); values read from a checkpoint
+never choose where minifastai writes or deletes; learning rates are checked before they reach the optimizer;
+cancellations at the first epoch do not crash."""
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+import torch
+from helpers import make_learner, same_state, state_copy
+
+from minifastai import Callback, SaveModelCallback
+from minifastai.callback.ema import EMA
+from minifastai.persist import with_checksum
+
+
+def quiet(f, *a, **k):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return f(*a, **k)
+
+
+# ---- 1. trained weights are never silently replaced ---------------------------------------------------
+class FailingLoader:
+    """The validation set, raising at its second batch."""
+
+    def __init__(self, dl) -> None:
+        self.dl = dl
+
+    def __iter__(self):
+        for i, b in enumerate(self.dl):
+            if i == 1:
+                raise RuntimeError("disk read failed")
+            yield b
+
+    def __len__(self) -> int:
+        return len(self.dl)
+
+
+class RaiseInValidation(Callback):
+    def after_batch(self) -> None:
+        if not self.training:
+            raise RuntimeError("a metric broke")
+
+
+@pytest.mark.parametrize("how", ["get_preds", "validate", "predict-like"])
+def test_a_failed_pass_with_ema_puts_the_trained_weights_back(how):
+    learn = make_learner(cbs=EMA(decay=0.9))
+    quiet(learn.fit, 2, 1e-2)
+    trained = state_copy(learn.model)
+    avg = {k: v.clone() for k, v in learn.ema.ema_model.module.state_dict().items()}
+    assert not same_state(trained, avg)  # the average differs: a leak would show
+    with pytest.raises(RuntimeError, match="disk read failed|a metric broke"):
+        if how == "get_preds":
+            learn.get_preds(dl=FailingLoader(learn.dls.valid))
+        elif how == "validate":
+            learn.validate(cbs=RaiseInValidation())
+        else:
+            learn.get_preds(dl=[next(iter(learn.dls.valid))], cbs=RaiseInValidation())
+    assert same_state(state_copy(learn.model), trained)  # not the average
+    preds, _ = learn.get_preds()  # and the next pass still validates on the average
+    with torch.no_grad():
+        learn.ema.ema_model.module.eval()
+        x = torch.cat([b[0] for b in learn.dls.valid])
+        torch.testing.assert_close(preds, torch.softmax(learn.ema.ema_model.module(x), -1))
+    assert same_state(state_copy(learn.model), trained)
+
+
+# ---- 2. nothing read from a checkpoint chooses a path ---------------------------------------------------
+def _crafted(src: Path, dst: Path, cb: str, **changes) -> None:
+    st = torch.load(src, weights_only=True)
+    st.pop("checksum")
+    st["callbacks"][cb].update(changes)
+    torch.save(with_checksum(st), dst)
+
+
+@pytest.mark.parametrize("bad", [["x.pth"], ["../../victim"], [True], [-1], "0"])
+def test_saved_epochs_from_a_file_cannot_name_what_keep_deletes(tmp_path, bad):
+    victim = tmp_path / "x.pth"
+    victim.write_bytes(b"precious")
+    learn = make_learner(path=tmp_path)
+    quiet(learn.fit, 2, 1e-3, cbs=SaveModelCallback(every_epoch=True, keep=1))
+    models = tmp_path / "models"
+    _crafted(models / "model_1.pth", models / "model_1.pth", "save_model", saved_epochs=bad)  # the latest one
+    with torch.no_grad():
+        for p in learn.model.parameters():
+            p.add_(1.0)  # so that a load would show
+    before = state_copy(learn.model)
+    with pytest.raises(ValueError, match=r"callback 'save_model' in .*model_1.pth does not fit it .*saved_epochs "
+                                         r"must be a list of epoch numbers"):
+        quiet(learn.fit, 4, 1e-3, cbs=SaveModelCallback(every_epoch=True, keep=1), resume=True)
+    assert same_state(state_copy(learn.model), before)  # refused before the weights were loaded
+    assert sorted(p.name for p in models.iterdir() if p.suffix == ".pth") == ["model_1.pth"]
+    assert victim.read_bytes() == b"precious"
+
+
+def test_tensorboard_run_folder_from_a_file_is_a_name_under_runs(tmp_path):
+    pytest.importorskip("tensorboard")
+    from minifastai.callback.loggers import TensorBoardCallback
+
+    learn = make_learner(path=tmp_path)
+    quiet(learn.fit, 1, 1e-3, cbs=[TensorBoardCallback(), SaveModelCallback(every_epoch=True)])
+    models = tmp_path / "models"
+    outside = tmp_path.parent / f"{tmp_path.name}_elsewhere"
+    for i, change in enumerate([dict(run_name="../../elsewhere"), dict(run_name=None, run_dir=str(outside)),
+                                dict(run_name=None, run_dir="relative/dir"), dict(run_name=7)]):
+        _crafted(models / "model_0.pth", models / f"c{i}.pth", "tensor_board", **change)
+        fresh = make_learner(path=tmp_path, cbs=[TensorBoardCallback(), SaveModelCallback(every_epoch=True)])
+        before = state_copy(fresh.model)
+        with pytest.raises(ValueError, match=r"callback 'tensor_board' in .*c\d.pth does not fit it .*cannot choose "
+                                             r"where TensorBoard writes"):
+            fresh.load(f"c{i}")
+        assert same_state(state_copy(fresh.model), before)
+    assert not outside.exists() and not (Path.cwd() / "relative").exists()
+    # an older file's run_dir inside <path>/runs still resumes into the same folder
+    run = next((tmp_path / "runs").iterdir())
+    _crafted(models / "model_0.pth", models / "old.pth", "tensor_board", run_name=None, run_dir=str(run))
+    again = make_learner(path=tmp_path, cbs=[TensorBoardCallback()])
+    again.load("old")
+    quiet(again.fit, 1, 1e-3, start_epoch=0)
+    assert list((tmp_path / "runs").iterdir()) == [run]
