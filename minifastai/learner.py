@@ -319,13 +319,13 @@ class Learner(LoopFields):
         if not self.dry:
             self._check_data()
         n_epoch, start_epoch = a["n_epoch"], a["start_epoch"]
-        if a["resume"]:
-            start_epoch = persist_checkpoint.resume_latest(self)
-            if start_epoch >= n_epoch:
-                raise ValueError(f"the latest checkpoint is at the end of epoch {start_epoch - 1}: a fit of "
-                                 f"n_epoch={n_epoch} is already complete, so there is nothing to resume. To train "
-                                 "more, call fit again without resume=True (a new schedule).")
-        with self.added_cbs(a["cbs"]):
+        with self.added_cbs(a["cbs"]):  # resume sees the fit's callbacks: their saved states are checked first
+            if a["resume"]:
+                start_epoch = persist_checkpoint.resume_latest(self)
+                if start_epoch >= n_epoch:
+                    raise ValueError(f"the latest checkpoint is at the end of epoch {start_epoch - 1}: a fit of "
+                                     f"n_epoch={n_epoch} is already complete, so there is nothing to resume. To "
+                                     "train more, call fit again without resume=True (a new schedule).")
             if reset_opt or self.opt is None:
                 self.create_opt(a["lrs"])
             assert self.opt is not None

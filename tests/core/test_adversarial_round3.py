@@ -88,7 +88,7 @@ def test_saved_epochs_from_a_file_cannot_name_what_keep_deletes(tmp_path, bad):
         for p in learn.model.parameters():
             p.add_(1.0)  # so that a load would show
     before = state_copy(learn.model)
-    with pytest.raises(ValueError, match=r"callback 'save_model' in .*model_1.pth does not fit it .*saved_epochs "
+    with pytest.raises(RuntimeError, match=r"callback 'save_model' in .*model_1.pth does not fit it .*saved_epochs "
                                          r"must be a list of epoch numbers"):
         quiet(learn.fit, 4, 1e-3, cbs=SaveModelCallback(every_epoch=True, keep=1), resume=True)
     assert same_state(state_copy(learn.model), before)  # refused before the weights were loaded
