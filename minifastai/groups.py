@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import math
+import numbers
+import sys
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -31,9 +34,19 @@ class LayerDecay:
     lr: float
     decay: float
 
+    def __post_init__(self) -> None:
+        """The same checks as `layer_decay`'s, for a `LayerDecay` built directly."""
+        object.__setattr__(self, "lr", _check_lr(self.lr, "layer_decay's lr"))
+        object.__setattr__(self, "decay", _check_decay(self.decay))
+
     def values(self, n_groups: int) -> list[float]:
-        """One LR per layer group, the head's last."""
-        return [self.lr * self.decay ** (n_groups - 1 - i) for i in range(n_groups)]
+        """One LR per layer group, the head's last; a ValueError when the first group's underflows."""
+        vals = [self.lr * self.decay ** (n_groups - 1 - i) for i in range(n_groups)]
+        if vals and not vals[0] >= sys.float_info.min:
+            raise ValueError(f"{self!r} gives layer group 0 of {n_groups} an LR of {vals[0]:g} ({self.lr:g} * "
+                             f"{self.decay:g}**{n_groups - 1}): it underflows, so that group would not train; "
+                             "use a decay nearer 1 (typical 0.65 to 0.8)")
+        return vals
 
     def __repr__(self) -> str:
         return f"layer_decay({self.lr:g}, {self.decay:g})"
@@ -42,11 +55,27 @@ class LayerDecay:
 def layer_decay(lr: float, decay: float) -> LayerDecay:
     """An LR spec for every layer group: the head gets `lr`, each group before it `decay` times the next one's
     (`lr_range(layer_decay(1e-3, 0.5), 4)` -> `[1.25e-4, 2.5e-4, 5e-4, 1e-3]`); accepted wherever an LR is."""
-    lr = _check_lr(lr, "layer_decay's lr")
-    if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not (0 < decay <= 1):
-        raise ValueError(f"layer_decay's decay must be in (0, 1] (each group's LR is decay times the next group's; "
-                         f"typical 0.65 to 0.8), got {decay!r}; to raise LRs towards the input, use a list")
-    return LayerDecay(lr, float(decay))
+    return LayerDecay(_check_lr(lr, "layer_decay's lr"), _check_decay(decay))
+
+
+def _check_decay(decay: Any) -> float:
+    """`decay` as a float in (0, 1]: a number, a numpy scalar or a 0-d tensor."""
+    v = _real(decay)
+    if v is None or not (0 < v <= 1):
+        raise ValueError(f"layer_decay's decay must be in (0, 1] (a number; each group's LR is decay times the next "
+                         f"group's; typical 0.65 to 0.8), got {decay!r}; to raise LRs towards the input, use a list")
+    return v
+
+
+def _real(x: Any) -> float | None:
+    """A plain number, numpy scalar or one-element 0-d tensor as a float; None for anything else (bools too)."""
+    if isinstance(x, (bool, np.bool_)):
+        return None
+    if isinstance(x, torch.Tensor):
+        return float(x) if x.ndim == 0 and not x.is_complex() and x.dtype != torch.bool else None
+    if isinstance(x, numbers.Real):
+        return float(x)
+    return None
 
 
 LRLike = float | slice | Sequence[float] | LayerDecay
@@ -162,22 +191,26 @@ def lr_range(lr: LRLike, n_groups: int) -> list[float]:
             res = [stop] if n_groups == 1 else [start * (stop / start) ** (i / (n_groups - 1))
                                                 for i in range(n_groups)]
         return res
-    if isinstance(lr, (int, float)) or (isinstance(lr, torch.Tensor) and lr.ndim == 0):
+    if isinstance(lr, (int, float, np.number)) or (isinstance(lr, torch.Tensor) and lr.ndim == 0):
         return [_check_lr(lr, "learning rate")] * n_groups
+    if isinstance(lr, (torch.Tensor, np.ndarray)) and lr.ndim > 1:
+        raise TypeError(f"the learning rate is a {lr.ndim}-d {type(lr).__name__} of shape {tuple(lr.shape)}; pass a "
+                        "float, a slice, or a 1-d list with one LR per layer group")
     if isinstance(lr, (str, bytes)):
         raise TypeError(f"the learning rate is the string {lr!r}; pass a number, e.g. {_as_number_hint(lr)}")
     if isinstance(lr, (set, frozenset, dict)):
         raise TypeError(f"a {type(lr).__name__} of learning rates has no order; pass a list with one LR per layer "
                         "group, first group (nearest the input) first, or slice(start, stop)")
     try:
-        lrs = [float(x) for x in lr]
+        lrs = list(lr)
     except TypeError:
         raise TypeError("a learning rate must be a float, a slice or a list of floats, "
                         f"not {type(lr).__name__}") from None
+    lrs = [_check_lr(x, f"learning rate {i}") for i, x in enumerate(lrs)]
     if len(lrs) != n_groups:
         raise ValueError(f"got {len(lrs)} learning rates for {n_groups} layer group(s); give one per group, "
                          f"a single float, or slice(start, stop) to spread them geometrically")
-    return [_check_lr(x, f"learning rate {i}") for i, x in enumerate(lrs)]
+    return lrs
 
 
 def _as_number_hint(s: Any) -> str:
@@ -188,7 +221,7 @@ def _as_number_hint(s: Any) -> str:
 
 
 def _check_lr(x: Any, what: str) -> float:
-    if isinstance(x, (str, bytes, bool)):
+    if isinstance(x, (str, bytes, bool, np.bool_)) or (isinstance(x, torch.Tensor) and x.numel() != 1):
         raise TypeError(f"{what} must be a number, got {x!r}")
     try:
         v = float(x)
@@ -196,7 +229,13 @@ def _check_lr(x: Any, what: str) -> float:
         raise TypeError(f"{what} must be a number, got {x!r}") from None
     if not math.isfinite(v) or v <= 0:
         raise ValueError(f"{what} is {v}; learning rates must be positive and finite (typical values 1e-5 to 1e-1)")
+    if v > _F32_MAX:
+        raise ValueError(f"{what} is {v:g}, more than float32 holds ({_F32_MAX:.3g}): the optimizer step would "
+                         "overflow; learning rates are typically 1e-5 to 1e-1")
     return v
+
+
+_F32_MAX = float(torch.finfo(torch.float32).max)
 
 
 def no_wd_params(model: nn.Module) -> set[int]:

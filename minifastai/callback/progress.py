@@ -151,7 +151,13 @@ class ProgressCallback(Callback):
             self._items += n
 
     def after_train(self) -> None:
-        """This epoch's throughput and data-wait share."""
+        """This epoch's throughput and data-wait share (unknown when the phase was cancelled before this callback's
+        `before_train`)."""
+        if not self._in_train:
+            self.epoch_stats = {"items_per_s": math.nan, "data_wait": math.nan, "seconds": math.nan}
+            self.stats.append(self.epoch_stats)
+            self.learn.results.epoch_stats = self.epoch_stats
+            return
         self._in_train = False
         secs = time.perf_counter() - self._t_train
         self.epoch_stats = {"items_per_s": self._items / secs if secs > 0 else math.nan,

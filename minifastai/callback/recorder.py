@@ -105,6 +105,7 @@ class Recorder(ScheduleView, Callback):
         self._hp_keys: list[tuple[dict, str]] = []
         self._vcancelled = False
         self._in_fit = False
+        self._epoch_started: int | None = None
         self._reset_fit()
 
     @property
@@ -171,9 +172,11 @@ class Recorder(ScheduleView, Callback):
         self._pgs = [firsts[i] for i in range(learn.n_groups) if i in firsts]
         self._hp_keys = [(pg, h) for h in self.hp_names for pg in self._pgs]  # read per batch, in this order
         self.peaks.update(plan.peaks)
+        self.before_epoch()  # an epoch cancelled in before_epoch, before this callback's, still gets a NaN row
 
     def before_epoch(self) -> None:
         """Start the epoch's clock; this epoch has no validation result yet."""
+        self._epoch_started = self.learn.epoch
         self._t0 = time.perf_counter()
         self._train_vals, self._train_seen = [NAN] * len(self._train_mets), 0  # NaN unless this epoch trains
         res = self.results
@@ -221,6 +224,11 @@ class Recorder(ScheduleView, Callback):
         if self._train_mets and self._train_seen:
             self._train_vals = [metric_value(m) for m in self._train_mets]
         self.epoch_ends.append(len(self._hp_rows))
+
+    def after_cancel_epoch(self) -> None:
+        """An epoch cancelled in `before_epoch` before this callback's: its row is NaN, not the last epoch's."""
+        if self._epoch_started != self.learn.epoch:
+            self.before_epoch()
 
     def after_cancel_validate(self) -> None:
         """A cancelled validation saw only part of the set: it gives no result."""

@@ -5,15 +5,25 @@ cancellations at the first epoch do not crash."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers import make_learner, same_state, state_copy
 
-from minifastai import Callback, SaveModelCallback
+from minifastai import (
+    Callback,
+    CancelEpochException,
+    CancelTrainException,
+    CancelValidException,
+    SaveModelCallback,
+    layer_decay,
+)
 from minifastai.callback.ema import EMA
+from minifastai.groups import LayerDecay
 from minifastai.persist import with_checksum
 
 
@@ -121,3 +131,81 @@ def test_tensorboard_run_folder_from_a_file_is_a_name_under_runs(tmp_path):
     again.load("old")
     quiet(again.fit, 1, 1e-3, start_epoch=0)
     assert list((tmp_path / "runs").iterdir()) == [run]
+
+
+# ---- 4. learning rates are checked before they reach the optimizer -----------------------------------------
+@pytest.mark.parametrize("lr, exc, match", [
+    (lambda: layer_decay(float("nan"), 0.8), ValueError, r"layer_decay's lr is nan"),
+    (lambda: layer_decay(-1e-3, 0.8), ValueError, r"layer_decay's lr is -0.001"),
+    (lambda: layer_decay(1e-3, 0), ValueError, r"decay must be in \(0, 1\]"),
+    (lambda: LayerDecay(float("nan"), 0.8), ValueError, r"layer_decay's lr is nan"),  # built directly
+    (lambda: LayerDecay(1e-3, -0.5), ValueError, r"decay must be in \(0, 1\]"),
+    (lambda: layer_decay(1e-3, 1e-200), ValueError, r"gives layer group 0 of 3 an LR of 0 .*underflows"),
+    (lambda: ["a"], TypeError, r"learning rate 0 must be a number, got 'a'"),
+    (lambda: [1e-3, "x", 1e-2], TypeError, r"learning rate 1 must be a number, got 'x'"),
+    (lambda: torch.ones(2, 2) * 1e-3, TypeError, r"learning rate is a 2-d Tensor of shape \(2, 2\)"),
+    (lambda: 1e300, ValueError, r"learning rate is 1e\+300, more than float32 holds"),
+    (lambda: slice(1e-5, 1e300), ValueError, r"slice stop is 1e\+300, more than float32 holds"),
+])
+def test_bad_learning_rates_are_refused_before_the_fit_changes_anything(lr, exc, match):
+    learn = make_learner()
+    quiet(learn.fit, 1, 1e-3)
+    before, opt_state = state_copy(learn.model), copy.deepcopy(learn.opt.state_dict())
+    with pytest.raises(exc, match=match):
+        learn.fit_one_cycle(1, lr())
+    assert same_state(state_copy(learn.model), before)
+    assert str(learn.opt.state_dict()) == str(opt_state)
+
+
+def test_numpy_and_tensor_decays_are_numbers():
+    want = layer_decay(1e-3, 0.5).values(3)
+    assert layer_decay(1e-3, np.float32(0.5)).values(3) == want == [2.5e-4, 5e-4, 1e-3]
+    assert layer_decay(1e-3, torch.tensor(0.5)).values(3) == want
+    assert layer_decay(np.float64(1e-3), 0.5).values(3) == want
+    with pytest.raises(ValueError, match=r"decay must be in \(0, 1\]"):
+        layer_decay(1e-3, torch.tensor([0.5, 0.5]))
+    with pytest.raises(ValueError, match=r"decay must be in \(0, 1\]"):
+        layer_decay(1e-3, True)
+
+
+# ---- 6. cancelling at the first epoch ----------------------------------------------------------------------
+def _canceller(event: str, exc: type[Exception], epoch: int) -> Callback:
+    class Cancel(Callback):
+        order = -50  # before the Recorder and the progress display have seen the event
+
+    def hook(self) -> None:
+        if self.epoch == epoch:
+            raise exc()
+    setattr(Cancel, event, hook)
+    return Cancel()
+
+
+@pytest.mark.parametrize("event, exc, row", [
+    ("before_epoch", CancelEpochException, "all"),
+    ("before_train", CancelTrainException, "train"),
+    ("before_train", CancelEpochException, "all"),
+    ("before_validate", CancelValidException, "valid"),
+])
+@pytest.mark.parametrize("epoch", [0, 1])
+def test_cancelling_a_phase_gives_a_nan_row_not_a_crash(event, exc, row, epoch):
+    learn = make_learner()
+    out = quiet_out(learn.fit, 3, 1e-3, cbs=_canceller(event, exc, epoch))
+    values = learn.recorder.values
+    assert len(values) == 3 and all(len(v) == 3 for v in values)
+    cancelled = values[epoch]
+    if row in ("all", "valid"):
+        assert np.isnan(cancelled[1:]).all()  # no validation result: not the previous epoch's
+    else:
+        assert not np.isnan(cancelled[1:]).any()
+    if row in ("all", "train") and epoch == 0:
+        assert np.isnan(cancelled[0])  # no batch trained yet
+    assert not np.isnan(values[2]).any()  # later epochs train and validate
+    lines = [ln.split() for ln in out.splitlines()]
+    assert len(lines) == 4 and all(len(ln) == len(lines[0]) for ln in lines)  # the table stays aligned
+
+
+def quiet_out(f, *a, **k) -> str:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        f(*a, **k)
+    return buf.getvalue()
