@@ -2,8 +2,9 @@
 values."""
 from __future__ import annotations
 
+import collections
 import difflib
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -75,30 +76,55 @@ def _is_arrow_array(col: Any) -> bool:
     return type(col).__module__.startswith("pyarrow")
 
 
-def factorize(col: Any) -> Factorized:
+def factorize(col: Any, name: Any = None, what: str = "categorical column") -> Factorized:
     """Codes and distinct values of a column: a pandas Categorical's own codes, pyarrow's dictionary encoding
-    for pyarrow-backed data (no Python strings are made), `pd.factorize` for the rest."""
+    for pyarrow-backed data (no Python strings are made), `pd.factorize` for the rest. A value that cannot be a
+    category (a list, a dict) is a ValueError naming the column (`name`, `what`)."""
     if isinstance(getattr(col, "dtype", None), pd.CategoricalDtype):
         return Factorized(col.cat.codes.to_numpy(), [_plain(v) for v in col.cat.categories.tolist()], True)
     if _is_arrow_array(col) or _arrow_backed(col):
-        return _factorize_arrow(col)
+        return _factorize_arrow(col, name, what)
     values = col.to_numpy() if isinstance(col, pd.Series) and col.dtype == object else col
-    codes, uniq = pd.factorize(values)
+    try:
+        codes, uniq = pd.factorize(values)
+    except TypeError as e:  # unhashable values (lists, dicts, sets) in an object column
+        raise ValueError(_not_a_category(col, name, what)) from e
     return Factorized(codes, [_plain(v) for v in np.asarray(uniq).tolist()])
 
 
-def _factorize_arrow(col: Any) -> Factorized:
-    f = _dictionary_codes(col)
+def _not_a_category(col: Any, name: Any, what: str) -> str:
+    """The message for a column holding values that cannot be categories (found only when factorizing fails)."""
+    name = getattr(col, "name", None) if name is None else name
+    values = col.tolist() if hasattr(col, "tolist") else list(col)
+    i = next((i for i, v in enumerate(values) if not isinstance(v, Hashable)), 0)
+    v = values[i] if values else None
+    row = col.index[i] if isinstance(col, pd.Series) else i
+    return (f"{what} {name!r} holds a {type(v).__name__} ({str(v)[:40]}) at index {row!r}: a category is one value "
+            "per row (a str, int, float or bool), not a list or a dict; make it one value, e.g. "
+            f"df[{name!r}] = df[{name!r}].astype(str), or leave the column out")
+
+
+def nested_type_error(name: Any, t: Any, where: str) -> str:
+    """The message for a pyarrow column of nested type (list, struct, map), which no tabular column can hold."""
+    return (f"column {name!r} of {where} has type {t}: a tabular column holds one value per row (a number or a "
+            "category), not a list or a struct; flatten it into columns of their own, or leave it out")
+
+
+def _factorize_arrow(col: Any, name: Any = None, what: str = "categorical column") -> Factorized:
+    f = _dictionary_codes(col, name, what)
     if len(f.codes) >= BIG_TABLE:
         _release_free_memory()  # the encoding's buffers are free now
     return f
 
 
-def _dictionary_codes(col: Any) -> Factorized:
+def _dictionary_codes(col: Any, name: Any = None, what: str = "categorical column") -> Factorized:
     import pyarrow as pa
     import pyarrow.compute as pc
 
     arr = col if _is_arrow_array(col) else pa.array(col)
+    if pa.types.is_nested(arr.type):
+        raise ValueError(nested_type_error(getattr(col, "name", None) if name is None else name, arr.type,
+                                           f"the {what}s"))
     if isinstance(arr, pa.Array):
         arr = pa.chunked_array([arr])
     if arr.num_chunks == 0 or len(arr) == 0:
@@ -117,22 +143,45 @@ def _dictionary_codes(col: Any) -> Factorized:
 
 def _as_float(col: Any, name: str, what: str, dtype: type = np.float64) -> np.ndarray:
     """A column as a new float array (float64 for continuous inputs: procs fit and apply in float64, and the
-    result is stored as float32) with NaN for missing values."""
+    result is stored as float32) with NaN for missing values. Dates and durations are seconds (since 1970, in UTC,
+    as `add_datepart`'s `Elapsed`), whatever their unit, from a DataFrame or a parquet file alike."""
+    if not _is_arrow_array(col) and _arrow_backed(col) and _is_time(col.dtype):
+        import pyarrow as pa
+
+        col = pa.chunked_array([pa.array(col)])
     if _is_arrow_array(col):
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        if pa.types.is_timestamp(col.type) or pa.types.is_duration(col.type):  # int64 counts of its unit
+            per_s = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}[col.type.unit]
+            x = pc.cast(pc.cast(col, pa.int64()), pa.float64()).to_numpy(zero_copy_only=False)
+            return _owned(x / per_s, dtype)
         try:
             arr = pc.cast(col, pa.float64())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
             raise ValueError(f"{what} {name!r} is not numeric (type {col.type}): {_non_numeric_hint(what)}") from e
         return _owned(arr.to_numpy(zero_copy_only=False), dtype)
+    if _is_time(col.dtype):
+        if isinstance(col.dtype, pd.DatetimeTZDtype):
+            col = col.dt.tz_convert(None)
+        span = col - pd.Timestamp(0) if pd.api.types.is_datetime64_dtype(col.dtype) else col
+        return _owned((span / pd.Timedelta(1, "s")).to_numpy(dtype=dtype, na_value=np.nan), dtype)
     if not (pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype)):
         try:  # e.g. an object column of numbers, as `row.to_frame().T` makes
             col = pd.to_numeric(col)
         except (ValueError, TypeError) as e:
             raise ValueError(f"{what} {name!r} is not numeric (dtype {col.dtype}): {_non_numeric_hint(what)}") from e
     return _owned(col.to_numpy(dtype=dtype, na_value=np.nan), dtype)
+
+
+def _is_time(dt: Any) -> bool:
+    """A pandas datetime (with or without a timezone) or timedelta dtype, numpy's or pyarrow's."""
+    if type(dt).__name__ == "ArrowDtype":
+        import pyarrow as pa
+
+        return bool(pa.types.is_timestamp(dt.pyarrow_dtype) or pa.types.is_duration(dt.pyarrow_dtype))
+    return bool(pd.api.types.is_datetime64_any_dtype(dt) or pd.api.types.is_timedelta64_dtype(dt))
 
 
 def _owned(x: np.ndarray, dtype: type) -> np.ndarray:
@@ -197,8 +246,15 @@ class _Source:
 
 
 def check_columns(df: Table, names: Sequence[str], where: str = "the DataFrame", what: str = "column") -> None:
-    """Raise a ValueError naming every column of `names` missing from `df` (with close matches)."""
+    """Raise a ValueError naming every column of `names` missing from `df` (with close matches), or held by
+    more than one of its columns."""
     cols = _Source(df).columns
+    counts = collections.Counter(cols)
+    dup = list(dict.fromkeys(c for c in names if counts[c] > 1))
+    if dup:
+        fix = "df = df.loc[:, ~df.columns.duplicated()]" if where == "the DataFrame" else "write it with unique names"
+        raise ValueError(f"{where} has more than one {what} named {dup}: rename or drop the duplicates "
+                         f"(e.g. {fix}) so that each name is one column")
     missing = [c for c in names if c not in cols]
     if missing:
         hints = [f"{c!r} -> did you mean {m[0]!r}?" for c in missing

@@ -2,8 +2,9 @@
 (`from_df`, `from_csv`, `from_parquet`, `test_dl`, `show_batch`)."""
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -13,17 +14,28 @@ import torch
 
 from ..data import DataLoaders, default_device
 from .blocks import _as_block, _default_loss, _y_kind
-from .columns import Table, Tensors, _is_arrow_array, _Source, check_columns
+from .columns import Table, Tensors, _is_arrow_array, _Source, check_columns, nested_type_error
 from .loader import TabularLoader, _display, inputs_frame, targets_frame
 from .processor import TabularProcessor
 from .procs import DEFAULT_PROCS, Categorify, TabularProc
 from .splitters import IndexSplitter, RandomSplitter, _check_splits
 
 
-def _names(x: Sequence[str] | str | None) -> list[str]:
+def _names(x: Sequence[str] | str | None, what: str = "column names") -> list[str]:
+    """A column name or a list of names as a list; anything else is a TypeError saying what `what` takes."""
     if x is None:
         return []
-    return [x] if isinstance(x, str) else list(x)
+    if isinstance(x, str):
+        return [x]
+    if isinstance(x, (bytes, Mapping)) or not isinstance(x, Iterable):
+        raise TypeError(f"{what} takes a column name (a str) or a list of names, got {type(x).__name__} {x!r}"
+                        + (f"; for a column labelled {x!r}, pass [{x!r}]" if isinstance(x, Hashable) else ""))
+    out = list(x)
+    bad = [v for v in out if not isinstance(v, Hashable)]
+    if bad:
+        raise TypeError(f"{what} takes a column name (a str) or a list of names; it lists {bad[0]!r} "
+                        f"({type(bad[0]).__name__}), which is not a column name")
+    return out
 
 
 def _proc_objects(procs: Any) -> list[TabularProc]:
@@ -156,7 +168,8 @@ class TabularPandas(ProcessorView):
                  device: torch.device | str | None = None, inplace: bool = False, reduce_memory: bool = True) -> None:
         if not do_setup:
             raise ValueError("do_setup=False is not supported: TabularPandas processes the rows when created")
-        cat_names, cont_names, y_names = _names(cat_names), _names(cont_names), _names(y_names)
+        cat_names, cont_names = _names(cat_names, "cat_names"), _names(cont_names, "cont_names")
+        y_names = _names(y_names, "y_names")
         if not isinstance(df, pd.DataFrame) and not _is_arrow_array(df):
             raise TypeError(f"TabularPandas needs a pandas DataFrame, got {type(df).__name__}")
         proc_objs = _proc_objects(procs)
@@ -359,7 +372,9 @@ class TabularDataLoaders(ProcessorView, DataLoaders):
             raise TypeError(f"from_df needs a pandas DataFrame, got {type(df).__name__}")
         path = _check_path(path, "from_df")
         procs = _proc_objects(procs)
-        cat_names, y_names = _names(cat_names), _names(y_names)
+        cat_names, y_names = _names(cat_names, "cat_names"), _names(y_names, "y_names")
+        if cont_names is not None:
+            cont_names = _names(cont_names, "cont_names")
         if not y_names:
             raise ValueError("y_names is empty: name the target column, e.g. y_names='salary' (loaders train on it)")
         if cont_names is None:
@@ -380,15 +395,31 @@ class TabularDataLoaders(ProcessorView, DataLoaders):
     def from_csv(cls, csv: str | os.PathLike | Any, skipinitialspace: bool = True,
                  path: str | os.PathLike | None = None, **kwargs: Any) -> TabularDataLoaders:
         """fastai's `from_csv`: `pd.read_csv(csv)` then `from_df(df, path, **kwargs)`; `path` defaults to the
-        CSV's folder. When every column is named (`cont_names` given), only those columns are read."""
+        CSV's folder. Keywords of `pd.read_csv` (`sep`, `delimiter`, `encoding`, `na_values`, ...) go to it, the
+        rest to `from_df`. When every column is named (`cont_names` given), only those columns are read."""
+        csv_kw = {k: kwargs.pop(k) for k in list(kwargs) if k in _READ_CSV_KEYS}
+        unknown = sorted(set(kwargs) - _FROM_DF_KEYS)
+        if unknown:
+            raise TypeError(f"from_csv got unknown keyword(s) {unknown}: it takes from_df's arguments "
+                            f"{sorted(_FROM_DF_KEYS)} and pd.read_csv's (sep, delimiter, encoding, na_values, ...)")
+        chunked = sorted(k for k in ("iterator", "chunksize") if csv_kw.get(k))
+        if chunked:
+            raise ValueError(f"from_csv reads the whole CSV into one DataFrame: leave out {chunked}")
+        kwargs = {k: _names(v, k) if k in ("cat_names", "cont_names", "y_names") and v is not None else v
+                  for k, v in kwargs.items()}
+        if kwargs.get("valid_idx") is None:
+            RandomSplitter(kwargs.get("valid_pct", 0.2))  # a bad valid_pct fails before the CSV is read
         names = [*_names(kwargs.get("cat_names")), *_names(kwargs.get("cont_names")), *_names(kwargs.get("y_names"))]
         is_file = isinstance(csv, (str, os.PathLike))
-        usecols = list(dict.fromkeys(names)) if is_file and kwargs.get("cont_names") is not None and names else None
-        if usecols:  # a missing column: our message (with close matches), not pandas' usecols error
-            check_columns(pd.read_csv(csv, nrows=0, skipinitialspace=skipinitialspace), usecols, f"the CSV {csv}")
+        given = csv_kw.pop("usecols", None)  # the caller's usecols win
+        usecols = (list(dict.fromkeys(names)) if given is None and is_file and kwargs.get("cont_names") is not None
+                   and names else given)
+        csv_kw.setdefault("skipinitialspace", skipinitialspace)
+        if given is None and usecols:  # a missing column: our message (with close matches), not pandas'
+            check_columns(pd.read_csv(csv, **{**csv_kw, "nrows": 0}), usecols, f"the CSV {csv}")
         if path is None:
             path = Path(csv).parent if is_file else Path(".")
-        df = pd.read_csv(csv, skipinitialspace=skipinitialspace, usecols=usecols)
+        df = pd.read_csv(csv, usecols=usecols, **csv_kw)
         return cls.from_df(df, path=path, **kwargs)
 
     @classmethod
@@ -399,21 +430,26 @@ class TabularDataLoaders(ProcessorView, DataLoaders):
                      valid_pct: float = 0.2, seed: int | None = None, **dl_kwargs: Any) -> TabularDataLoaders:
         """Like `from_df` on a parquet file, read with pyarrow: only the named columns are read, and string
         columns come straight from the file's dictionary pages (no pandas strings, no Python objects).
-        `cont_names=None` takes every other column. `path` defaults to the file's folder."""
+        `cont_names=None` takes every other column. `path` defaults to the file's folder. A damaged or truncated
+        file is a ValueError naming it."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        schema = pq.read_schema(file)
-        cat_names, y_names = _names(cat_names), _names(y_names)
-        cont_list = (_names(cont_names) if cont_names is not None
+        cat_names, y_names = _names(cat_names, "cat_names"), _names(y_names, "y_names")
+        cont_given = None if cont_names is None else _names(cont_names, "cont_names")
+        if valid_idx is None:
+            RandomSplitter(valid_pct, seed)  # a bad valid_pct fails before the file is read
+        schema = _read_parquet(file, pq.read_schema)
+        cont_list = (cont_given if cont_given is not None
                      else [c for c in schema.names if c not in cat_names and c not in y_names])
         needed = cat_names + cont_list + y_names
-        missing = [c for c in needed if c not in schema.names]
-        if missing:
-            check_columns(pd.DataFrame(columns=schema.names), needed, f"the parquet file {file}")
+        check_columns(pd.DataFrame(columns=schema.names), needed, f"the parquet file {file}")  # missing or twice
+        nested = [(c, schema.field(c).type) for c in dict.fromkeys(needed) if pa.types.is_nested(schema.field(c).type)]
+        if nested:
+            raise ValueError(nested_type_error(nested[0][0], nested[0][1], f"the parquet file {file}"))
         as_dict = [c for c in dict.fromkeys(cat_names + y_names)
                    if pa.types.is_string(t := schema.field(c).type) or pa.types.is_large_string(t)]
-        table = pq.read_table(file, columns=list(dict.fromkeys(needed)), read_dictionary=as_dict)
+        table = _read_parquet(file, pq.read_table, columns=list(dict.fromkeys(needed)), read_dictionary=as_dict)
         if path is None:
             path = Path(file).parent if isinstance(file, (str, os.PathLike)) else Path(".")
         return cls._from_table(table, _check_path(path, "from_parquet"), procs, cat_names, cont_list, y_names,
@@ -494,3 +530,24 @@ class TabularDataLoaders(ProcessorView, DataLoaders):
                 f"{self.y_names}, {len(self.cat_names)} categorical, {len(self.cont_names)} continuous, "
                 f"device={self.device})")
 
+
+_READ_CSV_KEYS = frozenset(inspect.signature(pd.read_csv).parameters) - {"filepath_or_buffer", "skipinitialspace"}
+"""The keywords `from_csv` passes to `pd.read_csv` (the others go to `from_df`)."""
+
+
+_FROM_DF_KEYS = frozenset(inspect.signature(TabularDataLoaders.from_df).parameters) - {"cls", "df", "path"}
+"""The keywords `from_csv` passes to `from_df`."""
+
+
+def _read_parquet(file: Any, read: Any, **kwargs: Any) -> Any:
+    """`read(file, **kwargs)` (pyarrow's `read_schema` or `read_table`); a damaged, truncated or non-parquet file
+    is a ValueError naming it, not pyarrow's bare error."""
+    import pyarrow as pa
+
+    try:
+        return read(file, **kwargs)
+    except FileNotFoundError:
+        raise
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"cannot read the parquet file {file}: it is damaged, truncated or not a parquet file "
+                         f"({type(e).__name__}: {str(e).strip()}); write it again, e.g. df.to_parquet(path)") from e

@@ -98,7 +98,7 @@ class TabularProcessor:
             del x
         codes: dict[str, Any] = {}
         for c in self.raw_cat_names:
-            t = TabularColumns(n, {c: factorize(src.column(c))}, {})
+            t = TabularColumns(n, {c: factorize(src.column(c), c)}, {})
             for p in procs:
                 p.setup_encode(t, train)
             codes[c] = t.cats[c]
@@ -128,7 +128,7 @@ class TabularProcessor:
             self._set_vocab(list(self.y_block.vocab or []))
             return torch.from_numpy(y[train]), torch.from_numpy(y[valid])
         name = self.y_names[0]
-        f = factorize(src.column(name))
+        f = factorize(src.column(name), name, "target column")
         if (f.codes < 0).any():
             check_target(src.data, self.y_names)
         block = self.y_block if isinstance(self.y_block, CategoryBlock) else CategoryBlock()
@@ -219,7 +219,7 @@ class TabularProcessor:
             flags.update(t.cats)
         codes: dict[str, Any] = {}
         for c in self.raw_cat_names:
-            t = TabularColumns(n, {c: factorize(src.column(c))}, {})
+            t = TabularColumns(n, {c: factorize(src.column(c), c)}, {})
             for p in self.procs:
                 p.encode(t)
             codes[c] = t.cats[c]
@@ -237,7 +237,7 @@ class TabularProcessor:
             return torch.from_numpy(self._regression_y(src))
         if self.y_kind == "multi_category":
             return torch.from_numpy(self._multi_hot_y(src))
-        f = factorize(src.column(self.y_names[0]))
+        f = factorize(src.column(self.y_names[0]), self.y_names[0], "target column")
         assert self._y_index is not None
         pos = self._y_index.get_indexer(pd.Index(f.values, dtype=object)) if f.values else np.zeros(0, np.int64)
         present = np.bincount(f.codes[f.codes >= 0], minlength=len(f.values)) > 0

@@ -253,7 +253,7 @@ def _factorized(raw: Any, c: str) -> Factorized:
         return raw
     if isinstance(raw, np.ndarray) and raw.dtype.kind in "iu":
         raise ValueError(f"categorical column {c!r} is already integer codes: Categorify ran twice?")
-    return factorize(raw if isinstance(raw, pd.Series) else pd.Series(raw))
+    return factorize(raw if isinstance(raw, pd.Series) else pd.Series(raw), c)
 
 
 class Normalize(TabularProc):
