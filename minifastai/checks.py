@@ -69,3 +69,16 @@ def check_wd(wd: Any, name: str = "wd") -> float | None:
     if wd is None:
         return None
     return check_number(wd, name, 0.0, hint=" (weight decay, e.g. 0.01; None keeps the learner's)")
+
+
+def no_grad_loss_message(learn: Any) -> str:
+    """Why a loss has no gradient to follow: nothing trainable (every group frozen), or a loss cut off from the
+    model's output (detached, `.item()`, computed under `torch.no_grad`)."""
+    opt = learn.opt
+    params = [p for pg in opt.param_groups for p in pg["params"]] if opt is not None else []
+    if not any(p.requires_grad for p in params):
+        return ("nothing to train: every parameter of the model is frozen (requires_grad=False), so no layer group "
+                "can learn; call learn.unfreeze() or learn.freeze_to(n) with n below the number of groups")
+    return (f"the loss does not depend on the model's trainable parameters (it does not require grad): loss_func "
+            f"{learn.loss_func!r} returned a value cut off from the predictions (.detach(), .item(), numpy, or "
+            "torch.no_grad); compute it with torch operations on the predictions")

@@ -5,7 +5,7 @@ import math
 import numbers
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -129,9 +129,19 @@ def check_groups(model: nn.Module, groups: Sequence[Sequence[nn.Parameter]]) -> 
     if isinstance(groups, nn.Module):
         raise ValueError("the splitter returned a module; return a list of parameter lists, e.g. "
                          "[list(m.body.parameters()), list(m.head.parameters())]")
+    if isinstance(groups, (str, bytes, dict)) or not isinstance(groups, Iterable):
+        raise ValueError(f"the splitter returned {type(groups).__name__} ({groups!r:.60}); return a list of parameter "
+                         "lists, e.g. [list(m.body.parameters()), list(m.head.parameters())]")
     out: list[list[nn.Parameter]] = []
     for gi, g in enumerate(groups):
-        if isinstance(g, nn.Module) or any(isinstance(p, nn.Module) for p in g):
+        if isinstance(g, nn.Module):
+            raise ValueError(f"layer group {gi} returned by the splitter is a module, not parameters; a splitter "
+                             "returns lists of parameters, e.g. [list(m.body.parameters()), list(m.head.parameters())]")
+        if isinstance(g, (str, bytes, torch.Tensor)) or not isinstance(g, Iterable):
+            raise ValueError(f"layer group {gi} returned by the splitter is {type(g).__name__} ({g!r:.60}), not a "
+                             "list of parameters")
+        g = list(g)  # once: a generator is read here, not consumed by the checks below
+        if any(isinstance(p, nn.Module) for p in g):
             raise ValueError(f"layer group {gi} returned by the splitter holds modules, not parameters; a splitter "
                              "returns lists of parameters, e.g. [list(m.body.parameters()), list(m.head.parameters())]")
         out.append(list(g))

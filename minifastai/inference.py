@@ -158,6 +158,9 @@ def get_preds(learn: Learner, ds_idx: int = 1, dl: Iterable | None = None, with_
     dl = in_order(loader_of(learn, ds_idx, dl)) if reorder else loader_of(learn, ds_idx, dl)
     gather = GatherPreds(with_input, per_item_loss(learn.loss_func) if with_loss else None)
     run_valid(learn, dl, [gather, *listify(cbs)])
+    if not gather.preds:
+        raise ValueError("get_preds: the loader yielded no batches, so there is nothing to predict; check the items "
+                         "given to test_dl (and that the dataset is not empty)")
     preds = cat(gather.preds)
     if preds is not None:
         preds = (act or activation_fn(learn))(preds)

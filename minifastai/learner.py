@@ -26,13 +26,14 @@ from .callback.core import (
     CancelTrainException,
     CancelValidException,
     TrainEvalCallback,
+    check_cbs,
     hooks_of,
     listify,
     sort_cbs,
 )
 from .callback.progress import ProgressCallback
 from .callback.recorder import Recorder
-from .checks import check_int, check_moms, check_wd
+from .checks import check_int, check_moms, check_wd, no_grad_loss_message
 from .data import DataLoaders, n_batches, shapes_of, to_device
 from .metrics import to_metric
 from .persist import checkpoint as persist_checkpoint
@@ -322,6 +323,10 @@ class Learner(LoopFields):
         with self.added_cbs(a["cbs"]):  # resume sees the fit's callbacks: their saved states are checked first
             if a["resume"]:
                 start_epoch = persist_checkpoint.resume_latest(self)
+                if self.loop.n_epoch != n_epoch:
+                    warnings.warn(f"resuming a fit of {self.loop.n_epoch} epochs as one of n_epoch={n_epoch}: the "
+                                  "schedule is stretched to the new length, so it no longer continues the "
+                                  "checkpointed run's; pass the same n_epoch to continue it exactly", stacklevel=3)
                 if start_epoch >= n_epoch:
                     raise ValueError(f"the latest checkpoint is at the end of epoch {start_epoch - 1}: a fit of "
                                      f"n_epoch={n_epoch} is already complete, so there is nothing to resume. To "
@@ -476,7 +481,10 @@ class Learner(LoopFields):
         return loss
 
     def _backward(self) -> None:
-        self.loop.loss.backward()
+        loss = self.loop.loss
+        if not loss.requires_grad:  # an attribute: no sync
+            raise ValueError(no_grad_loss_message(self))
+        loss.backward()
 
     def _step(self) -> None:
         assert self.opt is not None
@@ -563,20 +571,6 @@ class Learner(LoopFields):
     load = persist_checkpoint.load
     export = persist_export.export
     summary = summary.summary
-
-
-def check_cbs(cbs: Any) -> list[Callback]:
-    """Callbacks from one callback, a class, or a list of them (classes are instantiated); anything else is a
-    `TypeError` naming it."""
-    out = []
-    for i, cb in enumerate(listify(cbs)):
-        if isinstance(cb, type) and issubclass(cb, Callback):
-            cb = cb()
-        if not isinstance(cb, Callback):
-            raise TypeError(f"cbs[{i}] is {cb!r} ({type(cb).__name__}), not a Callback: pass callback objects, e.g. "
-                            "cbs=[SaveModelCallback()], or Callback subclasses")
-        out.append(cb)
-    return out
 
 
 def _detach(x: Any) -> Any:

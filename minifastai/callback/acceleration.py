@@ -39,6 +39,15 @@ def to_channels_last_input(x: Any) -> Any:
     return x
 
 
+@torch.no_grad()
+def _to_channels_last(model: nn.Module) -> None:
+    """The model's 4-D parameters and buffers in channels-last format, in place (`Module.to(memory_format=...)`
+    refuses a model that also holds 5-D weights, e.g. a Conv3d; those stay as they are)."""
+    for t in [*model.parameters(), *model.buffers()]:
+        if t.ndim == 4:
+            t.data = t.data.to(memory_format=torch.channels_last)  # what Module.to does, tensor by tensor
+
+
 class ChannelsLast(Callback):
     """Keeps the model's 4-D weights and each batch's 4-D inputs in channels-last memory format."""
 
@@ -46,11 +55,11 @@ class ChannelsLast(Callback):
 
     def before_fit(self) -> None:
         """Convert the model (again, in case it was replaced or reloaded since)."""
-        self.learn.model.to(memory_format=torch.channels_last)
+        _to_channels_last(self.learn.model)
 
     def before_validate(self) -> None:
         """`validate`/`get_preds` run outside a fit: convert the model here too."""
-        self.learn.model.to(memory_format=torch.channels_last)
+        _to_channels_last(self.learn.model)
 
     def before_batch(self) -> None:
         """Convert the inputs (a no-op when the loader already yields channels-last batches)."""
@@ -68,7 +77,7 @@ def to_channels_last(learn: Learner) -> Learner:
         warnings.warn("to_channels_last: the model has no 4-D (convolution) weights, so channels-last changes "
                       "nothing for it", stacklevel=3)
     learn.remove_cb(ChannelsLast)
-    model.to(memory_format=torch.channels_last)
+    _to_channels_last(model)
     learn.add_cb(ChannelsLast())
     return learn
 

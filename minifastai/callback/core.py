@@ -352,3 +352,20 @@ class TrainEvalCallback(Callback):
     def before_validate(self) -> None:
         """Eval mode."""
         self.learn.model.eval()
+
+
+def check_cbs(cbs: Any) -> list[Callback]:
+    """Callbacks from one callback, a class, or a list of them (classes are instantiated); anything else is a
+    `TypeError` naming it."""
+    out = []
+    for i, cb in enumerate(listify(cbs)):
+        if isinstance(cb, type) and issubclass(cb, Callback):
+            cb = cb()
+        if not isinstance(cb, Callback):
+            raise TypeError(f"cbs[{i}] is {cb!r} ({type(cb).__name__}), not a Callback: pass callback objects, e.g. "
+                            "cbs=[SaveModelCallback()], or Callback subclasses")
+        if isinstance(cb.order, bool) or not isinstance(cb.order, (int, float)) or cb.order != cb.order:
+            raise TypeError(f"{type(cb).__name__}.order is {cb.order!r}: it must be a number (callbacks run by "
+                            "increasing order; the Recorder's is 50); to run after another callback, use run_after")
+        out.append(cb)
+    return out

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from numbers import Real
 from typing import Any
 
 import torch
@@ -39,8 +40,10 @@ class EMA(Callback):
     restore_on_load = True  # the average belongs to the weights: learn.load restores (or resets) it with them
 
     def __init__(self, decay: float = 0.999, validate_on_ema: bool = True) -> None:
-        if not 0.0 <= decay <= 1.0:
-            raise ValueError(f"decay is the weight of the old average, in [0, 1] (typical: 0.999), got {decay}")
+        d: Any = decay  # any object may arrive here, whatever the annotation says
+        if isinstance(d, bool) or not isinstance(d, Real) or not 0.0 <= float(d) <= 1.0:
+            raise ValueError(f"EMA's decay is the weight of the old average, a number in [0, 1] (typical: 0.999), "
+                             f"got {decay!r}")
         self.decay, self.validate_on_ema = float(decay), validate_on_ema
         self.ema_model: AveragedModel | None = None
         self.n_updates = 0  # optimizer steps averaged so far (ema_model.n_averaged, kept on the host too)

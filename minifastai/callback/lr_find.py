@@ -16,6 +16,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -203,8 +204,10 @@ class LRFinder(Callback):
 
     def __init__(self, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, num_it: int = 100,
                  stop_div: bool = True, beta: float = 0.98, restore: bool = True) -> None:
-        if isinstance(num_it, bool) or not isinstance(num_it, int) or num_it < 1:
+        n_any: Any = num_it  # any object may arrive here, whatever the annotation says
+        if isinstance(n_any, (bool, np.bool_)) or not isinstance(n_any, Integral) or n_any < 1:
             raise ValueError(f"num_it={num_it!r}: the sweep needs a positive whole number of batches, e.g. 100")
+        num_it = int(num_it)
         self._start, self._end = start_lr, end_lr
         self.num_it, self.stop_div, self.beta, self.restore = num_it, stop_div, beta, restore
 
@@ -296,7 +299,11 @@ def lr_find(learn: Learner, start_lr: G.LRLike = 1e-7, end_lr: G.LRLike = 10, nu
     from point `num_it // 10` to 5 before the end. Inside `learn.dry_run()` only the planned sweep is
     recorded, and this returns None.
     """
-    if not isinstance(num_it, int) or num_it < 6:
+    n_any: Any = num_it  # any object may arrive here, whatever the annotation says
+    if isinstance(n_any, (bool, np.bool_)) or not isinstance(n_any, Integral):
+        raise TypeError(f"num_it={num_it!r}: lr_find's number of batches must be a whole number (typical: 100)")
+    num_it = int(num_it)
+    if num_it < 6:
         raise ValueError(f"num_it={num_it!r}: lr_find needs at least 6 batches (typical: 100) to suggest")
     starts, ends = learn.lr_range(start_lr), learn.lr_range(end_lr)
     for i, (s, e) in enumerate(zip(starts, ends)):

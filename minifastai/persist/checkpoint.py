@@ -21,6 +21,7 @@ from .fileformat import (
     DamagedFileError,
     _check_types,
     _malformed,
+    check_manifest,
     check_plain,
     check_state_dict,
     manifest,
@@ -177,6 +178,7 @@ def _apply_checkpoint(learn: Learner, state: dict, path: Path, with_opt: bool, s
     _check_types(state, path, {"opt": (dict, type(None)), "rng": (dict, type(None)),
                                "callbacks": (dict, type(None)), "position": (dict, type(None)),
                                "manifest": (dict, type(None))})
+    check_manifest(state.get("manifest") or {}, path)  # other library versions: a warning, as load_learner's
     model = unwrap_model(learn.model)
     # 1. check everything
     check_state_dict(model, state["model"], f"checkpoint {path} does not fit this model", strict)

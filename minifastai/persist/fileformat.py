@@ -117,6 +117,10 @@ def _check_storage(state: dict, path: Path) -> None:
     """Every tensor is backed by its own bytes: a tensor declaring more elements than its storage holds (a
     stride-0 view: 4 stored bytes claiming a 1 GB shape) would allocate that much when copied or hashed."""
     for where, t in _tensors(state, "file"):
+        if t.layout != torch.strided or t.device.type == "meta":
+            kind = "a meta tensor (no data)" if t.device.type == "meta" else f"a {t.layout} tensor"
+            raise DamagedFileError(f"{path} is malformed: tensor {where} is {kind} of shape {tuple(t.shape)}; "
+                                   "minifastai writes dense tensors with their data only")
         need, have = t.numel() * t.element_size(), t.untyped_storage().nbytes()
         if t.layout == torch.strided and need > have:
             raise DamagedFileError(f"{path} is malformed: tensor {where} declares shape {tuple(t.shape)} "

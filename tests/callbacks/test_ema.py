@@ -148,7 +148,7 @@ def test_no_per_batch_sync(monkeypatch):
 def test_bad_decay_and_a_replaced_model_are_clear_errors_that_change_nothing():
     learn = make_learner()
     cbs = list(learn.cbs)
-    with pytest.raises(ValueError, match=r"decay is the weight of the old average, in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"decay is the weight of the old average, a number in \[0, 1\]"):
         learn.add_cb(EMA(decay=1.5))
     assert learn.cbs == cbs
     learn.add_cb(EMA())

@@ -12,19 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import make_learner, same_state, state_copy
+from helpers import make_learner, same_state, state_copy, synth_dls, three_group_model
+from torch.utils.data import DataLoader, TensorDataset
 
 from minifastai import (
     Callback,
     CancelEpochException,
     CancelTrainException,
     CancelValidException,
+    DataLoaders,
+    Learner,
     SaveModelCallback,
     layer_decay,
 )
 from minifastai.callback.ema import EMA
 from minifastai.groups import LayerDecay
-from minifastai.persist import with_checksum
+from minifastai.persist import DamagedFileError, with_checksum
 
 
 def quiet(f, *a, **k):
@@ -209,3 +212,100 @@ def quiet_out(f, *a, **k) -> str:
     with contextlib.redirect_stdout(buf):
         f(*a, **k)
     return buf.getvalue()
+
+
+# ---- 7. schedules and splitters that silently went wrong ---------------------------------------------------
+def test_resuming_with_another_n_epoch_warns(tmp_path):
+    learn = make_learner(path=tmp_path)
+    quiet(learn.fit_one_cycle, 3, 1e-3, cbs=SaveModelCallback(every_epoch=True))
+    (tmp_path / "models" / "model_2.pth").unlink()  # as if killed during the last epoch
+    with pytest.warns(UserWarning, match=r"resuming a fit of 3 epochs as one of n_epoch=5: the schedule is stretched"):
+        quiet(make_learner(path=tmp_path).fit_one_cycle, 5, 1e-3, resume=True)
+
+
+def test_a_splitter_returning_generators_is_read_once():
+    def gen_splitter(m):
+        return (p for p in (m[:3].parameters(), m[3].parameters(), m[5].parameters()))
+    learn = Learner(synth_dls(), three_group_model(), torch.nn.CrossEntropyLoss(), splitter=gen_splitter)
+    assert [len(g) for g in learn.layer_groups] == [4, 2, 2]
+    for bad, match in [(lambda m: None, r"the splitter returned NoneType \(None\); return a list of parameter lists"),
+                       (lambda m: [m[0].weight], r"layer group 0 returned by the splitter is Parameter"),
+                       (lambda m: [list(m.parameters()), 3], r"layer group 1 returned by the splitter is int")]:
+        with pytest.raises(ValueError, match=match):
+            Learner(synth_dls(), three_group_model(), torch.nn.CrossEntropyLoss(), splitter=bad)
+
+
+# ---- 9. crafted tensors and other versions' files ----------------------------------------------------------
+@pytest.mark.parametrize("kind", ["sparse", "meta"])
+def test_sparse_and_meta_tensors_in_a_checkpoint_are_refused_naming_the_file(tmp_path, kind):
+    learn = make_learner(path=tmp_path)
+    learn.save("good")
+    st = torch.load(tmp_path / "models" / "good.pth", weights_only=True)
+    shape = st["model"]["0.weight"].shape
+    st["model"]["0.weight"] = (torch.sparse_coo_tensor(torch.zeros(2, 1, dtype=torch.long), torch.ones(1),
+                                                       (200_000, 200_000)) if kind == "sparse"
+                               else torch.empty(shape, device="meta"))
+    st["checksum"] = {"crc32": "0"}  # never reached: the tensor is refused before anything is hashed
+    torch.save(st, tmp_path / "models" / "bad.pth")
+    before = state_copy(learn.model)
+    with pytest.raises(DamagedFileError, match=rf"bad.pth is malformed: tensor file\['model'\]\['0.weight'\] is a "
+                                               rf"{'torch.sparse_coo' if kind == 'sparse' else 'meta'} tensor"):
+        learn.load("bad")
+    assert same_state(state_copy(learn.model), before)
+
+
+def test_learn_load_warns_about_another_versions_file(tmp_path):
+    learn = make_learner(path=tmp_path)
+    learn.save("mine")
+    st = torch.load(tmp_path / "models" / "mine.pth", weights_only=True)
+    st.pop("checksum")
+    st["manifest"] = {**st["manifest"], "minifastai": "0.0.1"}
+    torch.save(with_checksum(st), tmp_path / "models" / "old.pth")
+    with pytest.warns(UserWarning, match=r"old.pth was written with minifastai 0.0.1 \(now .*\); it usually loads"):
+        learn.load("old")
+
+
+# ---- 11. messages that name the problem --------------------------------------------------------------------
+class DetachedLoss(torch.nn.Module):
+    def forward(self, pred, y):
+        return torch.nn.functional.cross_entropy(pred, y).detach()
+
+
+def test_unhelpful_messages_now_name_the_problem():
+    for decay in ("0.99", None, True):
+        with pytest.raises(ValueError, match=r"EMA's decay is the weight of the old average, a number in \[0, 1\]"):
+            EMA(decay=decay)
+
+    class Loud(Callback):
+        order = "high"
+    learn = make_learner()
+    with pytest.raises(TypeError, match=r"Loud.order is 'high': it must be a number"):
+        learn.add_cb(Loud())
+    assert not any(isinstance(c, Loud) for c in learn.cbs)
+    with pytest.raises(ValueError, match=r"the loss does not depend on the model's trainable parameters .*Detached"):
+        quiet(Learner(synth_dls(), three_group_model(), DetachedLoss()).fit, 1, 1e-3)
+    frozen = make_learner()
+    for p in frozen.model.parameters():
+        p.requires_grad_(False)
+    before = state_copy(frozen.model)
+    with pytest.raises(ValueError, match=r"nothing to train: every parameter of the model is frozen"):
+        quiet(frozen.fit, 1, 1e-3)
+    weights = [k for k, _ in frozen.model.named_parameters()]  # BatchNorm's statistics saw the first batch
+    assert all(torch.equal(before[k], frozen.model.state_dict()[k]) for k in weights)
+    assert quiet(make_learner().lr_find, num_it=np.int64(20), show_plot=False).valley > 0
+    with pytest.raises(TypeError, match=r"num_it=2.5: lr_find's number of batches must be a whole number"):
+        make_learner().lr_find(num_it=2.5, show_plot=False)
+    empty = DataLoader(TensorDataset(torch.zeros(0, 8), torch.zeros(0, dtype=torch.long)), 4)
+    with pytest.raises(ValueError, match=r"get_preds: the loader yielded no batches"):
+        make_learner().get_preds(dl=empty)
+
+
+def test_to_channels_last_on_a_conv3d_model_warns_and_trains():
+    x, y = torch.randn(8, 1, 4, 4, 4), torch.randint(0, 2, (8,))
+    dl = DataLoader(TensorDataset(x, y), 4)
+    model = torch.nn.Sequential(torch.nn.Conv3d(1, 2, 3), torch.nn.Flatten(), torch.nn.Linear(16, 2))
+    learn = Learner(DataLoaders(dl, dl, device="cpu"), model, torch.nn.CrossEntropyLoss())
+    with pytest.warns(UserWarning, match=r"no 4-D \(convolution\) weights"):
+        learn.to_channels_last()
+    quiet(learn.fit, 1, 1e-3)
+    assert learn.model[0].weight.ndim == 5 and np.isfinite(learn.recorder.values[-1][0])

@@ -141,7 +141,7 @@ def test_unsized_loaders_train_at_a_constant_lr_and_schedules_say_what_they_need
 
 
 def test_a_splitter_returning_modules_says_to_return_parameters():
-    with pytest.raises(ValueError, match=r"holds modules, not parameters; a splitter returns lists of parameters"):
+    with pytest.raises(ValueError, match=r"is a module, not parameters; a splitter returns lists of parameters"):
         make_learner().__class__(synth_dls(), nn.Sequential(nn.Linear(8, 2)), nn.CrossEntropyLoss(),
                                  splitter=lambda m: [m[0]])
     with pytest.raises(ValueError, match=r"the splitter returned a module"):
