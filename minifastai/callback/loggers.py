@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 import re
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,13 +112,17 @@ class _FitLogger(Callback):
         self.flush_secs, self.log_figure = float(flush_secs), log_figure
         self.step_offset = 0  # training batches of the fits this logger finished earlier
         self.n_fits = 0
-        self._active = False
+        self._active = self._broken = False  # _broken: a write failed during this fit; logging stopped
         self._losses: list[torch.Tensor] = []
         self._rows: list[tuple[int, float, list[float]]] = []
 
     # ---- what a backend implements ------------------------------------------------------------
     def _prepare(self) -> None:
         """At the start of a fit: what may be slow or fail (imports, connecting to a store), before training."""
+
+    def _check(self) -> None:
+        """At the start of a fit, after `_prepare`: a ValueError for what would fail later (where the logs go,
+        the names of the values)."""
 
     def _open(self) -> None:
         raise NotImplementedError
@@ -149,8 +156,24 @@ class _FitLogger(Callback):
         self._losses, self._rows = [], []
         self._hparams = fit_hyperparameters(learn)
         self._fit_start_iter = int(learn.train_iter)  # start_epoch * batches per epoch when resuming
-        self._prepare()
+        self._broken = False
+        try:
+            self._prepare()
+            self._check()
+        except BaseException:
+            self._active = False  # nothing was logged: after_fit has nothing to close
+            raise
         self._t_flush = time.perf_counter()
+
+    def _safely(self, what: str, f: Callable[[], None]) -> None:
+        """Run a write; if it fails, warn once and stop logging for this fit (training and the Recorder go on)."""
+        try:
+            f()
+        except Exception as e:
+            self._active, self._broken = False, True
+            warnings.warn(f"{type(self).__name__}: {what} failed at epoch {self.learn.epoch} ({type(e).__name__}: "
+                          f"{str(e)[:300]}); this logger stops logging for the rest of this fit, training and the "
+                          "Recorder go on", stacklevel=2)
 
     def _ensure_open(self) -> None:
         if not self._opened:
@@ -172,7 +195,7 @@ class _FitLogger(Callback):
         hps = [v for h in HPS for v in group_hypers(learn.opt, h, learn.n_groups)]
         self._rows.append((self.step_offset + learn.train_iter, time.time(), hps))
         if time.perf_counter() - self._t_flush > self.flush_secs:
-            self._flush()
+            self._safely("writing the batch values", self._flush)
 
     def _flush(self) -> None:
         self._t_flush = time.perf_counter()
@@ -193,12 +216,14 @@ class _FitLogger(Callback):
     def after_train(self) -> None:
         """Write the training phase's batches."""
         if self._active:
-            self._flush()
+            self._safely("writing the batch values", self._flush)
 
     def after_epoch(self) -> None:
         """Write every column of the epoch's row, and the measured throughput."""
-        if not self._active:
-            return
+        if self._active:
+            self._safely("writing the epoch's row", self._write_epoch)
+
+    def _write_epoch(self) -> None:
         learn = self.learn
         self._flush()
         self._ensure_open()
@@ -221,27 +246,34 @@ class _FitLogger(Callback):
         self._write_scalars(rows)
 
     def after_fit(self) -> None:
-        """Write what is left and the schedule figure; close (a run that ended in an error is marked so)."""
-        if not self._active:
+        """Write what is left and the schedule figure; close (a run that ended in an error, or whose logging
+        failed, is marked so)."""
+        if not (self._active or self._broken):
             return
-        self._active = False
-        learn = self.learn
+        learn, broken = self.learn, self._broken
+        failed = broken or sys.exc_info()[0] is not None
         try:
-            self._flush()
-            rec = getattr(learn, "recorder", None)
-            if self.log_figure and self._opened and rec is not None and len(rec.lrs):
-                import matplotlib.pyplot as plt
-
-                fig = rec.plot_sched()
-                try:
-                    self._write_figure(fig, "plot_sched" if self.fit_index == 0 else f"plot_sched_fit{self.fit_index}",
-                                       self.step_offset + learn.train_iter)
-                finally:
-                    plt.close(fig)
+            if self._active:
+                self._safely("writing the fit's last values", self._finish)
         finally:
+            self._active = self._broken = False
             self.step_offset += int(learn.train_iter)
             if self._opened:
-                self._close(failed=sys.exc_info()[0] is not None)
+                self._safely("closing the run", lambda: self._close(failed=failed or self._broken))
+
+    def _finish(self) -> None:
+        learn = self.learn
+        self._flush()
+        rec = getattr(learn, "recorder", None)
+        if self.log_figure and self._opened and rec is not None and len(rec.lrs):
+            import matplotlib.pyplot as plt
+
+            fig = rec.plot_sched()
+            try:
+                self._write_figure(fig, "plot_sched" if self.fit_index == 0 else f"plot_sched_fit{self.fit_index}",
+                                   self.step_offset + learn.train_iter)
+            finally:
+                plt.close(fig)
 
     # ---- checkpoint state ---------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -304,6 +336,17 @@ class TensorBoardCallback(_FitLogger):
 
     def _prepare(self) -> None:
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401  (importing it takes seconds)
+
+    def _check(self) -> None:
+        target = self.log_dir or Path(self.learn.path) / "runs"
+        for p in [target, *target.parents]:
+            if p.exists() or p.is_symlink():
+                if not p.is_dir():
+                    raise ValueError(f"TensorBoardCallback cannot write to {target}: {p} is a file, not a folder; "
+                                     "pass log_dir= a folder (it is created if missing)")
+                if not os.access(p, os.W_OK | os.X_OK):
+                    raise ValueError(f"TensorBoardCallback cannot write to {target}: {p} is not writable")
+                return
 
     def _open(self) -> None:
         from tensorboard.compat.proto.event_pb2 import Event, SessionLog
@@ -377,6 +420,9 @@ class TensorBoardCallback(_FitLogger):
 
 _RUN_NAME = re.compile(r"[\w.\-:]+")
 
+MLFLOW_KEY_MAX = 250
+"""MLflow's limit on the length of metric and parameter names."""
+
 _MLFLOW_NAME = re.compile(r"[^/\w.\- :]")
 
 
@@ -421,6 +467,24 @@ class MLflowCallback(_FitLogger):
         if self.client is None:  # connect now: a new SQLite store takes seconds to set up, a bad URI fails here
             self.client = MlflowClient(tracking_uri=self.tracking_uri)
             self.client.search_experiments(max_results=1)
+
+    def _check(self) -> None:
+        if self.experiment_name is not None:
+            exp = self.client.get_experiment_by_name(self.experiment_name)
+            if exp is not None and exp.lifecycle_stage == "deleted":
+                raise ValueError(f"MLflow experiment {self.experiment_name!r} is deleted (in MLflow's trash): restore "
+                                 "it (`mlflow experiments restore`), delete it for good, or pass another "
+                                 "experiment_name")
+        learn = self.learn
+        names = [*learn.group_plan.group_names, *learn.results.metric_names, "train_loss", "throughput", "data_wait"]
+        keys = [self.key(h, n) for h in (*HPS, "epoch", "batch") for n in names]
+        keys += [mlflow_key(f"fit{self.fit_index}/{k}") for k in self._hparams]
+        too_long = [k for k in keys if len(k) > MLFLOW_KEY_MAX]
+        if too_long:
+            raise ValueError(f"MLflow refuses names longer than {MLFLOW_KEY_MAX} characters, and "
+                             f"{len(too_long)} of this fit's would be, e.g. {too_long[0][:80]!r}... "
+                             f"({len(too_long[0])} characters); give the Learner shorter group_names (or metrics, "
+                             "callbacks with shorter names)")
 
     def _open(self) -> None:
         import mlflow
