@@ -71,6 +71,20 @@ def check_wd(wd: Any, name: str = "wd") -> float | None:
     return check_number(wd, name, 0.0, hint=" (weight decay, e.g. 0.01; None keeps the learner's)")
 
 
+PEER_FAILURE_HINTS = ("connection closed by peer", "connection reset by peer", "broken pipe", "gloo", "nccl",
+                      "socket timeout", "timed out", "processgroup")
+
+
+def is_peer_failure(e: BaseException) -> bool:
+    """Whether `e` comes from talking to other processes (torch.distributed's errors, or gloo/NCCL messages)."""
+    import torch.distributed as dist
+
+    if isinstance(e, getattr(dist, "DistError", ())):
+        return True
+    msg = str(e).lower()
+    return isinstance(e, RuntimeError) and any(h in msg for h in PEER_FAILURE_HINTS)
+
+
 def no_grad_loss_message(learn: Any) -> str:
     """Why a loss has no gradient to follow: nothing trainable (every group frozen), or a loss cut off from the
     model's output (detached, `.item()`, computed under `torch.no_grad`)."""

@@ -33,7 +33,7 @@ from .callback.core import (
 )
 from .callback.progress import ProgressCallback
 from .callback.recorder import Recorder
-from .checks import check_int, check_moms, check_wd, no_grad_loss_message
+from .checks import check_int, check_moms, check_wd, is_peer_failure, no_grad_loss_message
 from .data import DataLoaders, n_batches, shapes_of, to_device
 from .metrics import to_metric
 from .persist import checkpoint as persist_checkpoint
@@ -441,6 +441,10 @@ class Learner(LoopFields):
         try:
             loop.pred = self.model(*loop.xb)
         except (RuntimeError, ValueError, TypeError) as e:
+            if is_peer_failure(e):  # DDP's forward talks to the other processes: the model did not fail
+                e.add_note("another process of the distributed run failed or stopped answering during this forward "
+                           "pass; its own output says why (this process's model and batch are not the cause)")
+                raise
             raise type(e)(f"the model failed on a batch from dls.{'train' if loop.training else 'valid'} with "
                           f"input shapes {shapes_of(loop.xb)}: {e}") from e
         self._cb("after_pred")

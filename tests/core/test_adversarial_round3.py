@@ -309,3 +309,26 @@ def test_to_channels_last_on_a_conv3d_model_warns_and_trains():
         learn.to_channels_last()
     quiet(learn.fit, 1, 1e-3)
     assert learn.model[0].weight.ndim == 5 and np.isfinite(learn.recorder.values[-1][0])
+
+
+class PeerDies(torch.nn.Module):
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.lin, self.error = torch.nn.Linear(8, 2), error
+
+    def forward(self, x):
+        raise self.error
+
+
+@pytest.mark.parametrize("error, blamed", [
+    (torch.distributed.DistBackendError("[gloo] Connection closed by peer [127.0.0.1]:29500"), False),
+    (RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer"), False),
+    (RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 8x2)"), True),
+])
+def test_a_dead_peer_is_not_reported_as_the_model_failing(error, blamed):
+    learn = Learner(synth_dls(), PeerDies(error), torch.nn.CrossEntropyLoss())
+    with pytest.raises(type(error)) as info:
+        quiet(learn.fit, 1, 1e-3)
+    text = str(info.value) + " ".join(getattr(info.value, "__notes__", []))
+    assert ("the model failed on a batch" in text) == blamed
+    assert ("another process of the distributed run failed or stopped answering" in text) == (not blamed)
