@@ -2,50 +2,19 @@
 the file) raised before anything changed (the DataFrame, a learner, the files on disk), or a correct result."""
 from __future__ import annotations
 
-import contextlib
-import io
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from frames import KW, frame, quiet, unchanged  # noqa: E402
+from helpers import same_state as same  # noqa: E402
+from helpers import state_copy as weights  # noqa: E402
 
 from minifastai import load_learner
 from minifastai.persist import with_checksum
 from minifastai.tabular import TabularDataLoaders, TabularPandas, tabular_learner
-
-
-def frame(n: int = 40, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    return pd.DataFrame({"c": rng.choice(np.array(["p", "q", "r"], dtype=object), n), "x": rng.normal(5, 2, n),
-                         "w": rng.normal(0, 1, n), "y": rng.normal(10, 3, n),
-                         "label": rng.choice(np.array(["A", "B"], dtype=object), n)})
-
-
-KW = dict(cat_names=["c"], cont_names=["x", "w"], valid_idx=list(range(30, 40)), bs=8, device="cpu")
-
-
-def quiet(f, *args, **kw):
-    with contextlib.redirect_stdout(io.StringIO()):
-        return f(*args, **kw)
-
-
-@contextlib.contextmanager
-def unchanged(df: pd.DataFrame):
-    before = df.copy(deep=True)
-    try:
-        yield
-    finally:
-        pd.testing.assert_frame_equal(df, before)
-
-
-def weights(learn) -> dict:
-    return {k: v.clone() for k, v in learn.model.state_dict().items()}
-
-
-def same(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # ---- 1. duplicate column names ------------------------------------------------------------------------------
