@@ -22,6 +22,7 @@ from .data import (
 from .export import rebuild_learner  # importing it registers vision's rebuilder (persist.registry)
 from .heads import has_pool_type
 from .image_files import ImageGetter
+from .image_limits import ImageTooLargeError, max_image_pixels, set_max_image_pixels
 from .interpret import ClassificationInterpretation
 from .learner import VisionLearner, cnn_learner, vision_learner
 from .models import (
@@ -87,7 +88,7 @@ __all__ = [
     # data
     "ImageDataLoaders", "ImageDL", "ImageListDataset", "ImagePipeline", "get_image_files", "parent_label",
     "read_image", "to_image_tensor", "IMAGE_EXTENSIONS", "PILImage", "PILImageBW", "show_image", "ImageBlock",
-    "ImageGetter",
+    "ImageGetter", "ImageTooLargeError", "max_image_pixels", "set_max_image_pixels",
     "XResNet", "xresnet18", "xresnet34", "xresnet50", "xresnet101", "xresnet152", "xse_resnet18", "xse_resnext18",
     "xresnext18", "xse_resnet34", "xse_resnext34", "xresnext34", "xse_resnet50", "xse_resnext50", "xresnext50",
     # transforms

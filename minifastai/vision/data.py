@@ -78,6 +78,31 @@ def _random_split(n: int, valid_pct: float, seed: int | None) -> tuple[list[int]
     return perm[cut:], perm[:cut]
 
 
+_FLAG_STRINGS = {"true": True, "false": False, "1": True, "0": False}
+
+
+def _valid_flags(values: Sequence[Any], index: Sequence[Any], valid_col: Any) -> list[bool]:
+    """`from_df`'s `valid_col` as booleans: bools, 0/1 and the strings "True"/"False" (any case; a CSV read with
+    dtype=str gives them); NaN, None or any other value is an error naming the rows."""
+    out: list[bool] = []
+    bad: list[tuple[Any, Any]] = []
+    for row, v in zip(index, values):
+        flag = v.item() if hasattr(v, "item") and not isinstance(v, str) else v  # numpy scalars
+        if isinstance(flag, str):
+            flag = _FLAG_STRINGS.get(flag.strip().lower())
+        elif not isinstance(flag, bool):
+            flag = bool(flag) if isinstance(flag, (int, float)) and flag in (0, 1) else None
+        if flag is None:
+            bad.append((row, v))
+        out.append(bool(flag))
+    if bad:
+        ex = ", ".join(f"{r!r}: {v!r}" for r, v in bad[:5])
+        raise ValueError(f"valid_col={valid_col!r} must hold True/False (or 1/0, or the strings 'True'/'False'); "
+                         f"{len(bad)} row(s) hold something else (row: value, e.g. {ex}). Fill or fix them, e.g. "
+                         f"df[{valid_col!r}] = df[{valid_col!r}].fillna(False)")
+    return out
+
+
 class ImageDataLoaders(DataLoaders):
     """Training and validation loaders of labelled images, with the class names (`vocab`), the transform
     pipeline (kept for inference and exports), the data folder (`path`) and the loss for the task."""
@@ -270,7 +295,8 @@ class ImageDataLoaders(DataLoaders):
                 label_delim: str | None = None, y_block: Any = None, valid_col: int | str | None = None,
                 item_tfms: Any = None, batch_tfms: Any = None, **kwargs: Any) -> ImageDataLoaders:
         """A DataFrame with a file column (`fn_col`, relative to `path/folder`, plus `suff`) and a label
-        column; split by the boolean `valid_col`, or at random (`valid_pct`, `seed`)."""
+        column; split by the boolean `valid_col` (True/False, 1/0, or the strings "True"/"False"; anything else, NaN
+        included, is an error naming the rows), or at random (`valid_pct`, `seed`)."""
         if label_delim is not None or y_block is not None:
             raise NotImplementedError("multi-label and regression targets (label_delim=, y_block=) are not "
                                       "supported yet: minifastai's vision learners are single-label classifiers")
@@ -291,11 +317,13 @@ class ImageDataLoaders(DataLoaders):
         if valid_col is None:
             t_idx, v_idx = _random_split(len(files), valid_pct, seed)
         else:
-            is_valid = [bool(v) for v in col(valid_col)]
+            is_valid = _valid_flags(col(valid_col), list(df.index), valid_col)
             v_idx = [i for i, v in enumerate(is_valid) if v]
             t_idx = [i for i, v in enumerate(is_valid) if not v]
             if not v_idx:
                 raise ValueError(f"valid_col={valid_col!r} marks no row as validation")
+            if not t_idx:
+                raise ValueError(f"valid_col={valid_col!r} marks every row as validation: no training images")
         return cls.from_items(path, [files[i] for i in t_idx], [labels[i] for i in t_idx],
                               [files[i] for i in v_idx], [labels[i] for i in v_idx], kwargs.pop("vocab", None),
                               item_tfms, batch_tfms, **kwargs)

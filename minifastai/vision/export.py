@@ -35,7 +35,7 @@ from .learner import VisionLearner, _stages_split
 from .models import body_head_split, build_vision_model, resolve_torchvision
 from .timm_models import build_timm_model, check_model_kwargs, timm_arch, timm_names
 
-__all__ = ["rebuild_learner", "check_export", "EXPORT_MODULE", "EXPORTABLE_TRANSFORMS", "builder_info",
+__all__ = ["rebuild_learner", "check_export", "dls_problem", "EXPORT_MODULE", "EXPORTABLE_TRANSFORMS", "builder_info",
            "pipeline_state", "pipeline_from_state", "tfm_to_state", "tfm_from_state", "vocab_from_state"]
 
 
@@ -45,12 +45,41 @@ def _malformed(path: Path, entry: str, what: str) -> DamagedFileError:
 
 def check_export(state: dict, path: Path) -> None:
     """Vision's checks of an export's `dls` entries, before anything is built: a `DamagedFileError` naming the
-    file and the entry when they are malformed (the classes, `dls['vocab']`, must be a list)."""
+    file and the entry when they are malformed (the classes, `dls['vocab']`, must be a list) or do not fit the
+    model (`dls_problem`)."""
     dls = state.get("dls")
     if not isinstance(dls, dict):
         return  # a missing or non-dict 'dls' is load_learner's own error
     if dls.get("vocab") is not None and not isinstance(dls["vocab"], (list, tuple)):
         raise _malformed(path, "'dls'['vocab']", f"is a {type(dls['vocab']).__name__}, not a list of classes")
+    problem = dls_problem(state)
+    if problem:
+        raise _malformed(path, *problem)
+
+
+def dls_problem(state: dict) -> tuple[str, str] | None:
+    """(entry, what is wrong) when an export's `dls` entry does not fit its model: a classifier that names no
+    classes (no `vocab` entry), fewer classes than the model's outputs, a normalization among the item transforms
+    (it runs on float batches, never on the uint8 items); None when it fits."""
+    dls, info = state.get("dls"), state.get("builder")
+    if not isinstance(dls, dict):
+        return None
+    if dls.get("target", "category") in ("category", "multi_category"):
+        sd = state.get("model")
+        shapes = _head_shapes(sd) if isinstance(sd, dict) else []
+        n_out = shapes[-1][0] if shapes else info.get("n_out") if isinstance(info, dict) else None  # stored weights'
+        vocab = dls.get("vocab")
+        if "vocab" not in dls:
+            return ("'dls'['vocab']", "is missing: a classifier's export stores its class names (export it again "
+                    "with learn.export())")
+        if isinstance(vocab, (list, tuple)) and isinstance(n_out, int) and len(vocab) < n_out:
+            return ("'dls'['vocab']", f"holds {len(vocab)} class names but the model has {n_out} outputs: "
+                    "predictions could not be named (the file was altered or is inconsistent)")
+    for i, e in enumerate(dls.get("item_tfms") or []):
+        if isinstance(e, dict) and e.get("name") in ("v2.Normalize", "Normalize", "minifastai.Normalize"):
+            return (f"'dls'['item_tfms'][{i}]", f"is a normalization ({e['name']}): it is a batch transform (on float "
+                    "batches, last), never an item transform; it belongs in batch_tfms")
+    return None
 
 
 def _head_shapes(sd: dict) -> list[tuple[int, ...]]:
@@ -74,6 +103,9 @@ def rebuild_learner(state: dict, device: Any = "cpu", source: str | None = None)
     info = state.get("builder")
     if not isinstance(info, dict):
         raise ValueError(f"{src}: 'builder' must describe the model (a dict), got {type(info).__name__}")
+    problem = dls_problem(state)
+    if problem:
+        raise ValueError(f"{src}: entry {problem[0]} {problem[1]}")
     if info.get("custom_cut"):
         raise ValueError(f"{src}: this learner was built with a custom cut function, which an export cannot "
                          "store: load it with load_learner(path, model=<the same nn.Sequential(body, head)>)")

@@ -73,6 +73,12 @@ _LEGACY_NAMES = {"Resize": "v2.Resize", "CenterCrop": "v2.CenterCrop", "Grayscal
                  "Normalize": "v2.Normalize"}
 
 
+def _interpolation(mode: Any) -> str:
+    """A torchvision interpolation as its name: torchvision stores an `InterpolationMode`, or (its defaults, in
+    0.29) the mode's name as a string."""
+    return v2.InterpolationMode(mode.value if isinstance(mode, v2.InterpolationMode) else mode).value
+
+
 def tfm_to_state(t: Any) -> dict | None:
     """A transform as `{"name", "args"}` plain data, or None when it is not one an export can store."""
     for name, (_, cls) in EXPORTABLE_TRANSFORMS.items():
@@ -81,11 +87,11 @@ def tfm_to_state(t: Any) -> dict | None:
         if isinstance(t, ImageTransform):
             return {"name": name, "args": t.export_args()}
         if isinstance(t, v2.Resize):
-            args: dict[str, Any] = {"size": t.size, "interpolation": t.interpolation.value,
+            args: dict[str, Any] = {"size": t.size, "interpolation": _interpolation(t.interpolation),
                                     "max_size": t.max_size, "antialias": bool(t.antialias)}
         elif isinstance(t, v2.RandomResizedCrop):
             args = {"size": list(t.size), "scale": list(t.scale), "ratio": list(t.ratio),
-                    "interpolation": t.interpolation.value, "antialias": bool(t.antialias)}
+                    "interpolation": _interpolation(t.interpolation), "antialias": bool(t.antialias)}
         elif isinstance(t, v2.CenterCrop):
             args = {"size": list(t.size)}
         elif isinstance(t, v2.Grayscale):

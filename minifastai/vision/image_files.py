@@ -1,5 +1,6 @@
 """Image files: reading them (`read_image`, `to_image_tensor`: uint8 `(3, H, W)` tensors, torchvision's
-`decode_image` or PIL; `DEFAULT_BACKEND`), listing them (`get_image_files`, `IMAGE_EXTENSIONS`) and labelling them
+`decode_image` or PIL; `DEFAULT_BACKEND`; every file's declared size checked against `image_limits`' limit before it
+is decoded), listing them (`get_image_files`, `IMAGE_EXTENSIONS`) and labelling them
 (`parent_label`, regular expressions, class folders), with the checks `ImageDataLoaders`' constructors make on
 the files they are given.
 """
@@ -18,12 +19,13 @@ from fastcore.foundation import L
 from torch import Tensor
 
 from ..data.transforms import parent_label
+from .image_limits import ImageTooLargeError, check_pixels, declared_size, open_pil_checked
 
 __all__ = ["IMAGE_EXTENSIONS", "DEFAULT_BACKEND", "get_image_files", "ImageGetter", "parent_label", "read_image",
            "to_image_tensor"]
 
 # what minifastai reads (torchvision's ImageFolder list); other image types are reported as skipped
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp", ".gif")  # GIF: 1st frame
 _IMAGE_LIKE = {k for k, v in mimetypes.types_map.items() if v.startswith("image/")} | {".avif", ".heic", ".heif"}
 _TV_DECODE = (".jpg", ".jpeg", ".png", ".webp")  # decoded by torchvision.io.decode_image (faster, bench/vision.py)
 DEFAULT_BACKEND = "torchvision"
@@ -41,24 +43,63 @@ def _to_uint8(x: Tensor) -> Tensor:
     return torch.div(x.to(torch.int64) + 128, 257, rounding_mode="floor").clamp(0, 255).to(torch.uint8)
 
 
-def _read_pil(path: Path) -> Tensor:
-    import numpy as np
-    from PIL import Image
+class _FloatRangeError(ValueError):
+    """A float image whose values are not in [0, 1]."""
 
-    with Image.open(path) as im:
-        if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit grayscale: scale, do not clip
-            arr = np.asarray(im).astype(np.int64)
-            if im.mode == "I" and arr.max(initial=0) <= 255:
-                t = torch.from_numpy(arr).clamp(0, 255).to(torch.uint8)
-            else:
-                t = _to_uint8(torch.from_numpy(arr))
-            return t[None].expand(3, -1, -1).contiguous()
-        arr = np.asarray(im.convert("RGB"))
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+def _check_declared(path: Path, data: Tensor) -> None:
+    """The size limit (`image_limits`) on a file's bytes, before torchvision decodes them: the PNG/JPEG/WebP header
+    is read from the bytes in memory; another header is read by PIL's lazy open of the same bytes."""
+    size = declared_size(data.numpy().data)  # a memoryview: no copy
+    if size is None:
+        try:
+            with open_pil_checked(data.numpy().tobytes(), path) as im:
+                size = im.size
+        except ImageTooLargeError:
+            raise
+        except Exception:  # noqa: BLE001 (PIL cannot identify it: the decoder reports the file)
+            return
+    check_pixels(path, size)
+
+
+def _float_to_uint8(arr: Any, name: Any) -> Tensor:
+    """A float (mode "F") image's values, which must be in [0, 1], as uint8 0-255 (PIL's "RGB" would clip them
+    to 0 and 1); other values are an error that says what to do."""
+    import numpy as np
+
+    lo, hi = (float(np.min(arr)), float(np.max(arr))) if arr.size else (0.0, 0.0)
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo >= -1e-3 and hi <= 1 + 1e-3):
+        raise _FloatRangeError(f"{name} is a 32-bit float image with values in [{lo:g}, {hi:g}]: minifastai reads "
+                               "float images as intensities in [0, 1]. Rescale it to [0, 1], or save it as an 8- or "
+                               "16-bit image")
+    return torch.from_numpy(np.round(np.clip(arr, 0, 1) * 255).astype(np.uint8))
+
+
+def _pil_to_tensor(im: Any, name: Any) -> Tensor:
+    """A PIL image (any mode; a GIF's first frame) as uint8 (3, H, W)."""
+    import numpy as np
+
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):  # 16-bit grayscale: scale, do not clip
+        arr = np.asarray(im).astype(np.int64)
+        if im.mode == "I" and arr.max(initial=0) <= 255:
+            t = torch.from_numpy(arr).clamp(0, 255).to(torch.uint8)
+        else:
+            t = _to_uint8(torch.from_numpy(arr))
+        return t[None].expand(3, -1, -1).contiguous()
+    if im.mode == "F":
+        return _float_to_uint8(np.asarray(im), name)[None].expand(3, -1, -1).contiguous()
+    return torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1).contiguous()
+
+
+def _read_pil(path: Path) -> Tensor:
+    with open_pil_checked(path) as im:
+        return _pil_to_tensor(im, f"image {path}")
 
 
 def read_image(path: str | os.PathLike, backend: str | None = None) -> Tensor:
-    """An image file as a uint8 RGB tensor (3, H, W). 16-bit PNGs are scaled to 8 bits (not clipped).
+    """An image file as a uint8 RGB tensor (3, H, W). 16-bit PNGs are scaled to 8 bits (not clipped), 32-bit float
+    images (TIFF mode "F") must hold values in [0, 1] and are scaled to 0-255, a GIF gives its first frame. A file
+    declaring more pixels than `image_limits.max_image_pixels()` is an `ImageTooLargeError`, before it is decoded.
 
     `backend`: "torchvision" (`torchvision.io.decode_image` for JPEG, PNG and WebP, PIL for the rest; the
     default, faster on small images), or "pil" (PIL for everything).
@@ -68,16 +109,23 @@ def read_image(path: str | os.PathLike, backend: str | None = None) -> Tensor:
     if backend not in ("torchvision", "pil"):
         raise ValueError(f"backend={backend!r} must be 'torchvision' or 'pil'")
     if not path.is_file():
+        if path.is_symlink():
+            raise FileNotFoundError(f"image {path} is a broken symbolic link (to {os.readlink(path)}): fix or "
+                                    "delete it")
         raise FileNotFoundError(f"image {path} does not exist")
     try:
         if backend == "torchvision" and path.suffix.lower() in _TV_DECODE:
             try:
                 from torchvision.io import ImageReadMode, decode_image, read_file
 
-                return _to_uint8(decode_image(read_file(str(path)), mode=ImageReadMode.RGB))
+                data = read_file(str(path))
+                _check_declared(path, data)
+                return _to_uint8(decode_image(data, mode=ImageReadMode.RGB))
             except (ImportError, RuntimeError):  # no image ops in this torchvision, or a variant libpng/libjpeg
                 pass                             # refuse (e.g. CMYK JPEG): PIL reads more
         return _read_pil(path)
+    except (ImageTooLargeError, _FloatRangeError):
+        raise  # the size limit, a float image out of range: their own messages say what to do
     except Exception as e:
         raise RuntimeError(f"could not read image {path}: {type(e).__name__}: {e}. Delete or replace the "
                            "file.") from e
@@ -99,6 +147,8 @@ def to_image_tensor(item: Any, backend: str | None = None) -> Tensor:
         if item.mode.startswith("I"):
             t = _to_uint8(torch.from_numpy(np.asarray(item).astype(np.int64)))
             return t[None].expand(3, -1, -1).contiguous()
+        if item.mode == "F":
+            return _float_to_uint8(np.asarray(item), "this PIL image")[None].expand(3, -1, -1).contiguous()
         return torch.from_numpy(np.asarray(item.convert("RGB")).copy()).permute(2, 0, 1).contiguous()
     if not isinstance(item, Tensor):
         import numpy as np
@@ -142,7 +192,8 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
 
     Skipped: hidden files and folders (names starting with '.', e.g. macOS `._*` files), files that are
     not images, and folders already listed or linking back to an ancestor (symlink loops are not followed).
-    Image files minifastai cannot read (e.g. `.gif`, `.svg`) are reported in a warning.
+    Image files minifastai cannot read (e.g. `.svg`, `.heic`) and broken symbolic links are skipped with a
+    warning that counts and names them.
     """
     root = Path(path)
     if not root.is_dir():
@@ -152,6 +203,7 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
     found: list[Path] = []
     skipped: dict[str, list[str]] = {}
     repeated: list[tuple[str, str]] = []
+    broken: list[str] = []
     seen: set[str] = set()
     stack: list[tuple[Path, bool]] = [(root, True)]
     while stack:
@@ -176,6 +228,9 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
                         repeated.append((entry.path, child))
                     else:
                         subdirs.append((Path(entry.path), False))
+            elif entry.is_symlink() and not os.path.exists(entry.path):  # a link to nothing: reported
+                if not (top and folders is not None and "." not in folders and entry.name not in folders):
+                    broken.append(f"{entry.path} -> {os.readlink(entry.path)}")
             elif entry.is_file() and not (top and folders is not None and "." not in folders):
                 ext = os.path.splitext(entry.name)[1].lower()
                 if ext in IMAGE_EXTENSIONS:
@@ -193,6 +248,9 @@ def get_image_files(path: str | os.PathLike, recurse: bool = True, folders: Sequ
         warnings.warn(f"get_image_files({str(root)!r}) did not enter {len(repeated)} folder(s) already listed "
                       f"or linking back to an ancestor (a symlink loop or a second link), e.g. {repeated[0][0]} -> "
                       f"{repeated[0][1]}", stacklevel=2)
+    if broken:
+        warnings.warn(f"get_image_files({str(root)!r}) skipped {len(broken)} broken symbolic link(s), which point to "
+                      f"nothing (e.g. {broken[0]}): fix or delete them to use those images", stacklevel=2)
     return L(sorted(found))
 
 
@@ -248,7 +306,11 @@ def _check_files(items: Sequence[Any], path: Path) -> list[str]:
     missing = [f for f in out if not os.path.isfile(f)]
     if missing:
         hint = ""
-        if not os.path.isabs(missing[0]) and (path / missing[0]).is_file():
+        links = [f for f in missing if os.path.islink(f)]
+        if links:
+            hint = (f" {len(links)} of them are broken symbolic links (e.g. {links[0]} -> {os.readlink(links[0])}): "
+                    "fix or delete them, and leave them out of fnames.")
+        elif not os.path.isabs(missing[0]) and (path / missing[0]).is_file():
             hint = f" They exist under path={str(path)!r}: pass [path/f for f in fnames]."
         raise FileNotFoundError(f"{len(missing)} of {len(out)} image files do not exist (e.g. {missing[:3]}).{hint}")
     return out

@@ -12,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from ..data import DataLoaders
-from ..inference import tta
+from ..inference import loader_of, tta
 from ..learner import Learner
 from ..losses import CrossEntropyLossFlat
 from .data import ImageDataLoaders
@@ -36,7 +36,8 @@ class VisionLearner(Learner):
     """A Learner for images: everything `Learner` does, plus test-time augmentation and `show_results`."""
 
     def _image_dl(self, ds_idx: int, dl: Any) -> ImageDL:
-        dl = self.dls[ds_idx] if dl is None else dl
+        dl = loader_of(self, ds_idx, dl, "pass dl=learn.dls.test_dl(files) (e.g. after load_learner, which keeps no "
+                                         "data)")
         if not isinstance(dl, ImageDL):
             raise TypeError(f"this needs an image loader (from ImageDataLoaders), got {type(dl).__name__}")
         return dl
@@ -44,26 +45,37 @@ class VisionLearner(Learner):
     def tta(self, ds_idx: int = 1, dl: Any = None, n: int = 4, beta: float | None = 0.25,
             use_max: bool = False) -> tuple[Any, Tensor | None]:
         """Test-time augmentation (fastai): predictions averaged over `n` passes with the training
-        transforms, mixed with the plain prediction: `lerp(aug, plain, beta)`. Returns (preds, targets)."""
+        transforms, mixed with the plain prediction: `lerp(aug, plain, beta)`. Returns (preds, targets); after
+        `load_learner` pass `dl=learn.dls.test_dl(files)` (targets are then None)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n={n!r} must be at least 1, a positive int (the number of augmented passes, e.g. n=4)")
         return tta(self, ds_idx, self._image_dl(ds_idx, dl), n, beta, use_max)
 
     def show_results(self, ds_idx: int = 1, dl: Any = None, max_n: int = 9, shuffle: bool = True,
                      nrows: int | None = None, ncols: int | None = None,
                      figsize: tuple[float, float] | None = None) -> Any:
         """A batch of images titled with target (first line) and prediction (second line; green when right,
-        red when wrong), as fastai; returns the figure."""
+        red when wrong), as fastai; unlabelled images (e.g. `dl=learn.dls.test_dl(files)` after `load_learner`)
+        are titled with the prediction only. Returns the figure."""
+        if isinstance(max_n, bool) or not isinstance(max_n, int) or max_n < 1:
+            raise ValueError(f"max_n={max_n!r} must be a positive int (the most images to show)")
         src = self._image_dl(ds_idx, dl)
-        b = next(iter(src.new(shuffle=shuffle, bs=min(src.bs, max_n))))
-        if len(b) < 2:
-            raise ValueError("show_results needs labelled data; use predict or get_preds for unlabelled images")
+        try:
+            b = next(iter(src.new(shuffle=shuffle, bs=min(src.bs, max_n))))
+        except StopIteration:
+            raise ValueError("the loader holds no images: nothing to show") from None
         preds, _ = self.get_preds(dl=[b])
-        x, y = b[0].cpu(), b[1].cpu()
+        x = b[0].cpu()
         dec = preds.argmax(-1)
         n = min(max_n, len(x))
         vocab = self.dls.vocab
         name = (lambda i: str(vocab[i])) if vocab is not None else str
-        titles = [f"{name(int(y[i]))}\n{name(int(dec[i]))}" for i in range(n)]
-        colors = ["green" if int(y[i]) == int(dec[i]) else "red" for i in range(n)]
+        if len(b) < 2:
+            titles, colors = [name(int(dec[i])) for i in range(n)], None
+        else:
+            y = b[1].cpu()
+            titles = [f"{name(int(y[i]))}\n{name(int(dec[i]))}" for i in range(n)]
+            colors = ["green" if int(y[i]) == int(dec[i]) else "red" for i in range(n)]
         imgs = src.pipeline.decode(x[:n].float())
         return show_images(imgs, titles, colors, nrows=nrows, ncols=ncols, figsize=figsize)
 

@@ -1,7 +1,6 @@
 """fastai's `PILImage` (`PILImage.create(fn)`, `.show()`) and `show_image`: opening and drawing one image."""
 from __future__ import annotations
 
-import io
 import os
 from typing import Any
 
@@ -9,7 +8,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .image_files import to_image_tensor
+from .image_files import _float_to_uint8, to_image_tensor
+from .image_limits import open_pil_checked
 
 __all__ = ["PILImage", "PILImageBW", "show_image"]
 
@@ -31,7 +31,8 @@ class PILImage(Image.Image):
     @classmethod
     def create(cls, fn: Any) -> PILImage:
         """The image `fn` as this class, as fastai's: a file (path or bytes) opened in this class's mode (RGB, or
-        "L" for `PILImageBW`); a PIL image, a numpy array (uint8, or a 2-D float array: mode "F") or a tensor
+        "L" for `PILImageBW`; one declaring more pixels than `max_image_pixels()` is refused before it is decoded);
+        a PIL image, a numpy array (uint8, or a 2-D float array: mode "F") or a tensor
         ((C, H, W) or (H, W)) kept in its own mode."""
         if isinstance(fn, torch.Tensor):
             fn = _hwc(fn).numpy()
@@ -49,8 +50,10 @@ class PILImage(Image.Image):
         elif isinstance(fn, Image.Image):
             im = fn.copy()
         elif isinstance(fn, (bytes, str, os.PathLike)):
-            with Image.open(io.BytesIO(fn) if isinstance(fn, bytes) else fn) as f:
+            with open_pil_checked(fn, "(the bytes given)" if isinstance(fn, bytes) else fn) as f:  # size limit
                 f.load()
+                if f.mode == "F":  # 32-bit floats in [0, 1] (PIL's own conversion would clip them to 0 and 1)
+                    f = Image.fromarray(_float_to_uint8(np.asarray(f), f"image {fn!s:.80}").numpy())
                 im = f.convert(cls._mode) if f.mode != cls._mode else f.copy()
         else:
             raise TypeError(f"PILImage.create takes a file path, bytes, a PIL image, a uint8 array or a tensor, "

@@ -45,6 +45,11 @@ class ImagePipeline:
 
     def __init__(self, item_tfms: Any = None, batch_tfms: Any = None, norm: Normalize | None = None) -> None:
         self.item_tfms = sorted(_listify(item_tfms), key=tfm_order)
+        norm_items = [type(t).__name__ for t in self.item_tfms if isinstance(t, (Normalize, v2.Normalize))]
+        if norm_items:
+            raise ValueError(f"item_tfms holds a normalization ({', '.join(norm_items)}), which works on float "
+                             "batches, not on the uint8 images item transforms see: pass it in batch_tfms (or let "
+                             "vision_learner add the pretrained model's)")
         batch = sorted(_listify(batch_tfms), key=tfm_order)
         norms = [t for t in batch if isinstance(t, (Normalize, v2.Normalize))]
         if len(norms) > 1:
