@@ -105,7 +105,15 @@ def _instance_problem(name: str, model: nn.Module) -> str | None:
 
 
 def _split_kwargs(kwargs: dict) -> tuple[dict, dict]:
-    """(Learner's keywords, the rest: timm.create_model's keywords for timm archs)."""
+    """(Learner's keywords, the rest: timm.create_model's keywords for timm archs); a keyword that looks like a
+    misspelt Learner keyword (`metric=`) is a TypeError saying which one was meant."""
+    import difflib
+
+    for k in kwargs:
+        close = difflib.get_close_matches(k, sorted(_LEARNER_ARGS), n=1, cutoff=0.8) if k not in _LEARNER_ARGS else []
+        if close:
+            raise TypeError(f"vision_learner got {k}=, which is not a Learner keyword: did you mean {close[0]}=? "
+                            "(keywords Learner does not take go to timm.create_model)")
     return ({k: v for k, v in kwargs.items() if k in _LEARNER_ARGS},
             {k: v for k, v in kwargs.items() if k not in _LEARNER_ARGS})
 

@@ -405,3 +405,19 @@ def test_tta_n_must_be_a_positive_int(trained, n):
         trained.tta(n=n)
     assert same_state(before, state_copy(trained.model))
     assert os.path.exists(trained.dls.valid.items[0])
+
+
+def test_a_misspelt_learner_keyword_is_named_not_blamed_on_timm(tmp_path):
+    from minifastai import accuracy
+
+    root = tmp_path / "imgs"
+    for split in ("train", "valid"):
+        for c in "ab":
+            (root / split / c).mkdir(parents=True)
+            for i in range(2):
+                Image.new("RGB", (16, 16), (40 * i, 80, 120)).save(root / split / c / f"{i}.png")
+    dls = ImageDataLoaders.from_folder(root, bs=2, device="cpu")
+    for arch in ("resnet18", "convnext_atto"):
+        with pytest.raises(TypeError, match=r"vision_learner got metric=, which is not a Learner keyword: did you "
+                                            r"mean metrics=\?"):
+            vision_learner(dls, arch, pretrained=False, metric=accuracy)

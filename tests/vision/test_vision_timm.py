@@ -142,8 +142,10 @@ def test_weights_errors_name_the_file_and_change_nothing(tree, tmp_path):
         vision_learner(dls, "resnet10t", weights="in22k")
     with pytest.raises(ValueError, match="pretrained_cfg_overlay= is not a keyword vision_learner passes on"):
         vision_learner(dls, "resnet10t", pretrained_cfg_overlay=dict(file=str(partial)))
-    with pytest.raises(TypeError, match=r"timm.create_model\('resnet10t', ...\) refused the model keywords \['wdd'\]"):
+    with pytest.raises(TypeError, match=r"vision_learner got wdd=, which is not a Learner keyword: did you mean wd=\?"):
         vision_learner(dls, "resnet10t", pretrained=False, wdd=0.1)  # a typo of wd=
+    with pytest.raises(TypeError, match=r"timm.create_model\('resnet10t', ...\) refused the model keywords \['dropp"):
+        vision_learner(dls, "resnet10t", pretrained=False, dropp=0.1)  # no Learner keyword is near: timm's
     with pytest.raises(ValueError, match="cut= does not apply to timm models"):
         vision_learner(dls, "resnet10t", pretrained=False, cut=-2)
     with pytest.raises(TypeError, match=r"unexpected keyword\(s\) \['img_size'\].*only timm architectures"):
