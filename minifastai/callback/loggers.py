@@ -317,7 +317,7 @@ def _markdown_table(params: dict[str, Any]) -> str:
 class TensorBoardCallback(_FitLogger):
     """Log to TensorBoard event files in `log_dir` (default `learn.path / "runs" / <date-time>`).
 
-    Needs the `tensorboard` package (`pip install minifastai[tensorboard]`). Values are named after the
+    Needs the `tensorboard` package (`pip install 'minifastai[tensorboard]'`). Values are named after the
     layer groups exactly as `learn.group_names` spells them (`lr/group 0`, `mom/head`, ...). Hyper-parameters
     go to the text tab (`hyperparameters`, one step per fit), the schedule to the images tab (`plot_sched`).
     Every fit of this callback writes one event file, flushed at the end of each fit (`close()` closes it).
@@ -436,7 +436,7 @@ def mlflow_key(name: str) -> str:
 class MLflowCallback(_FitLogger):
     """Log to an MLflow run: per-batch and per-epoch metrics, the fit's parameters, the schedule figure.
 
-    Needs the full `mlflow` package (`pip install minifastai[mlflow]`; `mlflow-skinny` has no SQLite store).
+    Needs the full `mlflow` package (`pip install 'minifastai[mlflow]'`; `mlflow-skinny` has no SQLite store).
     `tracking_uri` defaults to MLflow's own default (`MLFLOW_TRACKING_URI`, else `sqlite:///mlflow.db` in the
     working folder): a local store, no server. The run is created in `experiment_name` (created if missing;
     default: MLflow's default experiment) when the first values are written, unless a run is already active

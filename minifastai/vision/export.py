@@ -35,6 +35,8 @@ from .learner import VisionLearner, _stages_split
 from .models import body_head_split, build_vision_model, resolve_torchvision
 from .timm_models import build_timm_model, check_model_kwargs, timm_arch, timm_names
 
+TIMM_HINT = "; timm is not installed: pip install 'minifastai[timm]'"
+
 __all__ = ["rebuild_learner", "check_export", "dls_problem", "EXPORT_MODULE", "EXPORTABLE_TRANSFORMS", "builder_info",
            "pipeline_state", "pipeline_from_state", "tfm_to_state", "tfm_from_state", "vocab_from_state"]
 
@@ -134,7 +136,7 @@ def rebuild_learner(state: dict, device: Any = "cpu", source: str | None = None)
         timm_builder = timm_arch(arch)
         if timm_builder is None:
             raise ValueError(f"{src}: builder['arch']={arch!r} is not in timm's registry (timm.list_models()"
-                             f"{'' if timm_names() else '; timm is not installed: pip install minifastai[timm]'})")
+                             f"{'' if timm_names() else TIMM_HINT})")
         model_kwargs = check_model_kwargs(info.get("model_kwargs") or {}, f"{src}: builder ")
     else:
         try:

@@ -208,7 +208,7 @@ def unknown_arch_message(arch: str, source: str | None = None) -> str:
     where = {"timm": "timm's registry", "torchvision": "torchvision.models or the registered names",
              "registered": "the registered names"}.get(source or "") or (
         "the registered names, timm's registry or torchvision.models" if pools["timm"] else
-        "the registered names or torchvision.models (timm is not installed: pip install minifastai[timm])")
+        "the registered names or torchvision.models (timm is not installed: pip install 'minifastai[timm]')")
     return (f"unknown architecture {arch!r}: not a name in {where}; {hint}Pass a builder such as resnet34, a "
             "name from torchvision.models.list_models() or timm.list_models(), or register your own with "
             "register_arch(name, builder)")
