@@ -141,8 +141,9 @@ class _FitLogger(Callback):
         raise NotImplementedError
 
     def key(self, kind: str, name: str) -> str:
-        """The name a value is logged under, e.g. `lr/head`."""
-        return f"{kind}/{name}"
+        """The name a value is logged under, the same in every tool: `kind/<series_name(name)>`, e.g. `lr/head`,
+        `lr/group_2_head`."""
+        return f"{kind}/{series_name(name)}"
 
     # ---- events -------------------------------------------------------------------------------
     def before_fit(self) -> None:
@@ -318,7 +319,7 @@ class TensorBoardCallback(_FitLogger):
     """Log to TensorBoard event files in `log_dir` (default `learn.path / "runs" / <date-time>`).
 
     Needs the `tensorboard` package (`pip install 'minifastai[tensorboard]'`). Values are named after the
-    layer groups exactly as `learn.group_names` spells them (`lr/group 0`, `mom/head`, ...). Hyper-parameters
+    layer groups by `series_name` (`lr/group_0`, `mom/head`, ...: the names MLflow gets too). Hyper-parameters
     go to the text tab (`hyperparameters`, one step per fit), the schedule to the images tab (`plot_sched`).
     Every fit of this callback writes one event file, flushed at the end of each fit (`close()` closes it).
     """
@@ -420,6 +421,16 @@ class TensorBoardCallback(_FitLogger):
 
 _RUN_NAME = re.compile(r"[\w.\-:]+")
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
+
+
+def series_name(name: str) -> str:
+    """A layer group's or metric's name as every logger writes it: runs of characters other than letters, digits,
+    `_`, `.` and `-` become one `_`, trimmed at the ends (`group 2 (head)` -> `group_2_head`, `body` stays). The
+    same name in TensorBoard and MLflow, and one that every tool accepts."""
+    return _UNSAFE.sub("_", str(name)).strip("_") or "_"
+
+
 MLFLOW_KEY_MAX = 250
 """MLflow's limit on the length of metric and parameter names."""
 
@@ -442,7 +453,7 @@ class MLflowCallback(_FitLogger):
     default: MLflow's default experiment) when the first values are written, unless a run is already active
     (`mlflow.start_run()`), which is then used and left open. Every fit of this callback logs into the same
     run; the parameters of the first fit have plain names, those of later fits a `fit<k>/` prefix. Names
-    follow MLflow's rules (see `mlflow_key`): `lr/group 2 (head)` is logged as `lr/group 2 head`.
+    are `series_name`'s, as TensorBoard's (`lr/group_2_head`); parameter names follow MLflow's rules (`mlflow_key`).
     """
 
     def __init__(self, tracking_uri: str | None = None, experiment_name: str | None = None,
@@ -456,10 +467,6 @@ class MLflowCallback(_FitLogger):
         self.run_id: str | None = None
         self._owns_run = True
         self.client: Any = None
-
-    def key(self, kind: str, name: str) -> str:
-        """`kind/name` in MLflow's allowed characters."""
-        return mlflow_key(f"{kind}/{name}")
 
     def _prepare(self) -> None:
         from mlflow.tracking import MlflowClient
