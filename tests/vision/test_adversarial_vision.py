@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from image_trees import tampered, write_tree
 from PIL import Image
 from torch import nn
 
 import minifastai.vision.models as vision_models
 from minifastai import load_learner
-from minifastai.persist import with_checksum
 from minifastai.vision import (
     ImageDataLoaders,
     Resize,
@@ -25,17 +25,6 @@ from minifastai.vision import (
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
 
 
-def write_tree(root: Path, n_per_class: int = 5, classes=("a", "b"), size=(6, 6)) -> Path:
-    rng = np.random.default_rng(0)
-    for split in ("train", "valid"):
-        for c in classes:
-            (root / split / c).mkdir(parents=True, exist_ok=True)
-            for i in range(n_per_class):
-                arr = (rng.random((*size, 3)) * 255).astype(np.uint8)
-                Image.fromarray(arr).save(root / split / c / f"{i}.png")
-    return root
-
-
 @pytest.fixture(scope="module")
 def export(tmp_path_factory):
     """A small vision export with item and batch transforms, and its state."""
@@ -44,17 +33,6 @@ def export(tmp_path_factory):
     learn = vision_learner(dls, "resnet10", pretrained=False, lin_ftrs=[16])
     path = learn.export("good.pkl")
     return path, torch.load(path, weights_only=True)
-
-
-def tampered(tmp_path: Path, state: dict, change) -> Path:
-    state = {k: (dict(v) if isinstance(v, dict) else v) for k, v in state.items()}
-    state["dls"] = {**state["dls"], "item_tfms": [dict(d) for d in state["dls"]["item_tfms"]],
-                    "batch_tfms": [dict(d) for d in state["dls"]["batch_tfms"]]}
-    state.pop("checksum", None)
-    change(state)
-    path = tmp_path / "tampered.pkl"
-    torch.save(with_checksum(state), path)  # a crafted file carries a valid checksum
-    return path
 
 
 # ---- item 3: transforms come from an explicit allow-list ---------------------------------------------------

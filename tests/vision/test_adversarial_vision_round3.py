@@ -6,19 +6,21 @@ import os
 import struct
 import warnings
 import zlib
+from functools import partial
 from pathlib import Path
 
+import image_trees
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from helpers import same_state, state_copy
+from image_trees import tampered
 from PIL import Image
 from torchvision.transforms import v2
 
 import minifastai.vision.image_limits as limits
 from minifastai import load_learner
-from minifastai.persist import with_checksum
 from minifastai.vision import (
     ClassificationInterpretation,
     ImageDataLoaders,
@@ -37,17 +39,8 @@ from minifastai.vision import (
 from minifastai.vision.image_limits import declared_size
 
 pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")
+write_tree = partial(image_trees.write_tree, n_per_class=3)
 PIL_DEFAULT = 89_478_485
-
-
-def write_tree(root: Path, n_per_class: int = 3, classes=("a", "b"), size=(6, 6)) -> Path:
-    rng = np.random.default_rng(0)
-    for split in ("train", "valid"):
-        for c in classes:
-            (root / split / c).mkdir(parents=True, exist_ok=True)
-            for i in range(n_per_class):
-                Image.fromarray((rng.random((*size, 3)) * 255).astype(np.uint8)).save(root / split / c / f"{i}.png")
-    return root
 
 
 def bomb_png(path: Path, w: int = 20000, h: int = 20000) -> Path:
@@ -291,16 +284,6 @@ def export(tmp_path_factory):
     learn = vision_learner(dls, "resnet10", pretrained=False, lin_ftrs=[8])
     path = learn.export("good.pkl")
     return root, path, torch.load(path, weights_only=True)
-
-
-def tampered(tmp_path: Path, state: dict, change) -> Path:
-    state = {k: (dict(v) if isinstance(v, dict) else v) for k, v in state.items()}
-    state["dls"] = {**state["dls"], "item_tfms": [dict(d) for d in state["dls"]["item_tfms"]]}
-    state.pop("checksum", None)
-    change(state)
-    path = tmp_path / "tampered.pkl"
-    torch.save(with_checksum(state), path)  # a crafted file carries a valid checksum
-    return path
 
 
 @pytest.mark.parametrize("change,match", [

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from PIL import Image
 from torch import nn
 
 timm = pytest.importorskip("timm")
+
+import image_trees  # noqa: E402
 
 from minifastai import layer_decay, load_learner  # noqa: E402
 from minifastai.vision import ImageDataLoaders, WeightsUnavailableError, vision_learner  # noqa: E402
@@ -21,13 +22,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWa
 
 
 def write_tree(root: Path, n: int = 4, classes=("a", "b", "c"), size=(32, 32)) -> Path:
-    rng = np.random.default_rng(0)
-    for split in ("train", "valid"):
-        for c in classes:
-            (root / split / c).mkdir(parents=True, exist_ok=True)
-            for i in range(n):
-                Image.fromarray((rng.random((*size, 3)) * 255).astype(np.uint8)).save(root / split / c / f"{i}.png")
-    return root
+    return image_trees.write_tree(root, n, classes, size)
 
 
 @pytest.fixture(scope="module")
