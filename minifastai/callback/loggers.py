@@ -137,6 +137,9 @@ class _FitLogger(Callback):
     def _write_figure(self, fig: Any, name: str, step: int) -> None:
         raise NotImplementedError
 
+    def _write_final(self, params: dict[str, Any], metrics: dict[str, float]) -> None:
+        """At the end of a fit: its hyper-parameters with the final value of every epoch series (by key)."""
+
     def _close(self, failed: bool) -> None:
         raise NotImplementedError
 
@@ -265,6 +268,16 @@ class _FitLogger(Callback):
     def _finish(self) -> None:
         learn = self.learn
         self._flush()
+        if self._opened and learn.results.values:
+            final = {}
+            for name, v in learn.results.columns().items():
+                try:
+                    v = float(v)
+                except (TypeError, ValueError):
+                    continue
+                if math.isfinite(v):
+                    final[self.key("epoch", name)] = v
+            self._write_final(self._hparams, final)
         rec = getattr(learn, "recorder", None)
         if self.log_figure and self._opened and rec is not None and len(rec.lrs):
             import matplotlib.pyplot as plt
@@ -320,7 +333,8 @@ class TensorBoardCallback(_FitLogger):
 
     Needs the `tensorboard` package (`pip install 'minifastai[tensorboard]'`). Values are named after the
     layer groups by `series_name` (`lr/group_0`, `mom/head`, ...: the names MLflow gets too). Hyper-parameters
-    go to the text tab (`hyperparameters`, one step per fit), the schedule to the images tab (`plot_sched`).
+    go to the text tab (`hyperparameters`, one step per fit) and, with the fit's final `epoch/...` metrics, to the
+    HParams tab at the end of each fit; the schedule goes to the images tab (`plot_sched`).
     Every fit of this callback writes one event file, flushed at the end of each fit (`close()` closes it).
     """
 
@@ -374,6 +388,15 @@ class TensorBoardCallback(_FitLogger):
 
     def _write_figure(self, fig: Any, name: str, step: int) -> None:
         self.writer.add_figure("plot_sched", fig, step, close=False)
+
+    def _write_final(self, params: dict[str, Any], metrics: dict[str, float]) -> None:
+        """TensorBoard's HParams tab: the fit's hyper-parameters, and its metrics read from the `epoch/...` series
+        this run already holds (so runs can be compared there)."""
+        from torch.utils.tensorboard.summary import hparams
+
+        plain = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in params.items()}
+        for summary in hparams(plain, metrics):
+            self.writer.file_writer.add_summary(summary)
 
     def _close(self, failed: bool) -> None:
         if self.writer is None:

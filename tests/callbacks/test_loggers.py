@@ -256,3 +256,20 @@ def test_mlflow_uses_an_active_run_and_leaves_it_open(mlflow_uri, monkeypatch):
         client = mlflow.tracking.MlflowClient(mlflow_uri)
         assert client.get_run(run.info.run_id).info.status == "RUNNING"
         assert len(client.get_metric_history(run.info.run_id, "lr/group_0")) == 8
+
+
+def test_tensorboard_hparams_tab_holds_the_fit_and_its_final_metrics(tmp_path):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    learn = make_learner(group_names=NAMES)
+    learn.fit_one_cycle(2, slice(1e-4, 1e-2), cbs=TensorBoardCallback(tmp_path / "tb"))
+    ea = tb_scalars(tmp_path / "tb")["_ea"]
+    content = ea.PluginTagToContent("hparams")
+    exp = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert {m.name.tag for m in exp.metric_infos} == {"epoch/train_loss", "epoch/valid_loss", "epoch/accuracy"}
+    assert start.hparams["n_epoch"].number_value == 2
+    assert start.hparams["one_cycle.lr_max"].string_value  # a per-group list, as text
+    # the metrics HParams shows are the run's own epoch series, whose last value is the recorder's
+    acc = tb_scalars(tmp_path / "tb")["epoch/accuracy"][1]
+    assert acc[-1] == pytest.approx(learn.recorder.values[-1][2], rel=1e-6)
