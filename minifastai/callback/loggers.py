@@ -454,6 +454,13 @@ def series_name(name: str) -> str:
     return _UNSAFE.sub("_", str(name)).strip("_") or "_"
 
 
+def run_tags() -> dict[str, str]:
+    """The tags of the MLflow runs (and experiments) minifastai creates: a training run, and who wrote it."""
+    from ..version import __version__
+
+    return {"minifastai.run_type": "training", "minifastai.version": __version__}
+
+
 MLFLOW_KEY_MAX = 250
 """MLflow's limit on the length of metric and parameter names."""
 
@@ -531,8 +538,9 @@ class MLflowCallback(_FitLogger):
             exp_id = "0"  # MLflow's default experiment
         else:
             exp = self.client.get_experiment_by_name(self.experiment_name)
-            exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(self.experiment_name)
-        self.run_id = self.client.create_run(exp_id, run_name=self.run_name).info.run_id
+            exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(
+                self.experiment_name, tags=run_tags())
+        self.run_id = self.client.create_run(exp_id, run_name=self.run_name, tags=run_tags()).info.run_id
 
     def _write_scalars(self, rows: list[tuple[str, float, int, float]]) -> None:
         from mlflow.entities import Metric

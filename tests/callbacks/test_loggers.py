@@ -220,6 +220,10 @@ def test_mlflow_logs_metrics_params_and_figure_to_a_local_store(mlflow_uri):
     run = client.get_run(cb.run_id)
     assert run.info.status == "FINISHED" and run.info.run_name == "one-cycle"
     assert client.get_experiment(run.info.experiment_id).name == "digits"
+    from minifastai.version import __version__
+
+    assert run.data.tags["minifastai.run_type"] == "training" and run.data.tags["minifastai.version"] == __version__
+    assert client.get_experiment(run.info.experiment_id).tags["minifastai.run_type"] == "training"
 
     def history(key):
         h = sorted(client.get_metric_history(cb.run_id, key), key=lambda m: m.step)
