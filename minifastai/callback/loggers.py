@@ -15,14 +15,16 @@ resumed fit needs to continue the same run (the log folder or MLflow run id and 
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
+import logging
 import math
 import os
 import re
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -454,6 +456,20 @@ def series_name(name: str) -> str:
     return _UNSAFE.sub("_", str(name)).strip("_") or "_"
 
 
+@contextlib.contextmanager
+def _quiet_loggers(*names: str) -> Iterator[None]:
+    """Python loggers `names` at WARNING and above inside the block (their levels are put back after)."""
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
 def run_tags() -> dict[str, str]:
     """The tags of the MLflow runs (and experiments) minifastai creates: a training run, and who wrote it."""
     from ..version import __version__
@@ -502,8 +518,9 @@ class MLflowCallback(_FitLogger):
         from mlflow.tracking import MlflowClient
 
         if self.client is None:  # connect now: a new SQLite store takes seconds to set up, a bad URI fails here
-            self.client = MlflowClient(tracking_uri=self.tracking_uri)
-            self.client.search_experiments(max_results=1)
+            with _quiet_loggers("mlflow", "alembic"):  # its INFO lines ("Updating database tables") stay out of
+                self.client = MlflowClient(tracking_uri=self.tracking_uri)  # the results table
+                self.client.search_experiments(max_results=1)
 
     def _check(self) -> None:
         if self.experiment_name is not None:

@@ -277,3 +277,14 @@ def test_tensorboard_hparams_tab_holds_the_fit_and_its_final_metrics(tmp_path):
     # the metrics HParams shows are the run's own epoch series, whose last value is the recorder's
     acc = tb_scalars(tmp_path / "tb")["epoch/accuracy"][1]
     assert acc[-1] == pytest.approx(learn.recorder.values[-1][2], rel=1e-6)
+
+
+def test_mlflow_log_lines_stay_out_of_the_results_table(tmp_path, capfd):
+    import logging
+
+    learn = make_learner()
+    learn.fit(2, 1e-3, cbs=MLflowCallback(f"sqlite:///{tmp_path}/fresh.db"))  # a new store: MLflow sets up tables
+    out, err = capfd.readouterr()
+    assert "INFO" not in out + err and "Updating database tables" not in out + err
+    assert [ln.split()[0] for ln in out.splitlines()] == ["epoch", "0", "1"]
+    assert logging.getLogger("mlflow").level < logging.WARNING  # MLflow's own INFO level is put back after
