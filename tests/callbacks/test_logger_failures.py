@@ -55,7 +55,8 @@ def test_mlflow_deleted_experiment_and_long_names_fail_before_training(store):
     assert client.get_experiment_by_name("long") is None  # nothing was created
 
 
-def test_mlflow_outage_mid_fit_warns_and_training_goes_on(store, monkeypatch):
+def test_mlflow_outage_mid_fit_warns_and_training_goes_on(store, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)  # a sqlite store keeps its artifacts (the plot_sched figure) under ./mlruns
     learn = make_learner()
     cb = MLflowCallback(store, experiment_name="outage", flush_secs=0)
     calls = {"n": 0}

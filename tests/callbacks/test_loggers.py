@@ -279,9 +279,10 @@ def test_tensorboard_hparams_tab_holds_the_fit_and_its_final_metrics(tmp_path):
     assert acc[-1] == pytest.approx(learn.recorder.values[-1][2], rel=1e-6)
 
 
-def test_mlflow_log_lines_stay_out_of_the_results_table(tmp_path, capfd):
+def test_mlflow_log_lines_stay_out_of_the_results_table(tmp_path, capfd, monkeypatch):
     import logging
 
+    monkeypatch.chdir(tmp_path)  # MLflow's default experiment keeps its artifacts in ./mlruns
     learn = make_learner()
     learn.fit(2, 1e-3, cbs=MLflowCallback(f"sqlite:///{tmp_path}/fresh.db"))  # a new store: MLflow sets up tables
     out, err = capfd.readouterr()
