@@ -144,7 +144,7 @@ def check_groups(model: nn.Module, groups: Sequence[Sequence[nn.Parameter]]) -> 
         if any(isinstance(p, nn.Module) for p in g):
             raise ValueError(f"layer group {gi} returned by the splitter holds modules, not parameters; a splitter "
                              "returns lists of parameters, e.g. [list(m.body.parameters()), list(m.head.parameters())]")
-        out.append(list(g))
+        out.append(g)
     groups = out
     if not groups:
         raise ValueError("the splitter returned no layer groups; return a list of parameter lists")

@@ -212,8 +212,7 @@ class Learner(LoopFields):
     def _with_events(self, f: Callable[[], None], name: str, exc: type[Exception]) -> None:
         before, cancel, after = _EVENT_NAMES[name]
         try:
-            for h in self._handlers[self.loop.dry, self.loop.training][before]:
-                h()
+            self._cb(before)
             f()
         except exc:
             self._cb(cancel)

@@ -241,15 +241,19 @@ class _FitLogger(Callback):
         stats = res.epoch_stats  # the progress display's measurements, when it runs
         if stats:
             cols["throughput"], cols["data_wait"] = stats["items_per_s"], stats["data_wait"]
-        rows = []
+        self._write_scalars([(k, v, step, now) for k, v in self._epoch_values(cols).items()])
+
+    def _epoch_values(self, cols: dict[str, Any]) -> dict[str, float]:
+        """The finite numbers of an epoch's columns, by the key they are logged under (`epoch/<name>`)."""
+        out = {}
         for name, v in cols.items():
             try:
                 v = float(v)
             except (TypeError, ValueError):
                 continue
             if math.isfinite(v):
-                rows.append((self.key("epoch", name), v, step, now))
-        self._write_scalars(rows)
+                out[self.key("epoch", name)] = v
+        return out
 
     def after_fit(self) -> None:
         """Write what is left and the schedule figure; close (a run that ended in an error, or whose logging
@@ -271,15 +275,7 @@ class _FitLogger(Callback):
         learn = self.learn
         self._flush()
         if self._opened and learn.results.values:
-            final = {}
-            for name, v in learn.results.columns().items():
-                try:
-                    v = float(v)
-                except (TypeError, ValueError):
-                    continue
-                if math.isfinite(v):
-                    final[self.key("epoch", name)] = v
-            self._write_final(self._hparams, final)
+            self._write_final(self._hparams, self._epoch_values(learn.results.columns()))
         rec = getattr(learn, "recorder", None)
         if self.log_figure and self._opened and rec is not None and len(rec.lrs):
             import matplotlib.pyplot as plt

@@ -155,13 +155,11 @@ class ProgressCallback(Callback):
         `before_train`)."""
         if not self._in_train:
             self.epoch_stats = {"items_per_s": math.nan, "data_wait": math.nan, "seconds": math.nan}
-            self.stats.append(self.epoch_stats)
-            self.learn.results.epoch_stats = self.epoch_stats
-            return
-        self._in_train = False
-        secs = time.perf_counter() - self._t_train
-        self.epoch_stats = {"items_per_s": self._items / secs if secs > 0 else math.nan,
-                            "data_wait": self._wait / secs if secs > 0 else math.nan, "seconds": secs}
+        else:
+            self._in_train = False
+            secs = time.perf_counter() - self._t_train
+            self.epoch_stats = {"items_per_s": self._items / secs if secs > 0 else math.nan,
+                                "data_wait": self._wait / secs if secs > 0 else math.nan, "seconds": secs}
         self.stats.append(self.epoch_stats)
         self.learn.results.epoch_stats = self.epoch_stats  # published for the loggers
 

@@ -172,7 +172,7 @@ class Recorder(ScheduleView, Callback):
         self._pgs = [firsts[i] for i in range(learn.n_groups) if i in firsts]
         self._hp_keys = [(pg, h) for h in self.hp_names for pg in self._pgs]  # read per batch, in this order
         self.peaks.update(plan.peaks)
-        self.before_epoch()  # an epoch cancelled in before_epoch, before this callback's, still gets a NaN row
+        self._epoch_started = None  # no epoch seen yet: one cancelled before this callback's before_epoch is reset
 
     def before_epoch(self) -> None:
         """Start the epoch's clock; this epoch has no validation result yet."""

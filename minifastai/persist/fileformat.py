@@ -122,7 +122,7 @@ def _check_storage(state: dict, path: Path) -> None:
             raise DamagedFileError(f"{path} is malformed: tensor {where} is {kind} of shape {tuple(t.shape)}; "
                                    "minifastai writes dense tensors with their data only")
         need, have = t.numel() * t.element_size(), t.untyped_storage().nbytes()
-        if t.layout == torch.strided and need > have:
+        if need > have:
             raise DamagedFileError(f"{path} is malformed: tensor {where} declares shape {tuple(t.shape)} "
                                    f"({need} bytes) but stores only {have} bytes")
 

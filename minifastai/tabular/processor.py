@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -169,21 +169,23 @@ class TabularProcessor:
         if not self.y_names:  # a TabularPandas without a target (fastai's): no target columns
             return np.zeros((len(src), 0), np.float32)
         ys = []
-        for c in self.y_names:
-            y = _as_float(src.column(c), c, "regression target", np.float32)
-            if np.isnan(y).any():
-                check_target(src.data, [c])
+        for c, y in self._float_targets(src, "regression target"):
             _check_finite(y, src, c, "regression target")
             ys.append(y)
         return np.stack(ys, 1)
 
+    def _float_targets(self, src: _Source, what: str) -> Iterator[tuple[str, np.ndarray]]:
+        """Each target column as float32, a missing value being an error that names it (`check_target`)."""
+        for c in self.y_names:
+            y = _as_float(src.column(c), c, what, np.float32)
+            if np.isnan(y).any():
+                check_target(src.data, [c])
+            yield c, y
+
     def _multi_hot_y(self, src: _Source) -> np.ndarray:
         """Multi-label targets: one 0/1 (or bool) column per class, as float32 of shape (rows, classes)."""
         ys = []
-        for c in self.y_names:
-            y = _as_float(src.column(c), c, "multi-label target", np.float32)
-            if np.isnan(y).any():
-                check_target(src.data, [c])
+        for c, y in self._float_targets(src, "multi-label target"):
             bad = np.flatnonzero((y != 0) & (y != 1))
             if len(bad):
                 raise ValueError(f"multi-label target column {c!r} holds {float(y[bad[0]])!r} at row {int(bad[0])}: "
