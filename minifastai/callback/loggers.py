@@ -260,16 +260,16 @@ class _FitLogger(Callback):
         failed, is marked so)."""
         if not (self._active or self._broken):
             return
-        learn, broken = self.learn, self._broken
-        failed = broken or sys.exc_info()[0] is not None
+        learn, failed = self.learn, sys.exc_info()[0] is not None
         try:
             if self._active:
                 self._safely("writing the fit's last values", self._finish)
         finally:
+            failed = failed or self._broken  # a write that failed, during the fit or just now
             self._active = self._broken = False
             self.step_offset += int(learn.train_iter)
             if self._opened:
-                self._safely("closing the run", lambda: self._close(failed=failed or self._broken))
+                self._safely("closing the run", lambda: self._close(failed=failed))
 
     def _finish(self) -> None:
         learn = self.learn

@@ -80,3 +80,19 @@ def test_mlflow_outage_mid_fit_warns_and_training_goes_on(store, monkeypatch, tm
     calls["n"] = -100  # the store is back: the next fit logs again, into the same run
     quiet(learn.fit, 1, 1e-3, cbs=cb)
     assert MlflowClient(store).get_run(cb.run_id).info.status == "FINISHED"
+
+
+def test_mlflow_run_whose_last_write_fails_is_marked_failed(store, monkeypatch, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    learn = make_learner()
+    cb = MLflowCallback(store, experiment_name="last_write")
+
+    def broken_figure(self, fig, name, step):
+        raise ConnectionError("artifact store unreachable")
+    monkeypatch.setattr(MLflowCallback, "_write_figure", broken_figure)
+    with pytest.warns(UserWarning, match=r"writing the fit's last values failed .*artifact store unreachable"):
+        quiet(learn.fit, 1, 1e-3, cbs=cb)
+    assert len(learn.recorder.values) == 1
+    assert MlflowClient(store).get_run(cb.run_id).info.status == "FAILED"  # its log is incomplete
