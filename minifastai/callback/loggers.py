@@ -147,7 +147,7 @@ class _FitLogger(Callback):
 
     def key(self, kind: str, name: str) -> str:
         """The name a value is logged under, the same in every tool: `kind/<series_name(name)>`, e.g. `lr/head`,
-        `lr/group_2_head`."""
+        `lr/group 0` (SPEC §12), `lr/group 2 head`."""
         return f"{kind}/{series_name(name)}"
 
     # ---- events -------------------------------------------------------------------------------
@@ -330,7 +330,7 @@ class TensorBoardCallback(_FitLogger):
     """Log to TensorBoard event files in `log_dir` (default `learn.path / "runs" / <date-time>`).
 
     Needs the `tensorboard` package (`pip install 'minifastai[tensorboard]'`). Values are named after the
-    layer groups by `series_name` (`lr/group_0`, `mom/head`, ...: the names MLflow gets too). Hyper-parameters
+    layer groups by `series_name` (`lr/group 0`, `mom/head`, ...: the names MLflow gets too). Hyper-parameters
     go to the text tab (`hyperparameters`, one step per fit) and, with the fit's final `epoch/...` metrics, to the
     HParams tab at the end of each fit; the schedule goes to the images tab (`plot_sched`).
     Every fit of this callback writes one event file, flushed at the end of each fit (`close()` closes it).
@@ -442,14 +442,11 @@ class TensorBoardCallback(_FitLogger):
 
 _RUN_NAME = re.compile(r"[\w.\-:]+")
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-]+")
-
-
 def series_name(name: str) -> str:
-    """A layer group's or metric's name as every logger writes it: runs of characters other than letters, digits,
-    `_`, `.` and `-` become one `_`, trimmed at the ends (`group 2 (head)` -> `group_2_head`, `body` stays). The
-    same name in TensorBoard and MLflow, and one that every tool accepts."""
-    return _UNSAFE.sub("_", str(name)).strip("_") or "_"
+    """A layer group's or metric's name as every logger writes it: the group's name (SPEC §12: `lr/group 0`) in
+    the characters MLflow accepts (`mlflow_key`), with `/` made `_` so that it stays one level (`group 2 (head)`
+    -> `group 2 head`, `body` stays). The same name in TensorBoard and MLflow."""
+    return mlflow_key(str(name).replace("/", "_")) or "_"
 
 
 @contextlib.contextmanager
@@ -495,7 +492,7 @@ class MLflowCallback(_FitLogger):
     default: MLflow's default experiment) when the first values are written, unless a run is already active
     (`mlflow.start_run()`), which is then used and left open. Every fit of this callback logs into the same
     run; the parameters of the first fit have plain names, those of later fits a `fit<k>/` prefix. Names
-    are `series_name`'s, as TensorBoard's (`lr/group_2_head`); parameter names follow MLflow's rules (`mlflow_key`).
+    are `series_name`'s, as TensorBoard's (`lr/group 2 head`); parameter names follow MLflow's rules (`mlflow_key`).
     """
 
     def __init__(self, tracking_uri: str | None = None, experiment_name: str | None = None,
